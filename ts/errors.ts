@@ -1,0 +1,120 @@
+/**
+ * Every error ringstate throws on purpose, in one place.
+ *
+ * Each error is an `Error` with a stable SCREAMING_SNAKE `code`, so callers can branch on
+ * `error.code` without `instanceof` (which breaks across duplicated installs and Workers).
+ * Messages never include event payloads or connection secrets. The README has a section per code.
+ */
+import type { AppendCondition } from './store/types.ts'
+
+/** All stable error codes. Adding one is a minor change; renaming one is a breaking change. */
+export const ErrorCode = {
+  APPEND_CONDITION_FAILED: 'APPEND_CONDITION_FAILED',
+  INVALID_EVENT: 'INVALID_EVENT',
+  INVALID_QUERY: 'INVALID_QUERY',
+  INVALID_CONDITION: 'INVALID_CONDITION',
+  INVALID_OPTIONS: 'INVALID_OPTIONS',
+  STORE_CLOSED: 'STORE_CLOSED',
+  BUFFER_FULL: 'BUFFER_FULL',
+  ABORTED: 'ABORTED',
+  COMMAND_FAILED: 'COMMAND_FAILED',
+  RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
+  SNAPSHOT_CORRUPT: 'SNAPSHOT_CORRUPT',
+  NATIVE_UNAVAILABLE: 'NATIVE_UNAVAILABLE',
+  STORAGE_ERROR: 'STORAGE_ERROR',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Base class of every ringstate error. */
+export class RingstateError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/**
+ * An append's condition matched an event: somebody decided on the same facts first.
+ * `conflict` is the position of the first conflicting event when the backend knows it.
+ */
+export class AppendConditionFailedError extends RingstateError {
+  readonly condition: AppendCondition
+  readonly conflict: bigint | undefined
+  constructor(condition: AppendCondition, conflict?: bigint) {
+    super(
+      ErrorCode.APPEND_CONDITION_FAILED,
+      conflict === undefined
+        ? 'append condition failed: an event matching the condition was appended'
+        : `append condition failed: event at position ${conflict} matches the condition`,
+    )
+    this.condition = condition
+    this.conflict = conflict
+  }
+}
+
+/** An event to append is malformed: bad type, tags, id, metadata, or data that is not JSON. */
+export class InvalidEventError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.INVALID_EVENT, message) }
+}
+/** A query is malformed: `[]`, an item with neither types nor tags, or bad strings. */
+export class InvalidQueryError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.INVALID_QUERY, message) }
+}
+/** An append condition is malformed. */
+export class InvalidConditionError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.INVALID_CONDITION, message) }
+}
+/** Options passed to a constructor or call are out of range or of the wrong type. */
+export class InvalidOptionsError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.INVALID_OPTIONS, message) }
+}
+/** The store (or bus) was closed; nothing more can be done with it. */
+export class StoreClosedError extends RingstateError {
+  constructor(message = 'the store is closed') { super(ErrorCode.STORE_CLOSED, message) }
+}
+/** A bounded buffer in `error` overrun mode had no room; the rejected item is attached. */
+export class BufferFullError<T = unknown> extends RingstateError {
+  readonly item: T
+  constructor(item: T, message = 'the ring buffer is full') {
+    super(ErrorCode.BUFFER_FULL, message)
+    this.item = item
+  }
+}
+/** An operation was cancelled through its AbortSignal. */
+export class AbortedError extends RingstateError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super(ErrorCode.ABORTED, message, options)
+  }
+}
+/** A command handler threw a domain error; `cause` holds it. */
+export class CommandFailedError extends RingstateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.COMMAND_FAILED, message, options)
+  }
+}
+/** The command executor gave up after its retry limit on APPEND_CONDITION_FAILED. */
+export class RetriesExhaustedError extends RingstateError {
+  readonly attempts: number
+  constructor(attempts: number, options?: { cause?: unknown }) {
+    super(ErrorCode.RETRIES_EXHAUSTED, `gave up after ${attempts} attempts`, options)
+    this.attempts = attempts
+  }
+}
+/** A stored snapshot could not be decoded. */
+export class SnapshotCorruptError extends RingstateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.SNAPSHOT_CORRUPT, message, options)
+  }
+}
+/** RINGSTATE_NATIVE=1 demanded the addon and it could not be loaded; the message lists each path tried. */
+export class NativeUnavailableError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.NATIVE_UNAVAILABLE, message) }
+}
+/** The database failed in a way that is not the caller's fault (connection lost, disk full). */
+export class StorageError extends RingstateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.STORAGE_ERROR, message, options)
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The event store contract (DESIGN.md section 2): Dynamic Consistency Boundaries.
+ *
+ * Events carry a type and tags; a query is an OR of items; an append may carry a condition
+ * that must hold atomically with the write. Every backend (memory, sqlite, postgres) implements
+ * `EventStore` and passes the same conformance suite.
+ */
+
+/** An event to append. */
+export interface EventInput<D = unknown> {
+  /** 1..128 characters. */
+  type: string
+  /** "key:value" by convention; each 1..256 characters; duplicates are dropped. */
+  tags?: readonly string[]
+  /** Any JSON-serialisable value (no BigInt, cycles, functions; not undefined at the top). */
+  data?: D
+  /** Correlation/causation ids, user, ... JSON object. */
+  metadata?: Record<string, unknown>
+  /** Idempotency id: re-appending a stored id returns the first result and writes nothing. */
+  id?: string
+}
+
+/** An event as stored, with its position in the log. */
+export interface SequencedEvent<D = unknown> {
+  position: bigint
+  type: string
+  tags: string[]
+  data: D
+  metadata: Record<string, unknown>
+  id: string
+  recordedAt: Date
+}
+
+/**
+ * One alternative of a query. An event matches when (no types, or its type is one of `types`)
+ * and its tags include every one of `tags`. An item with neither is INVALID_QUERY.
+ */
+export interface QueryItem {
+  types?: readonly string[]
+  tags?: readonly string[]
+}
+
+/** An OR of items, or every event. `[]` is INVALID_QUERY. */
+export type Query = readonly QueryItem[] | 'all'
+
+/** Fail the append when an event matching `failIfEventsMatch` exists after `after` (exclusive). */
+export interface AppendCondition {
+  failIfEventsMatch: Query
+  after?: bigint
+}
+
+/** What an append returns: the position of its last event and how many it wrote. */
+export interface AppendResult {
+  position: bigint
+  count: number
+}
+
+export interface ReadOptions {
+  /** Only events with position > after. */
+  after?: bigint
+  /** At most this many events. */
+  limit?: number
+  /** Newest first. With `after`, events above `after` are still the only ones read. */
+  backwards?: boolean
+  signal?: AbortSignal
+}
+
+export interface SubscribeOptions {
+  /** Resume after this position (exclusive); 0n or undefined means from the start. */
+  after?: bigint
+  signal?: AbortSignal
+}
+
+/** A decision-model projector: a fold over the events its query matches. */
+export interface Projector<S> {
+  query: Query
+  initial: S
+  apply(state: S, event: SequencedEvent): S
+}
+export type StateOf<P> = P extends Projector<infer S> ? S : never
+
+export interface ProjectResult<P extends Record<string, Projector<any>>> {
+  states: { [K in keyof P]: StateOf<P[K]> }
+  condition: AppendCondition
+}
+
+/**
+ * An inline projector run by the store inside the append transaction (the state cache is one).
+ * `apply` is called for every appended event, in position order, before commit; `promote` after
+ * the commit; `discard` when the transaction rolls back. `tx` is backend-specific.
+ */
+export interface InlineProjector {
+  readonly name: string
+  apply(event: SequencedEvent, tx: unknown): void | Promise<void>
+  promote(): void
+  discard(): void
+}
+
+export interface EventStore {
+  append(events: EventInput | readonly EventInput[], condition?: AppendCondition): Promise<AppendResult>
+  query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]>
+  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent>
+  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent>
+  project<P extends Record<string, Projector<any>>>(
+    projectors: P,
+    options?: { signal?: AbortSignal },
+  ): Promise<ProjectResult<P>>
+  head(): Promise<bigint>
+  attach(projector: InlineProjector): () => void
+  close(): Promise<void>
+}
