@@ -96,8 +96,66 @@ export interface InlineProjector {
   discard(): void
 }
 
+/** A command recorded in the commands audit table, in the same transaction as its events. */
+export interface CommandRecord {
+  type: string
+  data?: unknown
+  metadata?: Record<string, unknown>
+}
+
+/** A row of the commands audit table. `position` is the last event the command appended. */
+export interface RecordedCommand extends Required<CommandRecord> {
+  id: bigint
+  position: bigint
+  recordedAt: Date
+}
+
+export interface AppendOptions {
+  /** Written to the commands audit table atomically with the events (used by `execute`). */
+  command?: CommandRecord
+}
+
+/** A stored snapshot of a named projection (the state cache writes one). */
+export interface StoredSnapshot {
+  name: string
+  position: bigint
+  data: Uint8Array
+  createdAt: Date
+}
+
+/**
+ * Configuration shared by every backend, in go-crablet's spirit. Defaults are in `defaultStoreOptions`.
+ */
+export interface StoreOptions {
+  /** Events fetched per round trip by `read`/`subscribe`. Default 1000. */
+  streamBatchSize?: number
+  /** Largest number of waiting appends the writer takes into one group commit. Default 256. */
+  maxAppendBatch?: number
+  /** Largest number of events in one append call. Default 10000. */
+  maxEventsPerAppend?: number
+  /** Largest serialised size of one event (data + metadata JSON), in bytes. Default 1 MiB. */
+  maxEventBytes?: number
+  /** How often a subscriber polls when no notification arrives, in ms. Default 1000. */
+  pollIntervalMs?: number
+  /** How long an append may wait (queue + database) before failing, in ms. Default 30000. */
+  appendTimeoutMs?: number
+}
+
+export const defaultStoreOptions: Required<StoreOptions> = {
+  streamBatchSize: 1000,
+  maxAppendBatch: 256,
+  maxEventsPerAppend: 10_000,
+  maxEventBytes: 1 << 20,
+  pollIntervalMs: 1000,
+  appendTimeoutMs: 30_000,
+}
+
 export interface EventStore {
-  append(events: EventInput | readonly EventInput[], condition?: AppendCondition): Promise<AppendResult>
+  append(
+    events: EventInput | readonly EventInput[],
+    condition?: AppendCondition,
+    options?: AppendOptions,
+  ): Promise<AppendResult>
   query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]>
   read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent>
   subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent>
@@ -107,5 +165,11 @@ export interface EventStore {
   ): Promise<ProjectResult<P>>
   head(): Promise<bigint>
   attach(projector: InlineProjector): () => void
+  /** Store a snapshot of a named projection (kept beside the log, in the same database). */
+  saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void>
+  /** The newest snapshot of a named projection, if any. */
+  loadSnapshot(name: string): Promise<StoredSnapshot | undefined>
+  /** The commands audit table, oldest first (written by `execute`). */
+  commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]>
   close(): Promise<void>
 }
