@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// `npm test`: every test, in every runtime and native mode, in one command.
+//   1. cargo test          the pure Rust cores (ring, hamt) and the Node-API layer
+//   2. bun test            RINGSTATE_NATIVE=1 (the addon is demanded) and RINGSTATE_NATIVE=0 (pure-TS twins)
+//   3. node --test         the addon's smoke suite under Node
+//   4. deno test           the addon's smoke suite under Deno
+// PostgreSQL: DATABASE_URL when set; otherwise one throwaway cluster (initdb + pg_ctl in a temp dir)
+// serves both bun runs and is removed afterwards. Each test file creates its own database on it.
+// The last line totals every runner: "tests: N passed, N failed".
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const bin = (name) => join(root, 'node_modules', '.bin', name)
+
+/** Runs a command, echoing its output, and returns { code, output }. */
+function run(label, command, args, env = {}) {
+  console.log(`\n=== ${label}: ${command.replace(root + '/', '')} ${args.join(' ')}`)
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    const tee = (stream, sink) => stream.on('data', (chunk) => { output += chunk; sink.write(chunk) })
+    tee(child.stdout, process.stdout)
+    tee(child.stderr, process.stderr)
+    child.on('error', (error) => resolve({ code: 127, output: output + String(error) }))
+    child.on('close', (code) => resolve({ code: code ?? 1, output }))
+  })
+}
+
+// Each runner prints its totals differently; a runner that exits non-zero without a parsable
+// failure count still counts as one failure so the total can never read green by accident.
+const counters = {
+  cargo: (out) => sumAll(out, /test result: \w+\. (\d+) passed; (\d+) failed/g),
+  bun: (out) => [lastNumber(out, /^\s*(\d+) pass$/gm), lastNumber(out, /^\s*(\d+) fail$/gm)],
+  node: (out) => [lastNumber(out, /^# pass (\d+)$/gm), lastNumber(out, /^# fail (\d+)$/gm)],
+  deno: (out) => sumAll(out, /ok \| (\d+) passed \| (\d+) failed|FAILED \| (\d+) passed \| (\d+) failed/g),
+}
+function sumAll(out, pattern) {
+  let passed = 0, failed = 0
+  for (const m of out.matchAll(pattern)) {
+    const nums = m.slice(1).filter((x) => x !== undefined).map(Number)
+    passed += nums[0]; failed += nums[1]
+  }
+  return [passed, failed]
+}
+function lastNumber(out, pattern) {
+  const all = [...out.matchAll(pattern)]
+  return all.length ? Number(all[all.length - 1][1]) : 0
+}
+
+const steps = []
+async function step(label, kind, command, args, env) {
+  const { code, output } = await run(label, command, args, env)
+  let [passed, failed] = counters[kind](output)
+  if (code !== 0 && failed === 0) failed = 1
+  steps.push({ label, code, passed, failed })
+}
+
+let cluster
+if (!process.env.DATABASE_URL) {
+  const { startCluster } = await import(pathToFileURL(join(root, 'ts', 'testing', 'pg-cluster.mjs')).href)
+  try {
+    cluster = await startCluster()
+    process.env.DATABASE_URL = cluster.url
+    console.log(`[test] throwaway PostgreSQL cluster at ${cluster.url}`)
+  } catch (error) {
+    // The PostgreSQL tests then fail on their own with this reason; nothing is skipped.
+    console.error(`[test] could not start a throwaway PostgreSQL cluster: ${error.message}`)
+  }
+}
+
+try {
+  await step('cargo test', 'cargo', 'cargo', ['test', '--workspace', '--release'])
+  await step('bun test (native addon)', 'bun', bin('bun'), ['test'], { RINGSTATE_NATIVE: '1' })
+  await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test'], { RINGSTATE_NATIVE: '0' })
+  await step('node smoke', 'node', process.execPath, ['--test', 'ts/native/smoke.node.mjs'])
+  await step('deno smoke', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/native/smoke.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
+} finally {
+  await cluster?.stop()
+}
+
+console.log('\n=== summary')
+let passed = 0, failed = 0
+for (const s of steps) {
+  passed += s.passed; failed += s.failed
+  console.log(`${s.code === 0 ? 'ok  ' : 'FAIL'} ${s.label}: ${s.passed} passed, ${s.failed} failed`)
+}
+console.log(`tests: ${passed} passed, ${failed} failed`)
+process.exit(failed === 0 && steps.every((s) => s.code === 0) ? 0 : 1)
