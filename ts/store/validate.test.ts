@@ -1,0 +1,145 @@
+import { describe, expect, test } from 'bun:test'
+import { defaultStoreOptions } from './types.ts'
+import {
+  normalizeEvents,
+  resolveOptions,
+  validateCondition,
+  validateQuery,
+  validateReadOptions,
+} from './validate.ts'
+
+const options = defaultStoreOptions
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (error) {
+    return (error as { code?: string }).code
+  }
+  return undefined
+}
+
+describe('resolveOptions', () => {
+  test('fills in the defaults when nothing is given', () => {
+    expect(resolveOptions()).toEqual(defaultStoreOptions)
+  })
+  test('keeps given values and ignores unknown keys', () => {
+    const resolved = resolveOptions({ streamBatchSize: 7, other: 'x' } as never)
+    expect(resolved).toEqual({ ...defaultStoreOptions, streamBatchSize: 7 })
+  })
+  test('rejects zero, negative, fractional and non-number values', () => {
+    for (const bad of [0, -1, 1.5, '10', Number.NaN]) {
+      expect(codeOf(() => resolveOptions({ maxAppendBatch: bad as never }))).toBe('INVALID_OPTIONS')
+    }
+  })
+})
+
+describe('normalizeEvents', () => {
+  test('turns one event into its storage form with a random id', () => {
+    const [event] = normalizeEvents({ type: 'A', tags: ['x:1', 'y:2', 'x:1'], data: { n: 1 } }, options)
+    expect(event).toEqual({
+      type: 'A',
+      tags: ['x:1', 'y:2'],
+      data: { n: 1 },
+      dataJson: '{"n":1}',
+      metadata: {},
+      metadataJson: '{}',
+      id: expect.any(String),
+      idGiven: false,
+    })
+    expect(event!.id).toMatch(/^[0-9a-f-]{36}$/)
+  })
+  test('stores undefined data as null and keeps the given id and metadata', () => {
+    const [event] = normalizeEvents([{ type: 'A', id: 'cmd-1', metadata: { user: 'u' } }], options)
+    expect(event).toMatchObject({ data: null, dataJson: 'null', id: 'cmd-1', idGiven: true, metadataJson: '{"user":"u"}' })
+  })
+  test('rejects an empty list', () => {
+    expect(codeOf(() => normalizeEvents([], options))).toBe('INVALID_EVENT')
+  })
+  test('rejects bad types', () => {
+    for (const type of ['', 'x'.repeat(129), 3, undefined]) {
+      expect(codeOf(() => normalizeEvents({ type } as never, options))).toBe('INVALID_EVENT')
+    }
+    expect(codeOf(() => normalizeEvents({ type: 'x'.repeat(128) }, options))).toBeUndefined()
+  })
+  test('rejects bad tags', () => {
+    for (const tags of [[''], ['x'.repeat(257)], [1], 'a:b']) {
+      expect(codeOf(() => normalizeEvents({ type: 'A', tags } as never, options))).toBe('INVALID_EVENT')
+    }
+  })
+  test('rejects data that JSON cannot represent faithfully', () => {
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    const bad = [
+      { big: 1n },
+      cycle,
+      { f: () => 1 },
+      { s: Symbol('s') },
+      { n: Number.NaN },
+      [Number.POSITIVE_INFINITY],
+      () => 1,
+    ]
+    for (const data of bad) {
+      expect(codeOf(() => normalizeEvents({ type: 'A', data }, options))).toBe('INVALID_EVENT')
+    }
+  })
+  test('rejects metadata that is not a plain object', () => {
+    for (const metadata of [[], 'x', null, { big: 2n }]) {
+      expect(codeOf(() => normalizeEvents({ type: 'A', metadata } as never, options))).toBe('INVALID_EVENT')
+    }
+  })
+  test('rejects events over maxEventBytes counting UTF-8 bytes', () => {
+    const small = { ...options, maxEventBytes: 20 }
+    // '"éééééééé"' is 10 characters but 18 bytes; with '{}' metadata that is exactly 20 bytes.
+    expect(codeOf(() => normalizeEvents({ type: 'A', data: 'éééééééé' }, small))).toBeUndefined()
+    expect(codeOf(() => normalizeEvents({ type: 'A', data: 'ééééééééé' }, small))).toBe('INVALID_EVENT')
+    expect(codeOf(() => normalizeEvents({ type: 'A', data: '😀😀😀😀' }, small))).toBeUndefined()
+    expect(codeOf(() => normalizeEvents({ type: 'A', data: '😀😀😀😀😀' }, small))).toBe('INVALID_EVENT')
+  })
+  test('rejects more than maxEventsPerAppend events', () => {
+    const small = { ...options, maxEventsPerAppend: 2 }
+    expect(codeOf(() => normalizeEvents([{ type: 'A' }, { type: 'A' }], small))).toBeUndefined()
+    expect(codeOf(() => normalizeEvents([{ type: 'A' }, { type: 'A' }, { type: 'A' }], small))).toBe('INVALID_EVENT')
+  })
+  test('rejects the same id twice in one append and bad ids', () => {
+    expect(codeOf(() => normalizeEvents([{ type: 'A', id: 'x' }, { type: 'B', id: 'x' }], options))).toBe('INVALID_EVENT')
+    expect(codeOf(() => normalizeEvents({ type: 'A', id: '' }, options))).toBe('INVALID_EVENT')
+    expect(codeOf(() => normalizeEvents({ type: 'A', id: 5 } as never, options))).toBe('INVALID_EVENT')
+  })
+})
+
+describe('validateQuery', () => {
+  test("accepts 'all' and items naming a type or a tag", () => {
+    expect(codeOf(() => validateQuery('all'))).toBeUndefined()
+    expect(codeOf(() => validateQuery([{ types: ['A'] }, { tags: ['x:1'] }, { types: ['A'], tags: [] }]))).toBeUndefined()
+  })
+  test('rejects [] and items with neither types nor tags', () => {
+    for (const query of [[], [{}], [{ types: [], tags: [] }], [{ types: ['A'] }, {}], 'some', null, [{ types: [''] }], [{ tags: 'x' }]]) {
+      expect(codeOf(() => validateQuery(query as never))).toBe('INVALID_QUERY')
+    }
+  })
+})
+
+describe('validateCondition', () => {
+  test('accepts no condition and a condition with or without after', () => {
+    expect(codeOf(() => validateCondition(undefined))).toBeUndefined()
+    expect(codeOf(() => validateCondition({ failIfEventsMatch: 'all' }))).toBeUndefined()
+    expect(codeOf(() => validateCondition({ failIfEventsMatch: [{ types: ['A'] }], after: 0n }))).toBeUndefined()
+  })
+  test('rejects a bad query inside, a negative or non-bigint after, and non-objects', () => {
+    for (const condition of [{ failIfEventsMatch: [] }, { failIfEventsMatch: 'all', after: -1n }, { failIfEventsMatch: 'all', after: 3 }, 'all', null]) {
+      expect(codeOf(() => validateCondition(condition as never))).toBe('INVALID_CONDITION')
+    }
+  })
+})
+
+describe('validateReadOptions', () => {
+  test('accepts the documented options', () => {
+    expect(codeOf(() => validateReadOptions({ after: 5n, limit: 0, backwards: true, signal: new AbortController().signal }))).toBeUndefined()
+  })
+  test('rejects values of the wrong type or out of range', () => {
+    for (const bad of [{ after: 1 }, { after: -1n }, { limit: -1 }, { limit: 1.5 }, { backwards: 'yes' }, { signal: {} }]) {
+      expect(codeOf(() => validateReadOptions(bad as never))).toBe('INVALID_OPTIONS')
+    }
+  })
+})

@@ -1,0 +1,301 @@
+/**
+ * Input validation shared by every backend. Everything a caller hands to the store is checked
+ * here before any backend touches its storage, so bad input never writes anything and every
+ * backend rejects the same inputs with the same error codes.
+ */
+import {
+  InvalidConditionError,
+  InvalidEventError,
+  InvalidOptionsError,
+  InvalidQueryError,
+} from '../errors.ts'
+import {
+  defaultStoreOptions,
+  type AppendCondition,
+  type EventInput,
+  type Query,
+  type ReadOptions,
+  type StoreOptions,
+} from './types.ts'
+
+/** Longest event type, in characters. */
+export const MAX_TYPE_LENGTH = 128
+/** Longest tag, in characters. */
+export const MAX_TAG_LENGTH = 256
+/** Longest idempotency id, in characters. */
+export const MAX_ID_LENGTH = 256
+
+/** An event that passed validation, with its JSON text ready for storage. */
+export interface NormalizedEvent {
+  type: string
+  /** Deduplicated, in first-seen order. */
+  tags: string[]
+  /** The caller's value as given (`null` when it was undefined); store `dataJson`, not this. */
+  data: unknown
+  /** JSON text of `data` (`'null'` when data is undefined). */
+  dataJson: string
+  metadata: Record<string, unknown>
+  metadataJson: string
+  /** The caller's idempotency id, or a random UUID when none was given. */
+  id: string
+  idGiven: boolean
+}
+
+/**
+ * Fill in defaults and check every option is a positive safe integer.
+ * Unknown keys are ignored so backends can accept their own options in the same object.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS) on a value out of range or of the wrong type.
+ */
+export function resolveOptions(options?: StoreOptions): Required<StoreOptions> {
+  if (options === undefined || options === null) return { ...defaultStoreOptions }
+  if (typeof options !== 'object') throw new InvalidOptionsError('store options must be an object')
+  const resolved = { ...defaultStoreOptions }
+  for (const key of Object.keys(defaultStoreOptions) as (keyof StoreOptions)[]) {
+    const value = options[key]
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidOptionsError(`store option ${key} must be a positive integer`)
+    }
+    resolved[key] = value
+  }
+  return resolved
+}
+
+/**
+ * Validate the events of one append and turn them into their storage form.
+ *
+ * @throws InvalidEventError (INVALID_EVENT) on an empty list, a bad type, tag, id or metadata,
+ *   data that is not JSON (BigInt, cycles, functions, symbols, NaN, Infinity), an event larger
+ *   than `maxEventBytes`, more than `maxEventsPerAppend` events, or the same id twice.
+ */
+export function normalizeEvents(
+  input: EventInput | readonly EventInput[],
+  options: Required<StoreOptions>,
+): NormalizedEvent[] {
+  const list: readonly EventInput[] = Array.isArray(input) ? input : [input as EventInput]
+  if (list.length === 0) throw new InvalidEventError('an append needs at least one event')
+  if (list.length > options.maxEventsPerAppend) {
+    throw new InvalidEventError(
+      `an append may hold at most ${options.maxEventsPerAppend} events, got ${list.length}`,
+    )
+  }
+  const out: NormalizedEvent[] = new Array(list.length)
+  let ids: Set<string> | undefined
+  for (let i = 0; i < list.length; i++) {
+    const event = normalizeEvent(list[i], i, options)
+    if (event.idGiven) {
+      ids ??= new Set()
+      if (ids.has(event.id)) throw new InvalidEventError(`event ${i}: id is used twice in one append`)
+      ids.add(event.id)
+    }
+    out[i] = event
+  }
+  return out
+}
+
+function normalizeEvent(
+  event: EventInput,
+  index: number,
+  options: Required<StoreOptions>,
+): NormalizedEvent {
+  const where = `event ${index}`
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new InvalidEventError(`${where}: must be an object`)
+  }
+  const { type, tags, data, metadata, id } = event
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+    throw new InvalidEventError(`${where}: type must be a string of 1..${MAX_TYPE_LENGTH} characters`)
+  }
+  const normalTags = normalizeTags(tags, where)
+
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH)) {
+    throw new InvalidEventError(`${where}: id must be a string of 1..${MAX_ID_LENGTH} characters`)
+  }
+
+  const dataJson = data === undefined ? 'null' : toJson(data, `${where}: data`)
+  let metadataJson = '{}'
+  if (metadata !== undefined) {
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new InvalidEventError(`${where}: metadata must be a plain object`)
+    }
+    metadataJson = toJson(metadata, `${where}: metadata`)
+  }
+
+  // Cheap upper bound first: a UTF-16 code unit is at most 3 UTF-8 bytes.
+  const chars = dataJson.length + metadataJson.length
+  if (chars * 3 > options.maxEventBytes) {
+    const bytes = utf8Length(dataJson) + utf8Length(metadataJson)
+    if (bytes > options.maxEventBytes) {
+      throw new InvalidEventError(
+        `${where}: data and metadata take ${bytes} bytes, more than maxEventBytes (${options.maxEventBytes})`,
+      )
+    }
+  }
+
+  return {
+    type,
+    tags: normalTags,
+    data: data === undefined ? null : data,
+    dataJson,
+    metadata: metadata ?? {},
+    metadataJson,
+    id: id ?? crypto.randomUUID(),
+    idGiven: id !== undefined,
+  }
+}
+
+function normalizeTags(tags: unknown, where: string): string[] {
+  if (tags === undefined) return []
+  if (!Array.isArray(tags)) throw new InvalidEventError(`${where}: tags must be an array of strings`)
+  for (const tag of tags) {
+    if (typeof tag !== 'string' || tag.length === 0 || tag.length > MAX_TAG_LENGTH) {
+      throw new InvalidEventError(`${where}: each tag must be a string of 1..${MAX_TAG_LENGTH} characters`)
+    }
+  }
+  // Most events carry one or two tags: avoid a Set unless there is something to deduplicate.
+  if (tags.length < 2) return tags.slice()
+  return [...new Set(tags as string[])]
+}
+
+/**
+ * JSON.stringify silently drops functions and symbols and turns NaN into null; a store must not
+ * silently change what it was given, so the replacer rejects them (and BigInt, which
+ * JSON.stringify rejects with an unhelpful message).
+ */
+function rejectNonJson(this: unknown, _key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'function':
+      throw new NonJsonValue('a function')
+    case 'symbol':
+      throw new NonJsonValue('a symbol')
+    case 'bigint':
+      throw new NonJsonValue('a BigInt')
+    case 'number':
+      if (!Number.isFinite(value)) throw new NonJsonValue(String(value))
+      return value
+    default:
+      return value
+  }
+}
+
+class NonJsonValue extends Error {}
+
+function toJson(value: unknown, what: string): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value, rejectNonJson)
+  } catch (error) {
+    if (error instanceof NonJsonValue) {
+      throw new InvalidEventError(`${what} is not JSON: it contains ${error.message}`)
+    }
+    // A cycle, or a toJSON that threw.
+    throw new InvalidEventError(`${what} is not JSON: ${(error as Error)?.message ?? 'cannot serialise'}`)
+  }
+  if (json === undefined) throw new InvalidEventError(`${what} is not JSON`)
+  return json
+}
+
+function utf8Length(text: string): number {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x80) bytes += 1
+    else if (unit < 0x800) bytes += 2
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    } else bytes += 3
+  }
+  return bytes
+}
+
+/**
+ * Check a query: `'all'`, or a non-empty array of items each naming at least one type or tag.
+ *
+ * @throws InvalidQueryError (INVALID_QUERY)
+ */
+export function validateQuery(query: Query): void {
+  const problem = queryProblem(query)
+  if (problem !== undefined) throw new InvalidQueryError(problem)
+}
+
+function queryProblem(query: unknown): string | undefined {
+  if (query === 'all') return undefined
+  if (!Array.isArray(query)) return "a query must be 'all' or an array of items"
+  if (query.length === 0) return "a query must have at least one item (use 'all' for every event)"
+  for (let i = 0; i < query.length; i++) {
+    const item = query[i]
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      return `query item ${i} must be an object`
+    }
+    const { types, tags } = item as { types?: unknown; tags?: unknown }
+    const typeCount = stringListProblem(types, MAX_TYPE_LENGTH)
+    if (typeof typeCount === 'string') return `query item ${i}: types ${typeCount}`
+    const tagCount = stringListProblem(tags, MAX_TAG_LENGTH)
+    if (typeof tagCount === 'string') return `query item ${i}: tags ${tagCount}`
+    if (typeCount === 0 && tagCount === 0) {
+      return `query item ${i} must name at least one type or tag`
+    }
+  }
+  return undefined
+}
+
+/** The list's length, or what is wrong with it. */
+function stringListProblem(list: unknown, maxLength: number): number | string {
+  if (list === undefined) return 0
+  if (!Array.isArray(list)) return 'must be an array of strings'
+  for (const entry of list) {
+    if (typeof entry !== 'string' || entry.length === 0 || entry.length > maxLength) {
+      return `must hold strings of 1..${maxLength} characters`
+    }
+  }
+  return list.length
+}
+
+/**
+ * Check an append condition. An invalid query inside it is reported as INVALID_CONDITION too,
+ * since the caller handed over a condition.
+ *
+ * @throws InvalidConditionError (INVALID_CONDITION)
+ */
+export function validateCondition(condition: AppendCondition | undefined): void {
+  if (condition === undefined) return
+  if (typeof condition !== 'object' || condition === null) {
+    throw new InvalidConditionError('an append condition must be an object')
+  }
+  const problem = queryProblem(condition.failIfEventsMatch)
+  if (problem !== undefined) throw new InvalidConditionError(`failIfEventsMatch: ${problem}`)
+  const { after } = condition
+  if (after !== undefined && (typeof after !== 'bigint' || after < 0n)) {
+    throw new InvalidConditionError('condition.after must be a bigint >= 0n')
+  }
+}
+
+/**
+ * Check the options of `read`/`query`.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS)
+ */
+export function validateReadOptions(options: ReadOptions | undefined): void {
+  if (options === undefined) return
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionsError('read options must be an object')
+  }
+  const { after, limit, backwards, signal } = options
+  if (after !== undefined && (typeof after !== 'bigint' || after < 0n)) {
+    throw new InvalidOptionsError('after must be a bigint >= 0n')
+  }
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)) {
+    throw new InvalidOptionsError('limit must be an integer >= 0')
+  }
+  if (backwards !== undefined && typeof backwards !== 'boolean') {
+    throw new InvalidOptionsError('backwards must be a boolean')
+  }
+  if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean')) {
+    throw new InvalidOptionsError('signal must be an AbortSignal')
+  }
+}
