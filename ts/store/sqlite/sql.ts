@@ -1,0 +1,130 @@
+/**
+ * Turns a DCB query into SQL over `events` and `event_tags`.
+ *
+ * A query is an OR of items. Each item becomes one or more "arms", each a range scan in position
+ * order over one index that stops after `limit` rows:
+ * - an item with tags walks `event_tags` on its first tag (primary key (tag, position)), checks the
+ *   other tags and the types by primary-key lookups;
+ * - an item with types only walks `events_type_position` once per type (one ordered range scan
+ *   each, so no arm ever sorts or materialises more than `limit` positions).
+ * The arms are unioned and the outer query takes the first `limit` positions overall. Every batch
+ * therefore costs O(arms x limit) however large the log, which is what keyset pagination needs.
+ *
+ * The SQL text depends only on the query's shape (how many items, tags, types), never on its
+ * values, so bun:sqlite's statement cache (`db.query`) reuses the compiled statements.
+ */
+import type { Query, QueryItem } from '../types.ts'
+
+/** The largest position SQLite can hold: the open upper bound of a forward read. */
+export const MAX_POSITION = 9223372036854775807n
+
+/** The event columns every read selects, in the order `EventRow` names them. */
+const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
+
+/** One row of `events` as bun:sqlite returns it with `safeIntegers`. */
+export interface EventRow {
+  position: bigint
+  type: string
+  tags: string
+  data: string
+  metadata: string
+  id: string
+  recorded_at: bigint
+}
+
+/** SQL text and its positional parameters. */
+export interface Statement {
+  sql: string
+  params: (string | bigint | number)[]
+}
+
+/**
+ * The events matching `query` with lower < position < upper, in position order (descending when
+ * `backwards`), at most `limit` of them.
+ */
+export function selectEvents(
+  query: Query,
+  lower: bigint,
+  upper: bigint,
+  limit: number,
+  backwards: boolean,
+): Statement {
+  const order = backwards ? 'DESC' : 'ASC'
+  if (query === 'all') {
+    return {
+      sql: `SELECT ${COLUMNS} FROM events WHERE position > ? AND position < ? ORDER BY position ${order} LIMIT ?`,
+      params: [lower, upper, limit],
+    }
+  }
+  const params: Statement['params'] = []
+  const arms = unionOfArms(query, lower, upper, limit, order, params)
+  params.push(limit)
+  return {
+    sql: `SELECT ${COLUMNS} FROM events WHERE position IN (${arms}) ORDER BY position ${order} LIMIT ?`,
+    params,
+  }
+}
+
+/**
+ * The position of the first event matching `query` after `after` (exclusive), as column `p`
+ * (NULL when there is none): the check behind an append condition.
+ */
+export function firstMatch(query: Query, after: bigint): Statement {
+  if (query === 'all') {
+    return { sql: 'SELECT min(position) AS p FROM events WHERE position > ?', params: [after] }
+  }
+  const params: Statement['params'] = []
+  const arms = unionOfArms(query, after, MAX_POSITION, 1, 'ASC', params)
+  return { sql: `SELECT min(position) AS p FROM (${arms})`, params }
+}
+
+function unionOfArms(
+  query: readonly QueryItem[],
+  lower: bigint,
+  upper: bigint,
+  limit: number,
+  order: 'ASC' | 'DESC',
+  params: Statement['params'],
+): string {
+  const arms: string[] = []
+  for (const item of query) {
+    const tags = [...new Set(item.tags ?? [])]
+    const types = [...new Set(item.types ?? [])]
+    if (tags.length > 0) {
+      arms.push(tagArm(tags, types, lower, upper, limit, order, params))
+    } else {
+      for (const type of types) {
+        params.push(type, lower, upper, limit)
+        arms.push(
+          'SELECT position FROM (SELECT position FROM events WHERE type = ? AND position > ? AND position < ?' +
+            ` ORDER BY position ${order} LIMIT ?)`,
+        )
+      }
+    }
+  }
+  return arms.join(' UNION ALL ')
+}
+
+function tagArm(
+  tags: string[],
+  types: string[],
+  lower: bigint,
+  upper: bigint,
+  limit: number,
+  order: 'ASC' | 'DESC',
+  params: Statement['params'],
+): string {
+  let sql = 'SELECT position FROM (SELECT t0.position FROM event_tags t0 WHERE t0.tag = ? AND t0.position > ? AND t0.position < ?'
+  params.push(tags[0]!, lower, upper)
+  for (let i = 1; i < tags.length; i++) {
+    sql += ' AND EXISTS (SELECT 1 FROM event_tags tk WHERE tk.tag = ? AND tk.position = t0.position)'
+    params.push(tags[i]!)
+  }
+  if (types.length > 0) {
+    sql += ` AND EXISTS (SELECT 1 FROM events x WHERE x.position = t0.position AND x.type IN (${types.map(() => '?').join(', ')}))`
+    params.push(...types)
+  }
+  sql += ` ORDER BY t0.position ${order} LIMIT ?)`
+  params.push(limit)
+  return sql
+}

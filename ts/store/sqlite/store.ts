@@ -1,0 +1,804 @@
+/**
+ * The SQLite backend, the embedded default: one file, WAL mode, bun:sqlite.
+ *
+ * Durability: `synchronous=FULL` by default. In WAL mode that fsyncs the log on every commit, so
+ * an append that was acknowledged survives a crash of the process and of the machine. `NORMAL`
+ * survives a process crash (SIGKILL) but may lose the last commits on power loss; it is offered as
+ * `{ synchronous: 'normal' }` for callers that accept that. Measured on the development machine
+ * (2 cores, virtio disk), one single-row transaction at a time: FULL about 4,600 commits/s, NORMAL
+ * about 100,000 commits/s. Group commit amortises the fsync over every append waiting at the
+ * moment, which is why FULL is affordable as the default.
+ *
+ * Concurrency: each store has one writer connection and one reader connection. The writer takes
+ * every append waiting at the moment (up to `maxAppendBatch`) into one `BEGIN IMMEDIATE`
+ * transaction. SQLite grants that lock to one connection at a time across every process on the
+ * file, so condition checks and inserts are truly serialised, and positions (assigned inside the
+ * transaction as head + 1) are gapless and increase in commit order. Readers see committed data
+ * only (WAL snapshots), so an open write transaction never delays them.
+ */
+import { Database } from 'bun:sqlite'
+import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import {
+  AbortedError,
+  AppendConditionFailedError,
+  InvalidEventError,
+  InvalidOptionsError,
+  RingstateError,
+  StorageError,
+  StoreClosedError,
+} from '../../errors.ts'
+import { project } from '../project.ts'
+import type {
+  AppendCondition,
+  AppendOptions,
+  AppendResult,
+  CommandRecord,
+  EventInput,
+  EventStore,
+  InlineProjector,
+  Projector,
+  ProjectResult,
+  Query,
+  ReadOptions,
+  RecordedCommand,
+  SequencedEvent,
+  StoredSnapshot,
+  StoreOptions,
+  SubscribeOptions,
+} from '../types.ts'
+import {
+  normalizeEvents,
+  resolveOptions,
+  validateCondition,
+  validateQuery,
+  validateReadOptions,
+  type NormalizedEvent,
+} from '../validate.ts'
+import { migrate } from './schema.ts'
+import { firstMatch, MAX_POSITION, selectEvents, type EventRow } from './sql.ts'
+
+/** Options of the SQLite backend: the shared store options plus SQLite's own. */
+export interface SqliteStoreOptions extends StoreOptions {
+  /**
+   * `'full'` (default): an acknowledged append survives power loss. `'normal'`: it survives a
+   * process crash; the last commits may be lost when the machine loses power. Much faster.
+   */
+  synchronous?: 'full' | 'normal'
+  /**
+   * How long a connection waits synchronously for a lock held by another process, in ms, before
+   * the writer backs off asynchronously and retries (until `appendTimeoutMs`). Default 20.
+   */
+  busyTimeoutMs?: number
+}
+
+/**
+ * Subscribers are woken at once by appends of this store; appends by other processes are noticed
+ * by polling `PRAGMA data_version` (a counter in shared memory, a few microseconds to read). That
+ * is cheap enough to poll every 50 ms instead of the shared 1 s default, unless the caller set
+ * `pollIntervalMs` explicitly.
+ */
+const DEFAULT_SQLITE_POLL_MS = 50
+
+/** How long a connection blocks the thread waiting for the lock while opening (schema, WAL). */
+const OPEN_BUSY_TIMEOUT_MS = 10_000
+
+interface PendingAppend {
+  kind: 'append'
+  events: NormalizedEvent[]
+  condition: AppendCondition | undefined
+  command: { type: string; dataJson: string; metadataJson: string } | undefined
+  deadline: number
+  resolve(result: AppendResult): void
+  reject(error: unknown): void
+}
+
+/** Any other write (a snapshot), run alone in its own transaction by the writer loop. */
+interface PendingTask {
+  kind: 'task'
+  run(db: Database): void
+  deadline: number
+  resolve(result: undefined): void
+  reject(error: unknown): void
+}
+
+type Pending = PendingAppend | PendingTask
+
+/** What one append did inside the batch transaction. */
+type Outcome =
+  // `written` is undefined for an idempotent repeat; it holds the events only when inline
+  // projectors need them, and is [] otherwise.
+  | { ok: true; result: AppendResult; written: SequencedEvent[] | undefined }
+  | { ok: false; error: unknown }
+
+function storageError(what: string, error: unknown): RingstateError {
+  if (error instanceof RingstateError) return error
+  return new StorageError(`sqlite: ${what} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error })
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED'
+}
+
+function toEvent(row: EventRow): SequencedEvent {
+  return {
+    position: row.position,
+    type: row.type,
+    tags: JSON.parse(row.tags),
+    data: JSON.parse(row.data),
+    metadata: JSON.parse(row.metadata),
+    id: row.id,
+    recordedAt: new Date(Number(row.recorded_at)),
+  }
+}
+
+function toJsonOption(value: unknown, what: string): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value, (_key, v) => {
+      if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') throw new TypeError(typeof v)
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError(String(v))
+      return v
+    })
+  } catch (error) {
+    throw new InvalidOptionsError(`${what} is not JSON: ${(error as Error).message}`)
+  }
+  if (json === undefined) throw new InvalidOptionsError(`${what} is not JSON`)
+  return json
+}
+
+function validateCommand(command: CommandRecord | undefined): PendingAppend['command'] {
+  if (command === undefined) return undefined
+  if (typeof command !== 'object' || command === null) throw new InvalidOptionsError('command must be an object')
+  if (typeof command.type !== 'string' || command.type.length === 0 || command.type.length > 128) {
+    throw new InvalidOptionsError('command.type must be a string of 1..128 characters')
+  }
+  const metadata = command.metadata ?? {}
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new InvalidOptionsError('command.metadata must be a plain object')
+  }
+  return {
+    type: command.type,
+    dataJson: toJsonOption(command.data ?? null, 'command.data'),
+    metadataJson: toJsonOption(metadata, 'command.metadata'),
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
+}
+
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))
+const nextTurn = () => new Promise<void>((done) => setImmediate(done))
+
+/**
+ * An event store in one SQLite file. Open it with {@link openSqliteStore}.
+ */
+export class SqliteStore implements EventStore {
+  readonly path: string
+  readonly #options: Required<StoreOptions>
+  readonly #writer: Database
+  readonly #reader: Database
+  readonly #busyTimeoutMs: number
+  readonly #pollMs: number
+  readonly #projectors = new Set<InlineProjector>()
+  readonly #queue: Pending[] = []
+  #writing: Promise<void> | undefined
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  // Subscribers wait on `#changed`; a commit here, a data_version change seen by the poller, or
+  // close() resolves it and installs a fresh one.
+  #changed!: { promise: Promise<void>; resolve(): void }
+  #waiting = 0
+  #poller: ReturnType<typeof setInterval> | undefined
+  #dataVersion = -1n
+
+  // Prepared once; bun:sqlite statements belong to their connection.
+  readonly #headStmt
+  readonly #readerHeadStmt
+  readonly #findIdStmt
+  readonly #insertEventStmt
+  readonly #insertTagStmt
+  readonly #insertCommandStmt
+  readonly #dataVersionStmt
+
+  /** Use {@link openSqliteStore}, which creates directories and reports errors as StorageError. */
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.#options = resolveOptions(options)
+    const synchronous = options.synchronous ?? 'full'
+    if (synchronous !== 'full' && synchronous !== 'normal') {
+      throw new InvalidOptionsError("synchronous must be 'full' or 'normal'")
+    }
+    const busy = options.busyTimeoutMs ?? 20
+    if (!Number.isSafeInteger(busy) || busy < 0) throw new InvalidOptionsError('busyTimeoutMs must be an integer >= 0')
+    this.#busyTimeoutMs = busy
+    this.#pollMs = options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS
+    this.path = path
+    this.#resetChanged()
+
+    this.#writer = new Database(path, { create: true, safeIntegers: true })
+    try {
+      this.#writer.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
+      this.#writer.exec('PRAGMA journal_mode = WAL')
+      this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
+      migrate(this.#writer)
+      this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
+      this.#reader = new Database(path, { safeIntegers: true })
+    } catch (error) {
+      this.#writer.close()
+      throw error
+    }
+    // Readers in WAL mode wait only while a checkpoint restarts the log: rare and short.
+    this.#reader.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
+
+    this.#headStmt = this.#writer.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
+    this.#findIdStmt = this.#writer.prepare('SELECT position FROM events WHERE id = ?')
+    this.#insertEventStmt = this.#writer.prepare(
+      'INSERT INTO events (position, type, tags, data, metadata, id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    this.#insertTagStmt = this.#writer.prepare('INSERT INTO event_tags (tag, position) VALUES (?, ?)')
+    this.#insertCommandStmt = this.#writer.prepare(
+      'INSERT INTO commands (type, data, metadata, position, recorded_at) VALUES (?, ?, ?, ?, ?)',
+    )
+    this.#readerHeadStmt = this.#reader.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
+    this.#dataVersionStmt = this.#reader.prepare('PRAGMA data_version')
+  }
+
+  /**
+   * Append events, atomically, if `condition` holds. Appends waiting at the same moment share
+   * one transaction and one fsync (group commit); each caller gets its own result or error.
+   *
+   * @example
+   * const { condition } = await store.project({ taken: { query: [{ tags: ['username:ada'] }], initial: false, apply: () => true } })
+   * await store.append({ type: 'UsernameClaimed', tags: ['username:ada'] }, condition)
+   */
+  append(
+    events: EventInput | readonly EventInput[],
+    condition?: AppendCondition,
+    options?: AppendOptions,
+  ): Promise<AppendResult> {
+    try {
+      this.#assertOpen()
+      const normalized = normalizeEvents(events, this.#options)
+      validateCondition(condition)
+      const command = validateCommand(options?.command)
+      return new Promise<AppendResult>((resolve, reject) => {
+        this.#enqueue({
+          kind: 'append',
+          events: normalized,
+          condition,
+          command,
+          deadline: Date.now() + this.#options.appendTimeoutMs,
+          resolve,
+          reject,
+        })
+      })
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Every matching event, in position order (or newest first with `backwards`). */
+  async query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]> {
+    const events: SequencedEvent[] = []
+    for await (const event of this.read(query, options)) events.push(event)
+    return events
+  }
+
+  /**
+   * Stream matching events in batches of `streamBatchSize` (keyset pagination on position).
+   *
+   * @example
+   * for await (const event of store.read([{ types: ['StudentEnrolled'], tags: ['course:c1'] }])) {
+   *   console.log(event.position, event.data)
+   * }
+   */
+  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent> {
+    this.#assertOpen()
+    validateQuery(query)
+    validateReadOptions(options)
+    return this.#read(query, options ?? {})
+  }
+
+  async *#read(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent> {
+    const backwards = options.backwards ?? false
+    const after = options.after ?? 0n
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY
+    let lower = after
+    let upper = MAX_POSITION
+    const signal = options.signal
+    while (remaining > 0) {
+      if (signal?.aborted) throw new AbortedError()
+      const size = Math.min(remaining, this.#options.streamBatchSize)
+      const rows = this.#selectBatch(query, lower, upper, size, backwards)
+      for (const row of rows) yield toEvent(row)
+      if (rows.length < size) return
+      remaining -= rows.length
+      const last = rows[rows.length - 1]!.position
+      if (backwards) upper = last
+      else lower = last
+    }
+  }
+
+  #selectBatch(query: Query, lower: bigint, upper: bigint, size: number, backwards: boolean): EventRow[] {
+    this.#assertOpen()
+    const statement = selectEvents(query, lower, upper, size, backwards)
+    try {
+      return this.#reader.query(statement.sql).all(...statement.params) as EventRow[]
+    } catch (error) {
+      throw storageError('read', error)
+    }
+  }
+
+  /**
+   * Catch up on matching events after `after`, then deliver new ones as they are committed, by
+   * this store at once and by other processes within `pollIntervalMs` (50 ms by default here).
+   * Ends without throwing when `signal` aborts or the store closes.
+   *
+   * @example
+   * const stop = new AbortController()
+   * for await (const event of store.subscribe([{ types: ['OrderPlaced'] }], { signal: stop.signal })) {
+   *   await ship(event)
+   * }
+   */
+  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent> {
+    this.#assertOpen()
+    validateQuery(query)
+    validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
+    return this.#subscribe(query, options?.after ?? 0n, options?.signal)
+  }
+
+  async *#subscribe(query: Query, after: bigint, signal: AbortSignal | undefined): AsyncGenerator<SequencedEvent> {
+    let cursor = after
+    const size = this.#options.streamBatchSize
+    while (!this.#closed && !signal?.aborted) {
+      // Take the wake-up promise before reading, so a commit landing between the read and the
+      // wait still wakes us.
+      const changed = this.#changed.promise
+      const rows = this.#selectBatch(query, cursor, MAX_POSITION, size, false)
+      for (const row of rows) {
+        if (this.#closed || signal?.aborted) return
+        cursor = row.position
+        yield toEvent(row)
+      }
+      if (rows.length < size) await this.#waitForChange(changed, signal)
+    }
+  }
+
+  async #waitForChange(changed: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed || signal?.aborted) return
+    let onAbort: (() => void) | undefined
+    const aborted = signal === undefined
+      ? undefined
+      : new Promise<void>((done) => {
+          onAbort = done
+          signal.addEventListener('abort', onAbort, { once: true })
+        })
+    this.#waiting++
+    this.#startPoller()
+    try {
+      await (aborted === undefined ? changed : Promise.race([changed, aborted]))
+    } finally {
+      this.#waiting--
+      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
+      if (this.#waiting === 0) this.#stopPoller()
+    }
+  }
+
+  #resetChanged(): void {
+    let resolve!: () => void
+    const promise = new Promise<void>((done) => (resolve = done))
+    this.#changed = { promise, resolve }
+  }
+
+  #notify(): void {
+    const { resolve } = this.#changed
+    this.#resetChanged()
+    resolve()
+  }
+
+  #startPoller(): void {
+    if (this.#poller !== undefined) return
+    this.#dataVersion = this.#readDataVersion()
+    this.#poller = setInterval(() => {
+      if (this.#closed) return
+      const version = this.#readDataVersion()
+      if (version !== this.#dataVersion) {
+        this.#dataVersion = version
+        this.#notify()
+      }
+    }, this.#pollMs)
+  }
+
+  #stopPoller(): void {
+    if (this.#poller === undefined) return
+    clearInterval(this.#poller)
+    this.#poller = undefined
+  }
+
+  #readDataVersion(): bigint {
+    try {
+      return (this.#dataVersionStmt.get() as { data_version: bigint }).data_version
+    } catch {
+      // A transient failure only delays delivery to the next tick; subscribers never miss events
+      // because they always read from their own cursor.
+      return this.#dataVersion
+    }
+  }
+
+  /** Decision models: see `project` in ts/store/project.ts. */
+  project<P extends Record<string, Projector<any>>>(
+    projectors: P,
+    options?: { signal?: AbortSignal },
+  ): Promise<ProjectResult<P>> {
+    try {
+      this.#assertOpen()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return project(this, projectors, options)
+  }
+
+  /** The position of the newest committed event, 0n when the log is empty. */
+  async head(): Promise<bigint> {
+    this.#assertOpen()
+    try {
+      return (this.#readerHeadStmt.get() as { p: bigint }).p
+    } catch (error) {
+      throw storageError('head', error)
+    }
+  }
+
+  /**
+   * Run `projector` inside every append transaction from now on; returns the detach function.
+   *
+   * @example
+   * const detach = store.attach({ name: 'counter', apply: () => { pending++ }, promote: () => { count += pending; pending = 0 }, discard: () => { pending = 0 } })
+   */
+  attach(projector: InlineProjector): () => void {
+    this.#assertOpen()
+    if (
+      typeof projector !== 'object' || projector === null || typeof projector.apply !== 'function' ||
+      typeof projector.promote !== 'function' || typeof projector.discard !== 'function'
+    ) {
+      throw new InvalidOptionsError('an inline projector needs apply, promote and discard')
+    }
+    this.#projectors.add(projector)
+    return () => {
+      this.#projectors.delete(projector)
+    }
+  }
+
+  /**
+   * Store a snapshot of a named projection; `loadSnapshot` returns the one with the highest
+   * position (the newest saved when two share a position).
+   */
+  saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void> {
+    try {
+      this.#assertOpen()
+      if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
+        throw new InvalidOptionsError('snapshot name must be a string of 1..256 characters')
+      }
+      if (typeof position !== 'bigint' || position < 0n) throw new InvalidOptionsError('snapshot position must be a bigint >= 0n')
+      if (!(data instanceof Uint8Array)) throw new InvalidOptionsError('snapshot data must be a Uint8Array')
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    // Copy now: the caller may reuse its buffer before the writer gets to it.
+    const bytes = data.slice()
+    return new Promise<undefined>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'task',
+        run: (db) => {
+          db.query('INSERT OR REPLACE INTO snapshots (name, position, data, created_at) VALUES (?, ?, ?, ?)').run(
+            name, position, bytes, Date.now(),
+          )
+        },
+        deadline: Date.now() + this.#options.appendTimeoutMs,
+        resolve,
+        reject,
+      })
+    }).then(() => undefined)
+  }
+
+  /** The newest snapshot of a named projection, if any. */
+  async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
+    this.#assertOpen()
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
+    let row: { name: string; position: bigint; data: Uint8Array; created_at: bigint } | null
+    try {
+      row = this.#reader
+        .query('SELECT name, position, data, created_at FROM snapshots WHERE name = ? ORDER BY position DESC LIMIT 1')
+        .get(name) as typeof row
+    } catch (error) {
+      throw storageError('loadSnapshot', error)
+    }
+    if (row === null) return undefined
+    return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: new Date(Number(row.created_at)) }
+  }
+
+  /** The commands audit table, oldest first. */
+  async commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]> {
+    this.#assertOpen()
+    const after = options?.after ?? 0n
+    const limit = options?.limit ?? -1
+    if (typeof after !== 'bigint' || after < 0n) throw new InvalidOptionsError('after must be a bigint >= 0n')
+    if (options?.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new InvalidOptionsError('limit must be an integer >= 0')
+    }
+    try {
+      const rows = this.#reader
+        .query('SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ? ORDER BY id LIMIT ?')
+        .all(after, limit) as { id: bigint; type: string; data: string; metadata: string; position: bigint; recorded_at: bigint }[]
+      return rows.map((row) => ({
+        id: row.id,
+        type: row.type,
+        data: JSON.parse(row.data),
+        metadata: JSON.parse(row.metadata),
+        position: row.position,
+        recordedAt: new Date(Number(row.recorded_at)),
+      }))
+    } catch (error) {
+      throw storageError('commands', error)
+    }
+  }
+
+  /**
+   * Finish the appends already accepted, end every subscription, and close the file. Every call
+   * afterwards throws STORE_CLOSED. Calling close twice is harmless.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true
+    while (this.#writing !== undefined) await this.#writing
+    this.#stopPoller()
+    this.#notify()
+    this.#writer.close()
+    this.#reader.close()
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError()
+  }
+
+  // ---- the writer loop -------------------------------------------------------------------
+
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending)
+    // Start on the next turn, not now: appends issued in the same tick join the same batch.
+    this.#writing ??= nextTurn().then(() => this.#drain())
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const head = this.#queue[0]!
+        if (head.kind === 'task') {
+          this.#queue.shift()
+          await this.#runTask(head)
+        } else {
+          let end = 1
+          while (end < this.#queue.length && end < this.#options.maxAppendBatch && this.#queue[end]!.kind === 'append') end++
+          await this.#runBatch(this.#queue.splice(0, end) as PendingAppend[])
+        }
+        // Let callers resolved by this batch queue their next appends, so they join the next one.
+        if (this.#queue.length > 0) await nextTurn()
+      }
+    } finally {
+      this.#writing = undefined
+    }
+  }
+
+  /** BEGIN IMMEDIATE, backing off asynchronously while another process holds the write lock. */
+  async #begin<T extends Pending>(pending: T[]): Promise<T[]> {
+    let wait = 1
+    for (;;) {
+      try {
+        this.#writer.exec('BEGIN IMMEDIATE')
+        return pending
+      } catch (error) {
+        if (!isBusy(error)) {
+          for (const p of pending) p.reject(storageError('begin', error))
+          return []
+        }
+      }
+      const now = Date.now()
+      const alive: T[] = []
+      for (const p of pending) {
+        if (now < p.deadline) alive.push(p)
+        else p.reject(new StorageError(`sqlite: gave up waiting for the write lock after appendTimeoutMs (${this.#options.appendTimeoutMs} ms)`))
+      }
+      pending = alive
+      if (pending.length === 0) return pending
+      await sleep(wait)
+      wait = Math.min(wait * 2, 20)
+    }
+  }
+
+  #rollback(): void {
+    try {
+      if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK')
+    } catch {
+      // The connection aborted the transaction itself (an I/O error); nothing is left to undo.
+    }
+  }
+
+  async #runTask(task: PendingTask): Promise<void> {
+    if ((await this.#begin([task])).length === 0) return
+    try {
+      task.run(this.#writer)
+      this.#writer.exec('COMMIT')
+    } catch (error) {
+      this.#rollback()
+      task.reject(storageError('write', error))
+      return
+    }
+    task.resolve(undefined)
+  }
+
+  async #runBatch(batch: PendingAppend[]): Promise<void> {
+    let pending = batch
+    while (pending.length > 0) {
+      pending = await this.#begin(pending)
+      if (pending.length === 0) return
+      const projectors = [...this.#projectors]
+      const recordedAt = Date.now()
+      const outcomes: Outcome[] = new Array(pending.length)
+      try {
+        let next = (this.#headStmt.get() as { p: bigint }).p + 1n
+        for (let i = 0; i < pending.length; i++) {
+          const outcome = this.#writeAppend(pending[i]!, next, recordedAt, projectors.length > 0)
+          outcomes[i] = outcome
+          if (outcome.ok && outcome.written !== undefined) next = outcome.result.position + 1n
+        }
+      } catch (error) {
+        this.#rollback()
+        for (const p of pending) p.reject(storageError('append', error))
+        return
+      }
+
+      if (projectors.length > 0) {
+        const failed = await this.#applyProjectors(projectors, outcomes)
+        if (failed !== undefined) {
+          // Nothing of this transaction may stay: roll back, tell the projectors, fail the append
+          // whose projection threw, and write the others again without it.
+          this.#rollback()
+          for (const projector of projectors) projector.discard()
+          pending[failed.index]!.reject(failed.error)
+          pending = pending.filter((_, i) => i !== failed.index)
+          continue
+        }
+      }
+
+      try {
+        this.#writer.exec('COMMIT')
+      } catch (error) {
+        this.#rollback()
+        for (const projector of projectors) projector.discard()
+        for (const p of pending) p.reject(storageError('commit', error))
+        return
+      }
+      for (const projector of projectors) projector.promote()
+      for (let i = 0; i < pending.length; i++) {
+        const outcome = outcomes[i]!
+        if (outcome.ok) pending[i]!.resolve(outcome.result)
+        else pending[i]!.reject(outcome.error)
+      }
+      this.#notify()
+      return
+    }
+  }
+
+  /** Feed every event written in this transaction to the inline projectors, in position order. */
+  async #applyProjectors(
+    projectors: InlineProjector[],
+    outcomes: Outcome[],
+  ): Promise<{ index: number; error: unknown } | undefined> {
+    for (let i = 0; i < outcomes.length; i++) {
+      const outcome = outcomes[i]!
+      if (!outcome.ok || outcome.written === undefined) continue
+      try {
+        for (const event of outcome.written) {
+          for (const projector of projectors) {
+            const done = projector.apply(event, this.#writer)
+            if (isThenable(done)) await done
+          }
+        }
+      } catch (error) {
+        return { index: i, error }
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * One append inside the batch transaction: idempotency, then the condition (earlier appends of
+   * the batch are already inserted, so the SQL check sees them), then the inserts.
+   */
+  #writeAppend(p: PendingAppend, first: bigint, recordedAt: number, wantEvents: boolean): Outcome {
+    const { events, condition, command } = p
+    let stored = 0
+    let storedMax = 0n
+    let missing: string | undefined
+    for (const event of events) {
+      if (!event.idGiven) {
+        missing ??= event.id
+        continue
+      }
+      const row = this.#findIdStmt.get(event.id) as { position: bigint } | null
+      if (row === null) {
+        missing ??= event.id
+      } else {
+        stored++
+        if (row.position > storedMax) storedMax = row.position
+      }
+    }
+    if (stored > 0) {
+      if (stored === events.length) return { ok: true, result: { position: storedMax, count: events.length }, written: undefined }
+      const given = events.find((e) => e.idGiven && this.#findIdStmt.get(e.id) !== null)!
+      return { ok: false, error: new InvalidEventError(`event id ${given.id} is already stored by another append`) }
+    }
+
+    if (condition !== undefined) {
+      const check = firstMatch(condition.failIfEventsMatch, condition.after ?? 0n)
+      const row = this.#writer.query(check.sql).get(...check.params) as { p: bigint | null }
+      if (row.p !== null) return { ok: false, error: new AppendConditionFailedError(condition, row.p) }
+    }
+
+    const written: SequencedEvent[] | undefined = wantEvents ? [] : undefined
+    let position = first
+    for (const event of events) {
+      const tagsJson = JSON.stringify(event.tags)
+      this.#insertEventStmt.run(position, event.type, tagsJson, event.dataJson, event.metadataJson, event.id, recordedAt)
+      for (const tag of event.tags) this.#insertTagStmt.run(tag, position)
+      written?.push({
+        position,
+        type: event.type,
+        tags: event.tags.slice(),
+        data: JSON.parse(event.dataJson),
+        metadata: JSON.parse(event.metadataJson),
+        id: event.id,
+        recordedAt: new Date(recordedAt),
+      })
+      position++
+    }
+    const last = position - 1n
+    if (command !== undefined) {
+      this.#insertCommandStmt.run(command.type, command.dataJson, command.metadataJson, last, recordedAt)
+    }
+    return { ok: true, result: { position: last, count: events.length }, written: written ?? [] }
+  }
+}
+
+/**
+ * Open (creating it and its parent directories if needed) an event store in a SQLite file.
+ * The schema is created or migrated on open; opening the same file from several processes at
+ * once is safe.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS) on bad options or path.
+ * @throws StorageError (STORAGE_ERROR) when the file cannot be opened or migrated.
+ *
+ * @example
+ * import { openSqliteStore } from 'ringstate/store/sqlite'
+ * const store = await openSqliteStore('./data/events.db')
+ * await store.append({ type: 'UserRegistered', tags: ['user:42'], data: { name: 'Ada' } })
+ * await store.close()
+ */
+export async function openSqliteStore(path: string, options?: SqliteStoreOptions): Promise<EventStore> {
+  if (typeof path !== 'string' || path.length === 0 || path === ':memory:' || path.startsWith('file:')) {
+    throw new InvalidOptionsError("the sqlite store needs a file path (use the memory store for ':memory:')")
+  }
+  const file = resolve(path)
+  try {
+    mkdirSync(dirname(file), { recursive: true })
+    return new SqliteStore(file, options)
+  } catch (error) {
+    throw storageError(`opening ${path}`, error)
+  }
+}
