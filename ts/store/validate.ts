@@ -12,6 +12,7 @@ import {
 import {
   defaultStoreOptions,
   type AppendCondition,
+  type CommandRecord,
   type EventInput,
   type Query,
   type ReadOptions,
@@ -297,5 +298,44 @@ export function validateReadOptions(options: ReadOptions | undefined): void {
   }
   if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean')) {
     throw new InvalidOptionsError('signal must be an AbortSignal')
+  }
+}
+
+/** A command to record in the audit table, validated and serialised. */
+export interface NormalizedCommand {
+  type: string
+  data: unknown
+  dataJson: string
+  metadata: Record<string, unknown>
+  metadataJson: string
+}
+
+/**
+ * Validate the `command` of `append(..., { command })` for the commands audit table.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS) on a bad type, data that is not JSON, or
+ *   metadata that is not a plain object.
+ */
+export function normalizeCommand(command: CommandRecord): NormalizedCommand {
+  if (typeof command !== 'object' || command === null) {
+    throw new InvalidOptionsError('command must be an object with a type')
+  }
+  const { type, data, metadata } = command
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+    throw new InvalidOptionsError(`command type must be a string of 1..${MAX_TYPE_LENGTH} characters`)
+  }
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
+    throw new InvalidOptionsError('command metadata must be a plain object')
+  }
+  try {
+    return {
+      type,
+      data: data === undefined ? null : data,
+      dataJson: data === undefined ? 'null' : toJson(data, 'command data'),
+      metadata: metadata ?? {},
+      metadataJson: metadata === undefined ? '{}' : toJson(metadata, 'command metadata'),
+    }
+  } catch (error) {
+    throw new InvalidOptionsError((error as Error).message)
   }
 }

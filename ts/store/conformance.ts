@@ -1,0 +1,647 @@
+/**
+ * The conformance suite every `EventStore` backend must pass, unchanged (DESIGN.md section 2).
+ *
+ * Call it from a backend's test file; each test opens a fresh store with `open()` and closes it:
+ *
+ * @example
+ * import { describeConformance } from '../conformance.ts'
+ * import { MemoryStore } from './memory-store.ts'
+ * describeConformance('memory', async () => new MemoryStore())
+ */
+import { describe, expect, test } from 'bun:test'
+import type { EventInput, EventStore, InlineProjector, Query, SequencedEvent } from './types.ts'
+
+/** Collect an iterable, also when creating it throws (a backend may validate eagerly or lazily). */
+async function collect<T>(make: () => AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of make()) out.push(item)
+  return out
+}
+
+/** The `code` a promise rejects with, or undefined when it resolves. */
+async function codeOf(work: () => Promise<unknown> | unknown): Promise<string | undefined> {
+  try {
+    await work()
+  } catch (error) {
+    return (error as { code?: string }).code ?? `not a ringstate error: ${String(error)}`
+  }
+  return undefined
+}
+
+function positions(events: readonly SequencedEvent[]): bigint[] {
+  return events.map((event) => event.position)
+}
+
+function range(from: number, to: number): bigint[] {
+  const out: bigint[] = []
+  for (let i = from; i <= to; i++) out.push(BigInt(i))
+  return out
+}
+
+/** Ten events over three types and a few tags, positions 1..10. */
+const fixture: EventInput[] = [
+  { type: 'CourseDefined', tags: ['course:c1'], data: { capacity: 2 } },
+  { type: 'CourseDefined', tags: ['course:c2'], data: { capacity: 5 } },
+  { type: 'StudentSubscribed', tags: ['course:c1', 'student:s1'] },
+  { type: 'StudentSubscribed', tags: ['course:c2', 'student:s1'] },
+  { type: 'StudentSubscribed', tags: ['course:c1', 'student:s2'] },
+  { type: 'CourseRenamed', tags: ['course:c1'], data: { title: 'Algebra' } },
+  { type: 'StudentSubscribed', tags: ['course:c2', 'student:s3'] },
+  { type: 'StudentUnsubscribed', tags: ['course:c1', 'student:s2'] },
+  { type: 'CourseRenamed', tags: ['course:c2'], data: { title: 'Geometry' } },
+  { type: 'StudentSubscribed', tags: ['course:c1', 'student:s3'] },
+]
+
+/**
+ * Register the conformance tests for one backend under `describe(name)`.
+ * `open` must return a fresh, empty store each time.
+ */
+export function describeConformance(name: string, open: () => Promise<EventStore>): void {
+  /** Run a test body against a fresh store and always close it. */
+  function withStore(body: (store: EventStore) => Promise<void>): () => Promise<void> {
+    return async () => {
+      const store = await open()
+      try {
+        await body(store)
+      } finally {
+        await store.close()
+      }
+    }
+  }
+
+  async function seeded(store: EventStore): Promise<void> {
+    await store.append(fixture)
+  }
+
+  describe(`${name}: appending and reading`, () => {
+    test('an empty store has head 0 and no events', withStore(async (store) => {
+      expect(await store.head()).toBe(0n)
+      expect(await store.query('all')).toEqual([])
+    }))
+
+    test('an append returns the position of its last event and its count; positions start at 1', withStore(async (store) => {
+      expect(await store.append({ type: 'A' })).toEqual({ position: 1n, count: 1 })
+      expect(await store.append([{ type: 'B' }, { type: 'C' }, { type: 'D' }])).toEqual({ position: 4n, count: 3 })
+      expect(await store.head()).toBe(4n)
+      expect(positions(await store.query('all'))).toEqual(range(1, 4))
+    }))
+
+    test('events come back as they were appended, with deduplicated tags, metadata, id and time', withStore(async (store) => {
+      const before = Date.now()
+      await store.append({
+        type: 'Thing',
+        tags: ['a:1', 'b:2', 'a:1'],
+        data: { nested: { list: [1, 'two', null, true], n: -1.5 }, text: 'é😀' },
+        metadata: { correlationId: 'c-1' },
+        id: 'thing-1',
+      })
+      await store.append({ type: 'Empty' })
+      const [thing, empty] = await store.query('all')
+      expect(thing).toEqual({
+        position: 1n,
+        type: 'Thing',
+        tags: ['a:1', 'b:2'],
+        data: { nested: { list: [1, 'two', null, true], n: -1.5 }, text: 'é😀' },
+        metadata: { correlationId: 'c-1' },
+        id: 'thing-1',
+        recordedAt: expect.any(Date),
+      })
+      expect(thing!.recordedAt.getTime()).toBeGreaterThanOrEqual(before - 1000)
+      expect(empty).toMatchObject({ position: 2n, type: 'Empty', tags: [], data: null, metadata: {} })
+      expect(typeof empty!.id).toBe('string')
+      expect(empty!.id.length).toBeGreaterThan(0)
+    }))
+
+    test('a query item with types matches any of those types', withStore(async (store) => {
+      await seeded(store)
+      expect(positions(await store.query([{ types: ['CourseDefined'] }]))).toEqual([1n, 2n])
+      expect(positions(await store.query([{ types: ['CourseDefined', 'CourseRenamed'] }]))).toEqual([1n, 2n, 6n, 9n])
+    }))
+
+    test('a query item with tags matches events carrying all of them', withStore(async (store) => {
+      await seeded(store)
+      expect(positions(await store.query([{ tags: ['course:c1'] }]))).toEqual([1n, 3n, 5n, 6n, 8n, 10n])
+      expect(positions(await store.query([{ tags: ['course:c1', 'student:s2'] }]))).toEqual([5n, 8n])
+      expect(positions(await store.query([{ tags: ['course:c1', 'student:s9'] }]))).toEqual([])
+    }))
+
+    test('a query item with types and tags needs both', withStore(async (store) => {
+      await seeded(store)
+      const query: Query = [{ types: ['StudentSubscribed'], tags: ['student:s1'] }]
+      expect(positions(await store.query(query))).toEqual([3n, 4n])
+    }))
+
+    test('a query matches events that match any of its items, once each, in position order', withStore(async (store) => {
+      await seeded(store)
+      const query: Query = [
+        { types: ['CourseRenamed'] },
+        { tags: ['student:s3'] },
+        { types: ['CourseRenamed'], tags: ['course:c2'] },
+      ]
+      expect(positions(await store.query(query))).toEqual([6n, 7n, 9n, 10n])
+    }))
+
+    test("'all' matches every event", withStore(async (store) => {
+      await seeded(store)
+      expect(positions(await store.query('all'))).toEqual(range(1, 10))
+    }))
+
+    test('after, limit and backwards select a window of the matching events', withStore(async (store) => {
+      await seeded(store)
+      const subscribed: Query = [{ types: ['StudentSubscribed'] }]
+      expect(positions(await store.query(subscribed, { after: 4n }))).toEqual([5n, 7n, 10n])
+      expect(positions(await store.query(subscribed, { limit: 2 }))).toEqual([3n, 4n])
+      expect(positions(await store.query(subscribed, { after: 3n, limit: 2 }))).toEqual([4n, 5n])
+      expect(positions(await store.query(subscribed, { backwards: true }))).toEqual([10n, 7n, 5n, 4n, 3n])
+      expect(positions(await store.query(subscribed, { backwards: true, limit: 1 }))).toEqual([10n])
+      expect(positions(await store.query(subscribed, { backwards: true, after: 4n }))).toEqual([10n, 7n, 5n])
+      expect(positions(await store.query('all', { after: 10n }))).toEqual([])
+      expect(positions(await store.query('all', { after: 99n }))).toEqual([])
+      expect(positions(await store.query('all', { limit: 0 }))).toEqual([])
+    }))
+
+    test('read streams a large log in order, across batches', withStore(async (store) => {
+      const events: EventInput[] = []
+      for (let i = 0; i < 2500; i++) {
+        events.push({ type: i % 2 === 0 ? 'Even' : 'Odd', tags: [`n:${i % 7}`], data: { i } })
+      }
+      await store.append(events.slice(0, 1200))
+      await store.append(events.slice(1200))
+      const all = await collect(() => store.read('all'))
+      expect(positions(all)).toEqual(range(1, 2500))
+      expect(all.map((event) => (event.data as { i: number }).i)).toEqual(range(0, 2499).map(Number))
+      const odd = await collect(() => store.read([{ types: ['Odd'] }], { after: 100n }))
+      expect(odd.length).toBe(1200)
+      expect(odd[0]!.position).toBe(102n)
+      expect(odd.at(-1)!.position).toBe(2500n)
+      const window = await collect(() => store.read('all', { after: 900n, limit: 1500 }))
+      expect(positions(window)).toEqual(range(901, 2400))
+      const back = await collect(() => store.read('all', { backwards: true, limit: 1300 }))
+      expect(positions(back)).toEqual(range(1201, 2500).reverse())
+      const tagged = await collect(() => store.read([{ tags: ['n:3'] }]))
+      expect(tagged.length).toBe(events.filter((event) => event.tags![0] === 'n:3').length)
+    }))
+
+    test('a reader can stop early without reading the rest', withStore(async (store) => {
+      await store.append(Array.from({ length: 50 }, () => ({ type: 'A' })))
+      let seen = 0
+      for await (const event of store.read('all')) {
+        seen++
+        if (event.position === 3n) break
+      }
+      expect(seen).toBe(3)
+      expect(await store.head()).toBe(50n)
+    }))
+
+    test('concurrent appends get distinct, gapless positions in the order their results report', withStore(async (store) => {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          store.append(Array.from({ length: (i % 3) + 1 }, () => ({ type: 'A', tags: [`writer:${i}`] }))),
+        ),
+      )
+      const total = results.reduce((sum, result) => sum + result.count, 0)
+      expect(await store.head()).toBe(BigInt(total))
+      const all = await store.query('all')
+      expect(positions(all)).toEqual(range(1, total))
+      for (let i = 0; i < results.length; i++) {
+        const mine = all.filter((event) => event.tags[0] === `writer:${i}`)
+        expect(mine.length).toBe(results[i]!.count)
+        expect(mine.at(-1)!.position).toBe(results[i]!.position)
+        // An append's events are contiguous.
+        expect(mine[0]!.position).toBe(results[i]!.position - BigInt(results[i]!.count) + 1n)
+      }
+    }))
+  })
+
+  describe(`${name}: append conditions`, () => {
+    test('an append fails when an event matching the condition exists, naming the first conflict', withStore(async (store) => {
+      await seeded(store)
+      const condition = { failIfEventsMatch: [{ types: ['CourseRenamed'] }] as Query }
+      let error: unknown
+      try {
+        await store.append({ type: 'X' }, condition)
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).toMatchObject({ code: 'APPEND_CONDITION_FAILED', conflict: 6n })
+      expect((error as { condition: unknown }).condition).toEqual(condition)
+      expect(await store.head()).toBe(10n)
+    }))
+
+    test('an append succeeds when no event matches the condition', withStore(async (store) => {
+      await seeded(store)
+      const result = await store.append({ type: 'X' }, { failIfEventsMatch: [{ tags: ['course:c9'] }] })
+      expect(result).toEqual({ position: 11n, count: 1 })
+    }))
+
+    test('the condition only looks at events after `after`', withStore(async (store) => {
+      await seeded(store)
+      const failIfEventsMatch: Query = [{ types: ['CourseRenamed'] }]
+      expect(await codeOf(() => store.append({ type: 'X' }, { failIfEventsMatch, after: 9n }))).toBeUndefined()
+      const error = await store.append({ type: 'X' }, { failIfEventsMatch, after: 6n }).catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'APPEND_CONDITION_FAILED', conflict: 9n })
+      expect(await store.head()).toBe(11n)
+    }))
+
+    test("a condition on 'all' with after = head succeeds, and fails once anything was appended", withStore(async (store) => {
+      await store.append({ type: 'A' })
+      const head = await store.head()
+      await store.append({ type: 'B' }, { failIfEventsMatch: 'all', after: head })
+      expect(await codeOf(() => store.append({ type: 'C' }, { failIfEventsMatch: 'all', after: head }))).toBe('APPEND_CONDITION_FAILED')
+    }))
+
+    test('conditions see earlier appends of the same batch: of racing appends exactly one wins', withStore(async (store) => {
+      const condition = { failIfEventsMatch: [{ types: ['NameClaimed'], tags: ['name:ada'] }] as Query }
+      const attempts = Array.from({ length: 8 }, (_, i) =>
+        store.append({ type: 'NameClaimed', tags: ['name:ada'], data: { by: i } }, condition),
+      )
+      const settled = await Promise.allSettled(attempts)
+      const won = settled.filter((outcome) => outcome.status === 'fulfilled')
+      const lost = settled.filter((outcome) => outcome.status === 'rejected')
+      expect(won.length).toBe(1)
+      const winner = (won[0] as PromiseFulfilledResult<{ position: bigint }>).value.position
+      for (const outcome of lost) {
+        expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 'APPEND_CONDITION_FAILED', conflict: winner })
+      }
+      expect(await store.head()).toBe(1n)
+    }))
+
+    test('racing appends with disjoint conditions all succeed', withStore(async (store) => {
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          store.append({ type: 'NameClaimed', tags: [`name:n${i}`] }, { failIfEventsMatch: [{ tags: [`name:n${i}`] }] }),
+        ),
+      )
+      expect(results.map((result) => result.count)).toEqual([1, 1, 1, 1, 1, 1])
+      expect(await store.head()).toBe(6n)
+    }))
+  })
+
+  describe(`${name}: idempotency`, () => {
+    test('re-appending stored ids returns the first result and writes nothing', withStore(async (store) => {
+      await store.append({ type: 'Before' })
+      const batch = [
+        { type: 'A', id: 'id-1' },
+        { type: 'B', id: 'id-2' },
+      ]
+      const first = await store.append(batch)
+      await store.append({ type: 'After' })
+      expect(await store.append(batch)).toEqual(first)
+      expect(await store.head()).toBe(4n)
+    }))
+
+    test('idempotency is checked before the condition', withStore(async (store) => {
+      const condition = { failIfEventsMatch: [{ types: ['A'] }] as Query }
+      const first = await store.append({ type: 'A', id: 'once' }, condition)
+      expect(await store.append({ type: 'A', id: 'once' }, condition)).toEqual(first)
+    }))
+
+    test('an append mixing stored and new ids is INVALID_EVENT and writes nothing', withStore(async (store) => {
+      await store.append({ type: 'A', id: 'old' })
+      expect(await codeOf(() => store.append([{ type: 'A', id: 'old' }, { type: 'A', id: 'new' }]))).toBe('INVALID_EVENT')
+      expect(await codeOf(() => store.append([{ type: 'A', id: 'old' }, { type: 'A' }]))).toBe('INVALID_EVENT')
+      expect(await store.head()).toBe(1n)
+      expect(await codeOf(() => store.append({ type: 'A', id: 'new' }))).toBeUndefined()
+    }))
+
+    test('concurrent appends of the same id store it once and all get the same result', withStore(async (store) => {
+      await store.append({ type: 'Before' })
+      const results = await Promise.all(
+        Array.from({ length: 10 }, () => store.append({ type: 'Payment', id: 'payment-7', data: { amount: 5 } })),
+      )
+      for (const result of results) expect(result).toEqual({ position: 2n, count: 1 })
+      expect(positions(await store.query([{ types: ['Payment'] }]))).toEqual([2n])
+    }))
+  })
+
+  describe(`${name}: bad input is rejected and writes nothing`, () => {
+    const cycle: Record<string, unknown> = { name: 'loop' }
+    cycle.self = cycle
+    const invalidEvents: [string, unknown][] = [
+      ['an empty list', []],
+      ['a missing type', [{}]],
+      ['an empty type', [{ type: '' }]],
+      ['a type over 128 characters', [{ type: 'T'.repeat(129) }]],
+      ['an empty tag', [{ type: 'A', tags: [''] }]],
+      ['a tag over 256 characters', [{ type: 'A', tags: ['t'.repeat(257)] }]],
+      ['a BigInt in data', [{ type: 'A', data: { amount: 10n } }]],
+      ['a cycle in data', [{ type: 'A', data: cycle }]],
+      ['a function in data', [{ type: 'A', data: { f() {} } }]],
+      ['a symbol in data', [{ type: 'A', data: { s: Symbol('s') } }]],
+      ['NaN in data', [{ type: 'A', data: { n: Number.NaN } }]],
+      ['metadata that is not an object', [{ type: 'A', metadata: ['x'] }]],
+      ['a payload over maxEventBytes', [{ type: 'A', data: 'x'.repeat((1 << 20) + 1) }]],
+      ['the same id twice', [{ type: 'A', id: 'dup' }, { type: 'B', id: 'dup' }]],
+      ['more events than maxEventsPerAppend', Array.from({ length: 10_001 }, () => ({ type: 'A' }))],
+      ['a valid event followed by an invalid one', [{ type: 'A' }, { type: 'B', data: 1n }]],
+    ]
+    for (const [what, events] of invalidEvents) {
+      test(`an append with ${what} is INVALID_EVENT`, withStore(async (store) => {
+        await store.append({ type: 'Existing' })
+        expect(await codeOf(() => store.append(events as EventInput[]))).toBe('INVALID_EVENT')
+        expect(await store.head()).toBe(1n)
+      }))
+    }
+
+    test('invalid queries are INVALID_QUERY on query, read, subscribe and project', withStore(async (store) => {
+      await store.append({ type: 'A' })
+      const badQueries = [[], [{}], [{ types: [], tags: [] }], 'everything', [{ types: [''] }]]
+      for (const query of badQueries) {
+        expect(await codeOf(() => store.query(query as Query))).toBe('INVALID_QUERY')
+        expect(await codeOf(() => collect(() => store.read(query as Query)))).toBe('INVALID_QUERY')
+        expect(await codeOf(() => collect(() => store.subscribe(query as Query)))).toBe('INVALID_QUERY')
+        expect(
+          await codeOf(() => store.project({ p: { query: query as Query, initial: 0, apply: (n: number) => n + 1 } })),
+        ).toBe('INVALID_QUERY')
+      }
+    }))
+
+    test('invalid conditions are INVALID_CONDITION and write nothing', withStore(async (store) => {
+      const badConditions = [
+        { failIfEventsMatch: [] },
+        { failIfEventsMatch: [{}] },
+        { failIfEventsMatch: 'all', after: -1n },
+        { failIfEventsMatch: 'all', after: 1 },
+        { after: 0n },
+      ]
+      for (const condition of badConditions) {
+        expect(await codeOf(() => store.append({ type: 'A' }, condition as never))).toBe('INVALID_CONDITION')
+      }
+      expect(await store.head()).toBe(0n)
+    }))
+
+    test('invalid read options are INVALID_OPTIONS', withStore(async (store) => {
+      for (const options of [{ after: 1 }, { after: -1n }, { limit: -1 }, { limit: 0.5 }, { backwards: 'yes' }]) {
+        expect(await codeOf(() => store.query('all', options as never))).toBe('INVALID_OPTIONS')
+      }
+    }))
+
+    test('a closed store rejects every call with STORE_CLOSED', async () => {
+      const store = await open()
+      await store.append({ type: 'A' })
+      await store.close()
+      expect(await codeOf(() => store.append({ type: 'B' }))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.query('all'))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => collect(() => store.read('all')))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => collect(() => store.subscribe('all')))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.head())).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.project({ p: { query: 'all', initial: 0, apply: (n: number) => n } }))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.saveSnapshot('s', 1n, new Uint8Array([1])))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.loadSnapshot('s'))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.commands())).toBe('STORE_CLOSED')
+    })
+  })
+
+  describe(`${name}: subscribe`, () => {
+    test('a subscription catches up, then delivers new matching events live', withStore(async (store) => {
+      await store.append([{ type: 'A', tags: ['k:1'] }, { type: 'B' }, { type: 'A', tags: ['k:2'] }])
+      const controller = new AbortController()
+      const iterator = store.subscribe([{ types: ['A'] }], { signal: controller.signal })[Symbol.asyncIterator]()
+      expect((await iterator.next()).value).toMatchObject({ position: 1n, type: 'A' })
+      expect((await iterator.next()).value).toMatchObject({ position: 3n, type: 'A' })
+      const pending = iterator.next()
+      await store.append({ type: 'B' })
+      await store.append({ type: 'A', tags: ['k:3'], data: { live: true } })
+      expect((await pending).value).toMatchObject({ position: 5n, type: 'A', tags: ['k:3'], data: { live: true } })
+      controller.abort()
+      expect(await iterator.next()).toEqual({ done: true, value: undefined })
+    }))
+
+    test('a subscription resumes after a position', withStore(async (store) => {
+      await store.append([{ type: 'A' }, { type: 'A' }, { type: 'A' }])
+      const controller = new AbortController()
+      const iterator = store.subscribe('all', { after: 2n, signal: controller.signal })[Symbol.asyncIterator]()
+      expect((await iterator.next()).value).toMatchObject({ position: 3n })
+      const pending = iterator.next()
+      await store.append({ type: 'A' })
+      expect((await pending).value).toMatchObject({ position: 4n })
+      controller.abort()
+      expect((await iterator.next()).done).toBe(true)
+    }))
+
+    test('aborting ends a waiting subscription without an error', withStore(async (store) => {
+      const controller = new AbortController()
+      const received: SequencedEvent[] = []
+      let delivered!: () => void
+      const firstDelivery = new Promise<void>((resolve) => {
+        delivered = resolve
+      })
+      const consumer = (async () => {
+        for await (const event of store.subscribe('all', { signal: controller.signal })) {
+          received.push(event)
+          delivered()
+        }
+      })()
+      await store.append({ type: 'A' })
+      await firstDelivery
+      controller.abort()
+      await consumer
+      expect(positions(received)).toEqual([1n])
+    }))
+
+    test('a subscription whose signal is already aborted yields nothing', withStore(async (store) => {
+      await store.append({ type: 'A' })
+      const controller = new AbortController()
+      controller.abort()
+      expect(await collect(() => store.subscribe('all', { signal: controller.signal }))).toEqual([])
+    }))
+
+    test('several subscribers each receive every matching event', withStore(async (store) => {
+      const controller = new AbortController()
+      const take = async (query: Query, count: number) => {
+        const out: bigint[] = []
+        for await (const event of store.subscribe(query, { signal: controller.signal })) {
+          out.push(event.position)
+          if (out.length === count) break
+        }
+        return out
+      }
+      const first = take('all', 4)
+      const second = take([{ types: ['B'] }], 2)
+      await store.append({ type: 'A' })
+      await store.append([{ type: 'B' }, { type: 'A' }])
+      await store.append({ type: 'B' })
+      expect(await first).toEqual([1n, 2n, 3n, 4n])
+      expect(await second).toEqual([2n, 4n])
+      controller.abort()
+    }))
+
+    test('closing the store ends a waiting subscription', async () => {
+      const store = await open()
+      const iterator = store.subscribe('all')[Symbol.asyncIterator]()
+      const pending = iterator.next()
+      await store.close()
+      // The subscription ends, either quietly or with STORE_CLOSED; it must not hang.
+      const outcome: string | undefined = await pending.then(
+        (result) => (result.done ? 'done' : 'event'),
+        (error) => (error as { code?: string }).code,
+      )
+      expect(['done', 'STORE_CLOSED']).toContain(outcome as string)
+    })
+  })
+
+  describe(`${name}: project`, () => {
+    const courseProjectors = {
+      capacity: {
+        query: [{ types: ['CourseDefined'], tags: ['course:c1'] }] as Query,
+        initial: 0,
+        apply: (_: number, event: SequencedEvent) => (event.data as { capacity: number }).capacity,
+      },
+      subscribers: {
+        query: [{ types: ['StudentSubscribed', 'StudentUnsubscribed'], tags: ['course:c1'] }] as Query,
+        initial: 0,
+        apply: (count: number, event: SequencedEvent) => count + (event.type === 'StudentSubscribed' ? 1 : -1),
+      },
+    }
+
+    test('project folds each projector over its own events and returns a condition', withStore(async (store) => {
+      await seeded(store)
+      const { states, condition } = await store.project(courseProjectors)
+      expect(states).toEqual({ capacity: 2, subscribers: 2 })
+      expect(condition).toEqual({
+        failIfEventsMatch: [...(courseProjectors.capacity.query as never[]), ...(courseProjectors.subscribers.query as never[])],
+        after: 10n,
+      })
+    }))
+
+    test('the condition is after the last matching event, not the head', withStore(async (store) => {
+      await seeded(store)
+      await store.append({ type: 'Unrelated' })
+      const { condition } = await store.project({
+        renamed: { query: [{ types: ['CourseRenamed'] }], initial: [] as string[], apply: (titles: string[], event: SequencedEvent) => [...titles, (event.data as { title: string }).title] },
+      })
+      expect(condition.after).toBe(9n)
+    }))
+
+    test('when nothing matched, states are initial and after is undefined', withStore(async (store) => {
+      await store.append({ type: 'Unrelated' })
+      const { states, condition } = await store.project(courseProjectors)
+      expect(states).toEqual({ capacity: 0, subscribers: 0 })
+      expect(condition.after).toBeUndefined()
+      // So the append fails on any matching event, however early.
+      expect(await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s1'] }, condition)).toEqual({ position: 2n, count: 1 })
+    }))
+
+    test("a projector on 'all' makes the condition 'all'", withStore(async (store) => {
+      await seeded(store)
+      const { states, condition } = await store.project({
+        count: { query: 'all', initial: 0, apply: (n: number) => n + 1 },
+        c1: { query: [{ tags: ['course:c1'] }], initial: 0, apply: (n: number) => n + 1 },
+      })
+      expect(states).toEqual({ count: 10, c1: 6 })
+      expect(condition).toEqual({ failIfEventsMatch: 'all', after: 10n })
+    }))
+
+    test('appending with the projected condition succeeds, also after unrelated appends', withStore(async (store) => {
+      await seeded(store)
+      const { condition } = await store.project(courseProjectors)
+      await store.append({ type: 'StudentSubscribed', tags: ['course:c2', 'student:s9'] })
+      const result = await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s9'] }, condition)
+      expect(result).toEqual({ position: 12n, count: 1 })
+    }))
+
+    test('appending with the projected condition fails after an interleaving matching append', withStore(async (store) => {
+      await seeded(store)
+      const { condition } = await store.project(courseProjectors)
+      await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s8'] })
+      const error = await store
+        .append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s9'] }, condition)
+        .catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'APPEND_CONDITION_FAILED', conflict: 11n })
+      expect(await store.head()).toBe(11n)
+    }))
+  })
+
+  describe(`${name}: commands audit, inline projectors and snapshots`, () => {
+    test('an append with a command records it with the position of its last event', withStore(async (store) => {
+      await store.append({ type: 'Plain' })
+      await store.append([{ type: 'A' }, { type: 'B' }], undefined, {
+        command: { type: 'DoThing', data: { n: 1 }, metadata: { user: 'u1' } },
+      })
+      await store.append({ type: 'C' }, undefined, { command: { type: 'Other' } })
+      const rows = await store.commands()
+      expect(rows).toEqual([
+        { id: expect.any(BigInt), type: 'DoThing', data: { n: 1 }, metadata: { user: 'u1' }, position: 3n, recordedAt: expect.any(Date) },
+        { id: expect.any(BigInt), type: 'Other', data: null, metadata: {}, position: 4n, recordedAt: expect.any(Date) },
+      ])
+      expect(rows[1]!.id > rows[0]!.id).toBe(true)
+      expect((await store.commands({ after: rows[0]!.id })).map((row) => row.type)).toEqual(['Other'])
+      expect((await store.commands({ limit: 1 })).map((row) => row.type)).toEqual(['DoThing'])
+    }))
+
+    test('a failed append records no command', withStore(async (store) => {
+      await store.append({ type: 'A' })
+      const outcome = await codeOf(() =>
+        store.append({ type: 'A' }, { failIfEventsMatch: [{ types: ['A'] }] }, { command: { type: 'Refused' } }),
+      )
+      expect(outcome).toBe('APPEND_CONDITION_FAILED')
+      expect(await store.commands()).toEqual([])
+    }))
+
+    test('an inline projector sees every written event before commit and is promoted after', withStore(async (store) => {
+      const log: string[] = []
+      const projector: InlineProjector = {
+        name: 'recorder',
+        apply: (event) => {
+          log.push(`apply ${event.position} ${event.type}`)
+        },
+        promote: () => {
+          log.push('promote')
+        },
+        discard: () => {
+          log.push('discard')
+        },
+      }
+      const detach = store.attach(projector)
+      await store.append([{ type: 'A' }, { type: 'B' }])
+      expect(log).toEqual(['apply 1 A', 'apply 2 B', 'promote'])
+      detach()
+      await store.append({ type: 'C' })
+      expect(log).toEqual(['apply 1 A', 'apply 2 B', 'promote'])
+    }))
+
+    test('a projector that throws fails its append, is discarded, and other appends still commit', withStore(async (store) => {
+      // Models a real inline projector: a pending version built by apply, kept by promote, dropped by discard.
+      let pending: string[] = []
+      let committed: string[] = []
+      let discards = 0
+      store.attach({
+        name: 'picky',
+        apply: (event) => {
+          if (event.type === 'Poison') throw new Error('cannot apply Poison')
+          pending.push(event.type)
+        },
+        promote: () => {
+          committed = [...committed, ...pending]
+          pending = []
+        },
+        discard: () => {
+          discards++
+          pending = []
+        },
+      })
+      const outcomes = await Promise.allSettled([
+        store.append({ type: 'Good1' }),
+        store.append({ type: 'Poison' }),
+        store.append({ type: 'Good2' }),
+      ])
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+      expect(((outcomes[1] as PromiseRejectedResult).reason as Error).message).toContain('cannot apply Poison')
+      expect(discards).toBeGreaterThanOrEqual(1)
+      expect((await store.query('all')).map((event) => event.type).sort()).toEqual(['Good1', 'Good2'])
+      expect(committed.sort()).toEqual(['Good1', 'Good2'])
+    }))
+
+    test('snapshots: the newest one of a name is loaded', withStore(async (store) => {
+      expect(await store.loadSnapshot('cache')).toBeUndefined()
+      await store.saveSnapshot('cache', 5n, new Uint8Array([1, 2, 3]))
+      await store.saveSnapshot('other', 9n, new Uint8Array([9]))
+      await store.saveSnapshot('cache', 8n, new Uint8Array([4, 5]))
+      const snapshot = await store.loadSnapshot('cache')
+      expect(snapshot).toMatchObject({ name: 'cache', position: 8n })
+      expect([...snapshot!.data]).toEqual([4, 5])
+      expect(snapshot!.createdAt).toBeInstanceOf(Date)
+      expect([...(await store.loadSnapshot('other'))!.data]).toEqual([9])
+    }))
+  })
+}
