@@ -1,6 +1,6 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use crate::core::{ConfigError, Core, Metrics, Overrun, Refusal, Stamps, Wait};
 
