@@ -1,1 +1,21 @@
-//! placeholder, replaced by its owner
+//! The ringstate Node-API addon (`ringstate.<platform>-<arch>[-<libc>].node`): a thin binding of
+//! the pure-Rust crates to JavaScript. It only converts values and maps errors; the behaviour lives
+//! in crates/ring and crates/hamt, and the node-api crate supplies the boundary rules.
+//!
+//! Adding a binding file (e.g. `ring.rs`) is a two-line change here:
+//!   1. declare it next to the others:           `mod ring;`
+//!   2. call its `register` in [`init`]:          `ring::register(env, exports)?;`
+//! where the file defines `pub fn register(env: Env, exports: Value) -> JsResult<()>` that sets
+//! its exports (functions, classes) on `exports`. Then describe them in ts/native/addon.ts.
+
+use node_api::{Env, JsResult, Value};
+
+mod diagnostics;
+
+fn init(env: Env, exports: Value) -> JsResult<()> {
+    exports.set_function("version", |cx| cx.ret(env!("CARGO_PKG_VERSION")))?;
+    diagnostics::register(env, exports)?;
+    Ok(())
+}
+
+node_api::module!(init);
