@@ -9,6 +9,7 @@
  * describeConformance('memory', async () => new MemoryStore())
  */
 import { describe, expect, test } from 'bun:test'
+import { execute } from './execute.ts'
 import type { EventInput, EventStore, InlineProjector, Query, SequencedEvent } from './types.ts'
 
 /** Collect an iterable, also when creating it throws (a backend may validate eagerly or lazily). */
@@ -575,6 +576,81 @@ export function describeConformance(name: string, open: () => Promise<EventStore
         store.append({ type: 'A' }, { failIfEventsMatch: [{ types: ['A'] }] }, { command: { type: 'Refused' } }),
       )
       expect(outcome).toBe('APPEND_CONDITION_FAILED')
+      expect(await store.commands()).toEqual([])
+    }))
+
+    const nameTaken = (name: string) => ({
+      query: [{ types: ['NameClaimed', 'NameReleased'], tags: [`name:${name}`] }] as Query,
+      initial: false,
+      apply: (_: boolean, event: SequencedEvent) => event.type === 'NameClaimed',
+    })
+    const claim = (name: string) => ({ type: 'ClaimName', data: { name }, metadata: { user: 'u1' } })
+
+    test('execute appends under the projected condition and records the command', withStore(async (store) => {
+      await store.append({ type: 'NameClaimed', tags: ['name:bob'] })
+      const result = await execute(store, claim('ada'), async ({ command, project }) => {
+        const { taken } = await project({ taken: nameTaken(command.data.name) })
+        if (taken) throw new Error('name is taken')
+        return { type: 'NameClaimed', tags: [`name:${command.data.name}`] }
+      })
+      expect(result).toEqual({ position: 2n, count: 1 })
+      const rows = await store.commands()
+      expect(rows).toEqual([
+        { id: expect.any(BigInt), type: 'ClaimName', data: { name: 'ada' }, metadata: { user: 'u1' }, position: 2n, recordedAt: expect.any(Date) },
+      ])
+    }))
+
+    test('execute refuses with COMMAND_FAILED when the handler throws, appending and recording nothing', withStore(async (store) => {
+      await store.append({ type: 'NameClaimed', tags: ['name:ada'] })
+      const error = await execute(store, claim('ada'), async ({ command, project }) => {
+        const { taken } = await project({ taken: nameTaken(command.data.name) })
+        if (taken) throw new Error('name is taken')
+        return { type: 'NameClaimed', tags: [`name:${command.data.name}`] }
+      }).catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'COMMAND_FAILED' })
+      expect((error as Error).cause).toBeInstanceOf(Error)
+      expect(((error as Error).cause as Error).message).toBe('name is taken')
+      expect(await store.head()).toBe(1n)
+      expect(await store.commands()).toEqual([])
+    }))
+
+    test('execute runs the handler again on fresh state after a conflicting append', withStore(async (store) => {
+      const seen: boolean[] = []
+      const error = await execute(
+        store,
+        claim('ada'),
+        async ({ command, project, attempt }) => {
+          const { taken } = await project({ taken: nameTaken(command.data.name) })
+          seen.push(taken)
+          // Another writer claims the name between this decision and its append.
+          if (attempt === 1) await store.append({ type: 'NameClaimed', tags: ['name:ada'] })
+          if (taken) throw new Error('name is taken')
+          return { type: 'NameClaimed', tags: ['name:ada'] }
+        },
+        { baseDelayMs: 0 },
+      ).catch((caught) => caught)
+      expect(seen).toEqual([false, true])
+      expect(error).toMatchObject({ code: 'COMMAND_FAILED' })
+      expect(await store.head()).toBe(1n)
+    }))
+
+    test('execute gives up with RETRIES_EXHAUSTED after maxAttempts conflicts', withStore(async (store) => {
+      let runs = 0
+      const error = await execute(
+        store,
+        { type: 'Count' },
+        async ({ project }) => {
+          runs++
+          await project({ n: { query: [{ types: ['Tick'] }], initial: 0, apply: (n: number) => n + 1 } })
+          await store.append({ type: 'Tick' })
+          return { type: 'Tick' }
+        },
+        { maxAttempts: 3, baseDelayMs: 0 },
+      ).catch((caught) => caught)
+      expect(runs).toBe(3)
+      expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', attempts: 3 })
+      expect((error as Error).cause).toMatchObject({ code: 'APPEND_CONDITION_FAILED' })
+      expect(await store.head()).toBe(3n)
       expect(await store.commands()).toEqual([])
     }))
 
