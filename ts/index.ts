@@ -1,0 +1,7 @@
+/**
+ * ringstate's core: the DCB event store (open, append, query, project, execute), its query
+ * helpers and every error class with its stable code. The bus, the cache, the runtime, HTTP and
+ * the native addon are subpath exports (`ringstate/bus`, `ringstate/cache`, ...).
+ */
+export * from './store/index.ts'
+export * from './errors.ts'
