@@ -1,0 +1,68 @@
+/**
+ * SQL text for reads: one page of a query, by keyset on position.
+ *
+ * Every shape is driven by an index so a page costs what it returns, not the size of the log:
+ *   - 'all':                 the primary key, `position > after` in order;
+ *   - an item with tags:     event_tags (tag, position) on its first tag, checked against events;
+ *   - an item with types:    events (type, position), one ordered range per type.
+ * Each branch is cut at the page size before the branches are merged, and IN drops an event that
+ * matches two items.
+ */
+import type { Query } from '../types.ts'
+
+const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
+
+/** A page query: SQL text (stable per query shape, so it is prepared once) and its parameters. */
+export interface PageSql {
+  text: string
+  params: unknown[]
+}
+
+/**
+ * The next page of events matching `query` strictly between `after` and `before` (when given),
+ * ascending or descending, at most `size` rows.
+ */
+export function pageSql(query: Query, after: bigint, before: bigint | undefined, size: number, descending: boolean): PageSql {
+  const params: unknown[] = []
+  const param = (value: unknown, cast: string) => {
+    params.push(value)
+    return `$${params.length}::${cast}`
+  }
+  const order = descending ? 'DESC' : 'ASC'
+  const range = (column: string) => {
+    const lower = `${column} > ${param(after.toString(), 'bigint')}`
+    return before === undefined ? lower : `${lower} AND ${column} < ${param(before.toString(), 'bigint')}`
+  }
+  const limit = param(size, 'int')
+
+  if (query === 'all') {
+    return { text: `SELECT ${COLUMNS} FROM events WHERE ${range('position')} ORDER BY position ${order} LIMIT ${limit}`, params }
+  }
+  const branches: string[] = []
+  for (const item of query) {
+    const tags = item.tags ?? []
+    const types = item.types ?? []
+    if (tags.length > 0) {
+      const typeFilter = types.length > 0 ? ` AND x.type = ANY(${param(types, 'text[]')})` : ''
+      const tagFilter = tags.length > 1 ? ` AND x.tags @> ${param(tags, 'text[]')}` : ''
+      branches.push(
+        `(SELECT t.position FROM event_tags t JOIN events x ON x.position = t.position ` +
+          `WHERE t.tag = ${param(tags[0], 'text')} AND ${range('t.position')}${tagFilter}${typeFilter} ` +
+          `ORDER BY t.position ${order} LIMIT ${limit})`,
+      )
+    } else {
+      for (const type of new Set(types)) {
+        branches.push(
+          `(SELECT position FROM events WHERE type = ${param(type, 'text')} AND ${range('position')} ` +
+            `ORDER BY position ${order} LIMIT ${limit})`,
+        )
+      }
+    }
+  }
+  return {
+    text:
+      `SELECT ${COLUMNS} FROM events WHERE position IN (${branches.join(' UNION ALL ')}) ` +
+      `ORDER BY position ${order} LIMIT ${limit}`,
+    params,
+  }
+}

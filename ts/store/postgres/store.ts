@@ -1,0 +1,641 @@
+/**
+ * The PostgreSQL event store (postgres.js): production and multi-process.
+ *
+ * How the storage guarantees of DESIGN.md section 2 hold:
+ * - Positions: every append batch runs `ringstate_append_batch` (schema.ts), which takes one
+ *   transaction-scoped advisory lock held until commit and allocates max(position)+1.. under it.
+ *   So positions are gapless and commit in order across every process: a reader that saw N never
+ *   later sees a new event below N, and a transaction that writes no events delays nobody.
+ * - Conditions and idempotency are evaluated inside that locked transaction, in the database.
+ * - Group commit: one writer per store takes every waiting append (up to maxAppendBatch) into one
+ *   call: one round trip, one commit, one NOTIFY. A batch ends before an append whose condition
+ *   could match an earlier append of the batch, or that shares an id with one; that append leads
+ *   the next batch, where the committed log judges it.
+ * - Subscriptions catch up by keyset pages, then wait on LISTEN/NOTIFY (one listening connection
+ *   per store, fanned out in process), with polling every pollIntervalMs in case a notification is
+ *   lost; postgres.js reconnects the listener and each reconnect wakes every subscriber.
+ * - Inline projectors force an explicit transaction (BEGIN, the batch call, apply, COMMIT); without
+ *   them the batch call is a single autocommit statement.
+ */
+import postgres, { type Sql, type TransactionSql } from 'postgres'
+import {
+  AppendConditionFailedError,
+  InvalidEventError,
+  InvalidOptionsError,
+  RingstateError,
+  StorageError,
+  StoreClosedError,
+} from '../../errors.ts'
+import { matchesQuery } from '../match.ts'
+import { project } from '../project.ts'
+import type {
+  AppendCondition,
+  AppendOptions,
+  AppendResult,
+  EventInput,
+  EventStore,
+  InlineProjector,
+  Projector,
+  ProjectResult,
+  Query,
+  ReadOptions,
+  RecordedCommand,
+  SequencedEvent,
+  StoredSnapshot,
+  StoreOptions,
+  SubscribeOptions,
+} from '../types.ts'
+import {
+  normalizeCommand,
+  normalizeEvents,
+  resolveOptions,
+  validateCondition,
+  validateQuery,
+  validateReadOptions,
+  type NormalizedCommand,
+  type NormalizedEvent,
+} from '../validate.ts'
+import { AppendStatus, migrate, NOTIFY_CHANNEL } from './schema.ts'
+import { pageSql } from './sql.ts'
+
+/** Options of the PostgreSQL backend: the shared store options plus the connection pool size. */
+export interface PostgresStoreOptions extends StoreOptions {
+  /** Connections in the pool (the LISTEN connection comes on top). Default 10. */
+  max?: number
+}
+
+/** Most events one group commit carries, so one call stays a reasonable size. */
+const MAX_BATCH_EVENTS = 10_000
+
+interface PendingAppend {
+  events: NormalizedEvent[]
+  condition: AppendCondition | undefined
+  command: NormalizedCommand | undefined
+  /** Run the idempotency check: ids were given, or an earlier attempt may have committed. */
+  checkIds: boolean
+  resolve(result: AppendResult): void
+  reject(error: unknown): void
+  timer: ReturnType<typeof setTimeout> | undefined
+  settled: boolean
+}
+
+interface BatchRow {
+  status: number
+  pos: bigint | null
+  detail: string | null
+  recorded_at: Date
+}
+
+/** A database failure as a StorageError; the cause keeps the driver's error, the message no secrets. */
+function storageError(operation: string, error: unknown): RingstateError {
+  if (error instanceof RingstateError) return error
+  const reason = (error as { code?: string; message?: string })?.message ?? String(error)
+  return new StorageError(`postgres ${operation} failed: ${reason}`, { cause: error })
+}
+
+/**
+ * Open (and migrate) a PostgreSQL event store. The URL is read as postgres.js reads it, PG*
+ * environment variables included, so `postgres:///app` with PGHOST=/var/run/postgresql reaches a
+ * unix socket.
+ *
+ * @throws StorageError (STORAGE_ERROR) when the database cannot be reached or migrated.
+ * @example
+ * ```ts
+ * const store = await openPostgresStore('postgres://app@localhost/app')
+ * await store.append({ type: 'AccountOpened', tags: ['account:a1'] })
+ * await store.close()
+ * ```
+ */
+export async function openPostgresStore(url: string, options?: PostgresStoreOptions): Promise<EventStore> {
+  const resolved = resolveOptions(options)
+  const max = options?.max ?? 10
+  if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionsError('store option max must be a positive integer')
+  const sql = postgres(url || undefined as never, {
+    max,
+    onnotice: () => {},
+    types: { bigint: postgres.BigInt },
+    connection: { application_name: 'ringstate' },
+  })
+  try {
+    await migrate(sql)
+  } catch (error) {
+    await sql.end({ timeout: 0 }).catch(() => {})
+    throw storageError('open', error)
+  }
+  return new PostgresStore(sql, resolved)
+}
+
+/** The PostgreSQL `EventStore`. Create it with `openPostgresStore`. */
+export class PostgresStore implements EventStore {
+  readonly #sql: Sql<any>
+  readonly #options: Required<StoreOptions>
+  readonly #queue: PendingAppend[] = []
+  readonly #projectors = new Set<InlineProjector>()
+  #writing: Promise<void> | undefined
+  #closed = false
+
+  // Live delivery: subscribers wait for the generation to move past the one they read at.
+  #generation = 0
+  readonly #waiters = new Set<() => void>()
+  #listening: Promise<void> | undefined
+  #unlisten: (() => Promise<void>) | undefined
+
+  constructor(sql: Sql<any>, options: Required<StoreOptions>) {
+    this.#sql = sql
+    this.#options = options
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError()
+  }
+
+  /**
+   * Append events, atomically with an optional condition and command record.
+   *
+   * @example
+   * ```ts
+   * const { states, condition } = await store.project({ taken: usernameTaken('ada') })
+   * if (!states.taken) await store.append({ type: 'AccountRegistered', tags: ['username:ada'] }, condition)
+   * ```
+   */
+  append(
+    events: EventInput | readonly EventInput[],
+    condition?: AppendCondition,
+    options?: AppendOptions,
+  ): Promise<AppendResult> {
+    try {
+      this.#assertOpen()
+      const normalized = normalizeEvents(events, this.#options)
+      validateCondition(condition)
+      if (options !== undefined && (typeof options !== 'object' || options === null)) {
+        throw new InvalidOptionsError('append options must be an object')
+      }
+      const command = options?.command === undefined ? undefined : normalizeCommand(options.command)
+      // Copy: the caller may change its condition object while the append waits.
+      const own = condition === undefined ? undefined : { failIfEventsMatch: condition.failIfEventsMatch, ...(condition.after === undefined ? {} : { after: condition.after }) }
+      return new Promise<AppendResult>((resolve, reject) => {
+        const pending: PendingAppend = {
+          events: normalized,
+          condition: own,
+          command,
+          checkIds: normalized.some((event) => event.idGiven),
+          resolve,
+          reject,
+          timer: undefined,
+          settled: false,
+        }
+        pending.timer = setTimeout(() => this.#timeOut(pending), this.#options.appendTimeoutMs)
+        this.#queue.push(pending)
+        this.#startWriter()
+      })
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #timeOut(pending: PendingAppend): void {
+    const queued = this.#queue.indexOf(pending)
+    if (queued >= 0) {
+      this.#queue.splice(queued, 1)
+      settle(pending, undefined, new StorageError(`append timed out after ${this.#options.appendTimeoutMs} ms waiting to be written; nothing was written`))
+    } else {
+      settle(pending, undefined, new StorageError(
+        `append timed out after ${this.#options.appendTimeoutMs} ms in the database; it may or may not have been written: retry with the same event ids`,
+      ))
+    }
+  }
+
+  #startWriter(): void {
+    this.#writing ??= this.#writeAll().finally(() => {
+      this.#writing = undefined
+      if (this.#queue.length > 0) this.#startWriter()
+    })
+  }
+
+  async #writeAll(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#takeBatch()
+      if (batch.length > 0) await this.#commit(batch)
+    }
+  }
+
+  /**
+   * Take the waiting appends that can share one transaction, in arrival order: stop before an
+   * append whose condition matches an event of the batch so far or that repeats one of its ids.
+   */
+  #takeBatch(): PendingAppend[] {
+    const batch: PendingAppend[] = []
+    const ids = new Set<string>()
+    let events = 0
+    while (this.#queue.length > 0 && batch.length < this.#options.maxAppendBatch) {
+      const next = this.#queue[0]!
+      if (next.settled) {
+        this.#queue.shift()
+        continue
+      }
+      if (batch.length > 0) {
+        if (events + next.events.length > MAX_BATCH_EVENTS) break
+        if (next.checkIds && next.events.some((event) => ids.has(event.id))) break
+        const query = next.condition?.failIfEventsMatch
+        if (query !== undefined && batch.some((earlier) => earlier.events.some((event) => matchesQuery(query, event.type, event.tags)))) break
+      }
+      this.#queue.shift()
+      batch.push(next)
+      events += next.events.length
+      if (next.checkIds) for (const event of next.events) ids.add(event.id)
+    }
+    return batch
+  }
+
+  /** Write one batch and settle every append in it. Never throws. */
+  async #commit(batch: PendingAppend[]): Promise<void> {
+    try {
+      const rows = this.#projectors.size === 0 ? await this.#callBatch(this.#sql, batch) : await this.#commitWithProjectors(batch)
+      if (rows === undefined) return
+      for (let i = 0; i < batch.length; i++) settleFromRow(batch[i]!, rows[i]!)
+    } catch (error) {
+      if (batch.length > 1) {
+        // One append may be what the database refused: give each its own attempt. Ids are checked
+        // because a failure at commit time leaves it unknown whether the batch was written.
+        for (const pending of batch) {
+          pending.checkIds = true
+          await this.#commit([pending])
+        }
+      } else {
+        settle(batch[0]!, undefined, storageError('append', error))
+      }
+    }
+  }
+
+  /**
+   * The batch in an explicit transaction so inline projectors can apply each written event before
+   * commit. A projector that throws fails the append owning that event; the transaction rolls back,
+   * every projector discards, and the rest of the batch is written again without it.
+   * @returns the rows, or undefined when the batch was settled some other way
+   */
+  async #commitWithProjectors(batch: PendingAppend[]): Promise<BatchRow[] | undefined> {
+    const projectors = [...this.#projectors]
+    let failed: { index: number; error: unknown } | undefined
+    let rows: BatchRow[]
+    try {
+      rows = await this.#sql.begin(async (tx) => {
+        const rows = await this.#callBatch(tx, batch)
+        for (let i = 0; i < batch.length; i++) {
+          const row = rows[i]!
+          if (row.status !== AppendStatus.WRITTEN) continue
+          const events = batch[i]!.events
+          const first = row.pos! - BigInt(events.length) + 1n
+          for (let k = 0; k < events.length; k++) {
+            const event = toSequenced(events[k]!, first + BigInt(k), row.recorded_at)
+            for (const projector of projectors) {
+              try {
+                await projector.apply(event, tx)
+              } catch (error) {
+                failed = { index: i, error }
+                throw error
+              }
+            }
+          }
+        }
+        return rows
+      })
+    } catch (error) {
+      for (const projector of projectors) projector.discard()
+      if (failed === undefined) throw error
+      settle(batch[failed.index]!, undefined, failed.error)
+      const rest = batch.filter((_, i) => i !== failed!.index)
+      if (rest.length > 0) await this.#commit(rest)
+      return undefined
+    }
+    for (const projector of projectors) projector.promote()
+    return rows
+  }
+
+  /** One call of ringstate_append_batch with the batch flattened into arrays. */
+  async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: PendingAppend[]): Promise<BatchRow[]> {
+    const counts: number[] = []
+    const checkIds: boolean[] = []
+    const evAppend: number[] = [], evIndex: number[] = [], types: string[] = [], tagFrom: number[] = [], tagTo: number[] = []
+    const tags: string[] = [], data: string[] = [], metadata: string[] = [], ids: string[] = []
+    const ciAppend: number[] = [], ciAfter: string[] = [], ciAll: boolean[] = []
+    const ciTypeFrom: number[] = [], ciTypeTo: number[] = [], ciTypes: string[] = []
+    const ciTagFrom: number[] = [], ciTagTo: number[] = [], ciTags: string[] = []
+    const cmdTypes: (string | null)[] = [], cmdData: (string | null)[] = [], cmdMetadata: (string | null)[] = []
+
+    for (let a = 0; a < batch.length; a++) {
+      const pending = batch[a]!
+      counts.push(pending.events.length)
+      checkIds.push(pending.checkIds)
+      for (let k = 0; k < pending.events.length; k++) {
+        const event = pending.events[k]!
+        evAppend.push(a + 1)
+        evIndex.push(k)
+        types.push(event.type)
+        tagFrom.push(tags.length + 1)
+        for (const tag of event.tags) tags.push(tag)
+        tagTo.push(tags.length)
+        data.push(event.dataJson)
+        metadata.push(event.metadataJson)
+        ids.push(event.id)
+      }
+      const condition = pending.condition
+      if (condition !== undefined) {
+        const after = (condition.after ?? 0n).toString()
+        const items = condition.failIfEventsMatch === 'all' ? [undefined] : condition.failIfEventsMatch
+        for (const item of items) {
+          ciAppend.push(a + 1)
+          ciAfter.push(after)
+          ciAll.push(item === undefined)
+          ciTypeFrom.push(ciTypes.length + 1)
+          for (const type of item?.types ?? []) ciTypes.push(type)
+          ciTypeTo.push(ciTypes.length)
+          ciTagFrom.push(ciTags.length + 1)
+          for (const tag of item?.tags ?? []) ciTags.push(tag)
+          ciTagTo.push(ciTags.length)
+        }
+      }
+      cmdTypes.push(pending.command?.type ?? null)
+      cmdData.push(pending.command?.dataJson ?? null)
+      cmdMetadata.push(pending.command?.metadataJson ?? null)
+    }
+    // Arrays go as array literals in text parameters: postgres.js infers an array's type from its
+    // first element, which is wrong for empty arrays and booleans, and this is cheaper anyway.
+    return (await sql`SELECT status, pos, detail, recorded_at FROM ringstate_append_batch(
+      ${numbers(counts)}::int[], ${booleans(checkIds)}::boolean[],
+      ${numbers(evAppend)}::int[], ${numbers(evIndex)}::int[], ${texts(types)}::text[],
+      ${numbers(tagFrom)}::int[], ${numbers(tagTo)}::int[], ${texts(tags)}::text[],
+      ${texts(data)}::text[], ${texts(metadata)}::text[], ${texts(ids)}::text[],
+      ${numbers(ciAppend)}::int[], ${numbers(ciAfter)}::bigint[], ${booleans(ciAll)}::boolean[],
+      ${numbers(ciTypeFrom)}::int[], ${numbers(ciTypeTo)}::int[], ${texts(ciTypes)}::text[],
+      ${numbers(ciTagFrom)}::int[], ${numbers(ciTagTo)}::int[], ${texts(ciTags)}::text[],
+      ${texts(cmdTypes)}::text[], ${texts(cmdData)}::text[], ${texts(cmdMetadata)}::text[]
+    )`) as unknown as BatchRow[]
+  }
+
+  /** All events matching the query, in position order (or newest first with `backwards`). */
+  async query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]> {
+    const out: SequencedEvent[] = []
+    for await (const event of this.read(query, options)) out.push(event)
+    return out
+  }
+
+  /**
+   * Stream the events matching the query in pages of streamBatchSize (keyset on position), so a
+   * log of any size is read in constant memory.
+   *
+   * @example
+   * ```ts
+   * for await (const event of store.read([{ types: ['OrderPlaced'] }], { after: 100n })) console.log(event.position)
+   * ```
+   */
+  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent> {
+    this.#assertOpen()
+    validateQuery(query)
+    validateReadOptions(options)
+    return this.#pages(query, options ?? {})
+  }
+
+  async *#pages(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent> {
+    const descending = options.backwards === true
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY
+    let after = options.after ?? 0n
+    let before: bigint | undefined
+    while (remaining > 0) {
+      if (options.signal?.aborted) return
+      this.#assertOpen()
+      const size = Math.min(this.#options.streamBatchSize, remaining)
+      const page = pageSql(query, after, before, size, descending)
+      let rows: any[]
+      try {
+        rows = await this.#sql.unsafe(page.text, page.params as any[], { prepare: true })
+      } catch (error) {
+        if (this.#closed) throw new StoreClosedError()
+        throw storageError('read', error)
+      }
+      for (const row of rows) yield toEvent(row)
+      remaining -= rows.length
+      if (rows.length < size) return
+      const last = rows[rows.length - 1].position as bigint
+      if (descending) before = last
+      else after = last
+    }
+  }
+
+  /**
+   * Every matching event after `after`, then new ones as they commit, until the signal aborts or
+   * the store closes (the iterator then ends without an error).
+   *
+   * @example
+   * ```ts
+   * const stop = new AbortController()
+   * for await (const event of store.subscribe([{ tags: ['account:a1'] }], { signal: stop.signal })) handle(event)
+   * ```
+   */
+  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent> {
+    this.#assertOpen()
+    validateQuery(query)
+    validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
+    return this.#live(query, options?.after ?? 0n, options?.signal)
+  }
+
+  async *#live(query: Query, from: bigint, signal: AbortSignal | undefined): AsyncGenerator<SequencedEvent> {
+    let after = from
+    if (signal?.aborted) return
+    await this.#listen()
+    while (!this.#closed && !signal?.aborted) {
+      const generation = this.#generation
+      for await (const event of this.#pages(query, { after, signal })) {
+        after = event.position
+        yield event
+        if (this.#closed || signal?.aborted) return
+      }
+      if (this.#generation === generation) await this.#waitForChange(signal)
+    }
+  }
+
+  /** Resolve on a notification, a reconnect, the poll interval, the signal or close. */
+  #waitForChange(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#waiters.delete(done)
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, this.#options.pollIntervalMs)
+      this.#waiters.add(done)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  #wake(): void {
+    this.#generation++
+    for (const waiter of [...this.#waiters]) waiter()
+  }
+
+  /** Start the store's one LISTEN connection (once). If LISTEN is unavailable, polling remains. */
+  #listen(): Promise<void> {
+    this.#listening ??= this.#sql
+      .listen(NOTIFY_CHANNEL, () => this.#wake(), () => this.#wake())
+      .then(
+        ({ unlisten }) => {
+          this.#unlisten = unlisten
+        },
+        () => {},
+      )
+    return this.#listening
+  }
+
+  /** Fold projectors over the log; see `project` in ../project.ts. */
+  project<P extends Record<string, Projector<any>>>(projectors: P, options?: { signal?: AbortSignal }): Promise<ProjectResult<P>> {
+    try {
+      this.#assertOpen()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return project(this, projectors, options)
+  }
+
+  /** The position of the last committed event; 0n when the log is empty. */
+  async head(): Promise<bigint> {
+    this.#assertOpen()
+    try {
+      const [row] = await this.#sql`SELECT coalesce(max(position), 0)::bigint AS head FROM events`
+      return row!.head as bigint
+    } catch (error) {
+      throw storageError('head', error)
+    }
+  }
+
+  /** Run `projector` inside every append transaction from now on; returns the detach function. */
+  attach(projector: InlineProjector): () => void {
+    this.#assertOpen()
+    this.#projectors.add(projector)
+    return () => {
+      this.#projectors.delete(projector)
+    }
+  }
+
+  async saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void> {
+    this.#assertOpen()
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
+    if (typeof position !== 'bigint' || position < 0n) throw new InvalidOptionsError('snapshot position must be a bigint >= 0n')
+    if (!(data instanceof Uint8Array)) throw new InvalidOptionsError('snapshot data must be a Uint8Array')
+    try {
+      await this.#sql`INSERT INTO snapshots (name, position, data) VALUES (${name}, ${position}, ${Buffer.from(data.buffer, data.byteOffset, data.byteLength)})
+        ON CONFLICT (name, position) DO UPDATE SET data = EXCLUDED.data, created_at = now()`
+    } catch (error) {
+      throw storageError('saveSnapshot', error)
+    }
+  }
+
+  async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
+    this.#assertOpen()
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
+    try {
+      const [row] = await this.#sql`SELECT name, position, data, created_at FROM snapshots WHERE name = ${name} ORDER BY position DESC LIMIT 1`
+      if (row === undefined) return undefined
+      return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: row.created_at }
+    } catch (error) {
+      throw storageError('loadSnapshot', error)
+    }
+  }
+
+  async commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]> {
+    this.#assertOpen()
+    const after = options?.after ?? 0n
+    const limit = options?.limit ?? 1000
+    if (typeof after !== 'bigint' || after < 0n) throw new InvalidOptionsError('after must be a bigint >= 0n')
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidOptionsError('limit must be an integer >= 0')
+    try {
+      const rows = await this.#sql`SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+      return rows.map((row) => ({
+        id: row.id,
+        type: row.type,
+        data: row.data,
+        metadata: row.metadata,
+        position: row.position,
+        recordedAt: row.recorded_at,
+      }))
+    } catch (error) {
+      throw storageError('commands', error)
+    }
+  }
+
+  /** Finish the appends already accepted, end every subscription, close the connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#wake()
+    while (this.#writing !== undefined) await this.#writing
+    await this.#listening
+    await this.#unlisten?.().catch(() => {})
+    await this.#sql.end({ timeout: 5 })
+  }
+}
+
+/** A PostgreSQL array literal of integers (numbers, or bigints as decimal strings). */
+function numbers(values: readonly (number | string)[]): string {
+  return `{${values.join(',')}}`
+}
+
+function booleans(values: readonly boolean[]): string {
+  return `{${values.map((value) => (value ? 't' : 'f')).join(',')}}`
+}
+
+/** A PostgreSQL array literal of text: every element quoted, `"` and `\` escaped, null as NULL. */
+function texts(values: readonly (string | null)[]): string {
+  let out = '{'
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ','
+    const value = values[i]
+    out += value === null ? 'NULL' : `"${value.replace(/["\\]/g, '\\$&')}"`
+  }
+  return out + '}'
+}
+
+function settle(pending: PendingAppend, result: AppendResult | undefined, error?: unknown): void {
+  if (pending.settled) return
+  pending.settled = true
+  clearTimeout(pending.timer)
+  if (error !== undefined) pending.reject(error)
+  else pending.resolve(result!)
+}
+
+function settleFromRow(pending: PendingAppend, row: BatchRow): void {
+  switch (row.status) {
+    case AppendStatus.WRITTEN:
+    case AppendStatus.DUPLICATE:
+      settle(pending, { position: row.pos!, count: pending.events.length })
+      return
+    case AppendStatus.CONFLICT:
+      settle(pending, undefined, new AppendConditionFailedError(pending.condition!, row.pos!))
+      return
+    default:
+      settle(pending, undefined, new InvalidEventError(`event id ${JSON.stringify(row.detail)} is already stored by another append`))
+  }
+}
+
+function toSequenced(event: NormalizedEvent, position: bigint, recordedAt: Date): SequencedEvent {
+  return {
+    position,
+    type: event.type,
+    tags: event.tags,
+    data: JSON.parse(event.dataJson),
+    metadata: JSON.parse(event.metadataJson),
+    id: event.id,
+    recordedAt,
+  }
+}
+
+function toEvent(row: any): SequencedEvent {
+  return {
+    position: row.position,
+    type: row.type,
+    tags: row.tags,
+    data: row.data,
+    metadata: row.metadata,
+    id: row.id,
+    recordedAt: row.recorded_at,
+  }
+}
