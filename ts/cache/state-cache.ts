@@ -1,0 +1,386 @@
+/**
+ * The entity state cache (DESIGN.md section 3, after the seed `state` package): entity id -> state
+ * in a persistent HAMT, kept up to date inside the store's append transaction.
+ *
+ * @module
+ */
+import { InvalidOptionsError } from '../errors.ts'
+import type { EventStore, InlineProjector, SequencedEvent } from '../store/types.ts'
+import { selectBackend } from './select.ts'
+import type { CacheBackend, MapVersion } from './backend.ts'
+import { jsonCodec, type StateCodec } from './codec.ts'
+import { decodeSnapshot, encodeSnapshot } from './snapshot-format.ts'
+
+/** Options of {@link StateCache}. */
+export interface StateCacheOptions<S> {
+  /** Names the cache's snapshots in the store; also the projector's name. */
+  name: string
+  /** The entity an event is about, or undefined when the cache ignores the event. */
+  key(event: SequencedEvent): string | undefined
+  /**
+   * The entity's next state; `state` is undefined for an entity not in the cache. Returning
+   * undefined deletes the entity. Throwing fails the append (the cache is left as it was).
+   * Treat states as immutable: the cache hands the same objects to every reader.
+   */
+  apply(state: S | undefined, event: SequencedEvent): S | undefined
+  /** Turns states into bytes for snapshots (and for the native map). Default: UTF-8 JSON. */
+  codec?: StateCodec<S>
+  /** How many promoted versions `viewAt` can reach, the current one included. Default 16. */
+  keepVersions?: number
+}
+
+/** What {@link StateCache.restore} did. */
+export interface RestoreResult {
+  /** The position of the snapshot loaded, or undefined when there was none (or it was empty). */
+  snapshotPosition: bigint | undefined
+  /** Events read from the log after the snapshot (every event, keyed or not). */
+  replayed: number
+  /** The cache's position afterwards. */
+  position: bigint
+}
+
+/**
+ * An immutable snapshot of the cache at one position. Later appends never change it; holding it
+ * keeps its version's nodes alive (and nothing else).
+ */
+export class CacheView<S> {
+  /** @internal */
+  constructor(
+    /** The last log position this view includes. */
+    readonly position: bigint,
+    /** @internal */ readonly version: MapVersion<S>,
+  ) {}
+
+  /** Number of entities. */
+  get size(): number {
+    return this.version.size
+  }
+
+  /** The state of entity `id` in this view. */
+  get(id: string): S | undefined {
+    return this.version.get(id)
+  }
+
+  /** Whether entity `id` exists in this view. */
+  has(id: string): boolean {
+    return this.version.has(id)
+  }
+
+  /** Every `[id, state]` in the HAMT's deterministic order. */
+  *entries(): IterableIterator<[string, S]> {
+    const all: [string, S][] = []
+    this.version.forEach((state, id) => all.push([id, state]))
+    yield* all
+  }
+
+  /** Visits every entity, the fastest way to scan a view. */
+  forEach(fn: (state: S, id: string) => void): void {
+    this.version.forEach(fn)
+  }
+}
+
+/** How many recently read states `get` keeps decoded, for hot entities. */
+const HOT_ENTRIES = 4096
+/** Changes applied per version while replaying the log, to bound the pending map. */
+const REPLAY_CHUNK = 10_000
+
+interface Restoring {
+  /** Events of the transaction in flight during the replay. */
+  inFlight: SequencedEvent[]
+  /** Events committed during the replay, in commit (= position) order. */
+  committed: SequencedEvent[]
+}
+
+/**
+ * Entity id -> state, maintained by the store inside the append transaction and readable without
+ * any I/O. Attach it with `store.attach(cache)`: `apply` builds the pending changes of the
+ * transaction, `promote` (after commit) turns them into the next version, `discard` (on rollback)
+ * drops them, so a failed or rolled-back append leaves the visible cache exactly as it was.
+ *
+ * A transaction's changes cross into the map in one call at promote time (one buffer when the map
+ * is native). Versions are persistent: `view()` is O(1) and unaffected by later appends, and the
+ * last `keepVersions` versions stay reachable through `viewAt(position)`.
+ *
+ * Snapshots: `snapshot(store)` writes the whole map, compressed, to the store's snapshots table;
+ * `restore(store)` loads the newest one and replays the log after it. Call `restore` after
+ * `attach` (appends that commit during the replay are queued and applied after it) and before
+ * relying on reads.
+ *
+ * @example
+ * ```ts
+ * const balances = new StateCache<{ balance: number }>({
+ *   name: 'balances',
+ *   key: (event) => event.tags.find((t) => t.startsWith('account:')),
+ *   apply: (state, event) => ({ balance: (state?.balance ?? 0) + (event.data as { amount: number }).amount }),
+ * })
+ * store.attach(balances)
+ * await balances.restore(store)
+ * await store.append({ type: 'Deposited', tags: ['account:1'], data: { amount: 5 } })
+ * balances.get('account:1') // { balance: 5 }
+ * ```
+ */
+export class StateCache<S> implements InlineProjector {
+  readonly name: string
+  readonly #key: (event: SequencedEvent) => string | undefined
+  readonly #apply: (state: S | undefined, event: SequencedEvent) => S | undefined
+  readonly #backend: CacheBackend<S>
+  readonly #keep: number
+  /** Promoted views, oldest first; the last one is current. */
+  #history: CacheView<S>[]
+  #current: CacheView<S>
+  /** Decoded states of hot entities in the current version (ids absent from it are not cached). */
+  readonly #hot = new Map<string, S>()
+  /** The transaction in progress: id -> new state (undefined = delete). */
+  #changes = new Map<string, S | undefined>()
+  #pendingPosition: bigint | undefined
+  #restoring: Restoring | undefined
+
+  /**
+   * @example
+   * ```ts
+   * const cache = new StateCache({ name: 'orders', key: (e) => e.tags[0], apply: (_s, e) => e.data })
+   * ```
+   */
+  constructor(options: StateCacheOptions<S>) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('StateCache needs an options object')
+    const { name, key, apply, codec = jsonCodec as StateCodec<S>, keepVersions = 16 } = options
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('StateCache name must be a non-empty string')
+    if (typeof key !== 'function' || typeof apply !== 'function') {
+      throw new InvalidOptionsError('StateCache needs key(event) and apply(state, event) functions')
+    }
+    if (typeof codec?.encode !== 'function' || typeof codec.decode !== 'function') {
+      throw new InvalidOptionsError('StateCache codec needs encode and decode functions')
+    }
+    if (!Number.isSafeInteger(keepVersions) || keepVersions < 1) {
+      throw new InvalidOptionsError('StateCache keepVersions must be an integer >= 1')
+    }
+    this.name = name
+    this.#key = key
+    this.#apply = apply
+    this.#keep = keepVersions
+    this.#backend = selectBackend(codec)
+    this.#current = new CacheView<S>(0n, this.#backend.empty())
+    this.#history = [this.#current]
+  }
+
+  /** Which map implementation this cache uses: 'native' or 'typescript'. */
+  get implementation(): 'native' | 'typescript' {
+    return this.#backend.kind
+  }
+
+  /** Number of entities in the current version. */
+  get size(): number {
+    return this.#current.version.size
+  }
+
+  /** The last log position the current version includes (0n before any event). */
+  get position(): bigint {
+    return this.#current.position
+  }
+
+  /**
+   * The current state of entity `id`.
+   *
+   * @example
+   * ```ts
+   * cache.get('account:1')
+   * ```
+   */
+  get(id: string): S | undefined {
+    const hot = this.#hot.get(id)
+    if (hot !== undefined) return hot
+    const state = this.#current.version.get(id)
+    if (state !== undefined) this.#remember(id, state)
+    return state
+  }
+
+  /**
+   * Whether entity `id` exists now.
+   *
+   * @example
+   * ```ts
+   * cache.has('account:1')
+   * ```
+   */
+  has(id: string): boolean {
+    return this.#hot.has(id) || this.#current.version.has(id)
+  }
+
+  /**
+   * The current version as an immutable view, in O(1).
+   *
+   * @example
+   * ```ts
+   * const view = cache.view()
+   * await store.append(moreEvents) // view is unchanged
+   * ```
+   */
+  view(): CacheView<S> {
+    return this.#current
+  }
+
+  /**
+   * The view as of log position `position`: the newest kept version at or before it. Undefined
+   * when `position` is older than the oldest kept version (see `keepVersions`) or newer than the
+   * current position.
+   *
+   * @example
+   * ```ts
+   * cache.viewAt(41n)?.get('account:1')
+   * ```
+   */
+  viewAt(position: bigint): CacheView<S> | undefined {
+    if (typeof position !== 'bigint') throw new InvalidOptionsError('viewAt needs a bigint position')
+    if (position > this.#current.position) return undefined
+    for (let i = this.#history.length - 1; i >= 0; i--) {
+      const view = this.#history[i]!
+      if (view.position <= position) return view
+    }
+    return undefined
+  }
+
+  /** InlineProjector: stage `event`'s change in the pending transaction. */
+  apply(event: SequencedEvent, _tx?: unknown): void {
+    if (this.#restoring !== undefined) {
+      this.#restoring.inFlight.push(event)
+      return
+    }
+    this.#stage(event)
+  }
+
+  /** InlineProjector: the transaction committed; its changes become the current version. */
+  promote(): void {
+    if (this.#restoring !== undefined) {
+      this.#restoring.committed.push(...this.#restoring.inFlight)
+      this.#restoring.inFlight = []
+      return
+    }
+    const position = this.#pendingPosition
+    if (position === undefined) return
+    const changes = this.#changes
+    this.#changes = new Map()
+    this.#pendingPosition = undefined
+    const version = changes.size === 0 ? this.#current.version : this.#backend.apply(this.#current.version, changes)
+    if (this.#hot.size > 0) {
+      for (const [id, state] of changes) {
+        if (!this.#hot.has(id)) continue
+        if (state === undefined) this.#hot.delete(id)
+        else this.#hot.set(id, state)
+      }
+    }
+    this.#install(new CacheView<S>(position, version))
+  }
+
+  /** InlineProjector: the transaction rolled back; forget its changes. */
+  discard(): void {
+    if (this.#restoring !== undefined) {
+      this.#restoring.inFlight = []
+      return
+    }
+    this.#changes = new Map()
+    this.#pendingPosition = undefined
+  }
+
+  /**
+   * Writes the current version, compressed, to the store's snapshots table under this cache's
+   * name. Returns the position it covers.
+   *
+   * @example
+   * ```ts
+   * await cache.snapshot(store)
+   * ```
+   */
+  async snapshot(store: Pick<EventStore, 'saveSnapshot'>): Promise<bigint> {
+    const view = this.#current
+    const blob = encodeSnapshot(this.#backend.toBytes(view.version))
+    await store.saveSnapshot(this.name, view.position, blob)
+    return view.position
+  }
+
+  /**
+   * Replaces the cache's contents with the newest snapshot (if any) plus every event after it in
+   * the log. Appends committed while it runs are applied after the replay. Rejects with
+   * SNAPSHOT_CORRUPT when the stored snapshot cannot be decoded, and with whatever `apply` throws;
+   * the cache is unchanged then.
+   *
+   * @example
+   * ```ts
+   * store.attach(cache)
+   * const { position } = await cache.restore(store)
+   * ```
+   */
+  async restore(store: Pick<EventStore, 'loadSnapshot' | 'read'>): Promise<RestoreResult> {
+    if (this.#restoring !== undefined) throw new InvalidOptionsError(`StateCache ${this.name}: restore is already running`)
+    const restoring: Restoring = { inFlight: [], committed: [] }
+    this.#restoring = restoring
+    // A transaction staged before the restore began is replaced by the log replay.
+    this.#changes = new Map()
+    this.#pendingPosition = undefined
+    let inFlight: SequencedEvent[] = []
+    let result: RestoreResult
+    try {
+      const snapshot = await store.loadSnapshot(this.name)
+      let version = this.#backend.empty()
+      let position = 0n
+      if (snapshot !== undefined) {
+        version = this.#backend.fromBytes(decodeSnapshot(snapshot.data))
+        position = snapshot.position
+      }
+      let changes = new Map<string, S | undefined>()
+      let replayed = 0
+      const replay = (event: SequencedEvent) => {
+        if (event.position <= position) return
+        this.#fold(changes, version, event)
+        position = event.position
+        replayed++
+        if (changes.size >= REPLAY_CHUNK) {
+          version = this.#backend.apply(version, changes)
+          changes = new Map()
+        }
+      }
+      for await (const event of store.read('all', { after: position })) replay(event)
+      for (const event of restoring.committed) replay(event)
+      if (changes.size > 0) version = this.#backend.apply(version, changes)
+      this.#hot.clear()
+      this.#history = []
+      this.#install(new CacheView<S>(position, version))
+      result = { snapshotPosition: snapshot?.position, replayed, position }
+      inFlight = restoring.inFlight
+    } finally {
+      this.#restoring = undefined
+    }
+    // A transaction still open when the replay ended continues on the restored version.
+    for (const event of inFlight) this.#stage(event)
+    return result
+  }
+
+  #stage(event: SequencedEvent): void {
+    if (event.position <= this.#current.position) return
+    this.#fold(this.#changes, this.#current.version, event, true)
+    this.#pendingPosition = event.position
+  }
+
+  /** Applies `event` to the pending `changes` over `base`. */
+  #fold(changes: Map<string, S | undefined>, base: MapVersion<S>, event: SequencedEvent, useHot = false): void {
+    const id = this.#key(event)
+    if (id === undefined) return
+    if (typeof id !== 'string') throw new InvalidOptionsError(`StateCache ${this.name}: key(event) must return a string or undefined`)
+    let state = changes.get(id)
+    if (state === undefined && !changes.has(id)) {
+      state = useHot ? this.#hot.get(id) : undefined
+      if (state === undefined) state = base.get(id)
+    }
+    changes.set(id, this.#apply(state, event))
+  }
+
+  #install(view: CacheView<S>): void {
+    this.#current = view
+    this.#history.push(view)
+    if (this.#history.length > this.#keep) this.#history.shift()
+  }
+
+  #remember(id: string, state: S): void {
+    if (this.#hot.size >= HOT_ENTRIES) this.#hot.delete(this.#hot.keys().next().value as string)
+    this.#hot.set(id, state)
+  }
+}
