@@ -10,3 +10,4 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 let files = 0
 describeConformance('sqlite', () => openSqliteStore(join(dir, `store-${++files}.db`)))
+describeConformance('sqlite :memory:', () => openSqliteStore(':memory:'))

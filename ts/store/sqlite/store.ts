@@ -33,7 +33,6 @@ import type {
   AppendCondition,
   AppendOptions,
   AppendResult,
-  CommandRecord,
   EventInput,
   EventStore,
   InlineProjector,
@@ -53,6 +52,8 @@ import {
   validateCondition,
   validateQuery,
   validateReadOptions,
+  normalizeCommand,
+  type NormalizedCommand,
   type NormalizedEvent,
 } from '../validate.ts'
 import { migrate } from './schema.ts'
@@ -87,7 +88,7 @@ interface PendingAppend {
   kind: 'append'
   events: NormalizedEvent[]
   condition: AppendCondition | undefined
-  command: { type: string; dataJson: string; metadataJson: string } | undefined
+  command: NormalizedCommand | undefined
   deadline: number
   resolve(result: AppendResult): void
   reject(error: unknown): void
@@ -133,38 +134,6 @@ function toEvent(row: EventRow): SequencedEvent {
   }
 }
 
-function toJsonOption(value: unknown, what: string): string {
-  let json: string | undefined
-  try {
-    json = JSON.stringify(value, (_key, v) => {
-      if (typeof v === 'bigint' || typeof v === 'function' || typeof v === 'symbol') throw new TypeError(typeof v)
-      if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError(String(v))
-      return v
-    })
-  } catch (error) {
-    throw new InvalidOptionsError(`${what} is not JSON: ${(error as Error).message}`)
-  }
-  if (json === undefined) throw new InvalidOptionsError(`${what} is not JSON`)
-  return json
-}
-
-function validateCommand(command: CommandRecord | undefined): PendingAppend['command'] {
-  if (command === undefined) return undefined
-  if (typeof command !== 'object' || command === null) throw new InvalidOptionsError('command must be an object')
-  if (typeof command.type !== 'string' || command.type.length === 0 || command.type.length > 128) {
-    throw new InvalidOptionsError('command.type must be a string of 1..128 characters')
-  }
-  const metadata = command.metadata ?? {}
-  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
-    throw new InvalidOptionsError('command.metadata must be a plain object')
-  }
-  return {
-    type: command.type,
-    dataJson: toJsonOption(command.data ?? null, 'command.data'),
-    metadataJson: toJsonOption(metadata, 'command.metadata'),
-  }
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
 }
@@ -186,6 +155,14 @@ export class SqliteStore implements EventStore {
   readonly #queue: Pending[] = []
   #writing: Promise<void> | undefined
   #closed = false
+  /** `:memory:` has one connection for reads and writes (a second would open another database). */
+  readonly #shared: boolean
+  /**
+   * Set while the shared connection holds a transaction open across an await (an async inline
+   * projector): reads wait for it, so they never see events that are not committed yet.
+   */
+  #readGate: Promise<void> | undefined
+  #releaseReads: (() => void) | undefined
   #closing: Promise<void> | undefined
 
   // Subscribers wait on `#changed`; a commit here, a data_version change seen by the poller, or
@@ -216,6 +193,7 @@ export class SqliteStore implements EventStore {
     this.#busyTimeoutMs = busy
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS
     this.path = path
+    this.#shared = path === ':memory:'
     this.#resetChanged()
 
     this.#writer = new Database(path, { create: true, safeIntegers: true })
@@ -225,13 +203,13 @@ export class SqliteStore implements EventStore {
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
       this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
-      this.#reader = new Database(path, { safeIntegers: true })
+      this.#reader = path === ':memory:' ? this.#writer : new Database(path, { safeIntegers: true })
     } catch (error) {
       this.#writer.close()
       throw error
     }
     // Readers in WAL mode wait only while a checkpoint restarts the log: rare and short.
-    this.#reader.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
+    if (!this.#shared) this.#reader.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
 
     this.#headStmt = this.#writer.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
     this.#findIdStmt = this.#writer.prepare('SELECT position FROM events WHERE id = ?')
@@ -267,7 +245,7 @@ export class SqliteStore implements EventStore {
       // of 16 (measured at 64,000 events), and that index stays compact.
       for (const event of normalized) if (!event.idGiven) event.id = Bun.randomUUIDv7()
       validateCondition(condition)
-      const command = validateCommand(options?.command)
+      const command = options?.command === undefined ? undefined : normalizeCommand(options.command)
       return new Promise<AppendResult>((resolve, reject) => {
         this.#enqueue({
           kind: 'append',
@@ -315,6 +293,7 @@ export class SqliteStore implements EventStore {
     const signal = options.signal
     while (remaining > 0) {
       if (signal?.aborted) throw new AbortedError()
+      if (this.#readGate !== undefined) await this.#readGate
       const size = Math.min(remaining, this.#options.streamBatchSize)
       const rows = this.#selectBatch(query, lower, upper, size, backwards)
       for (const row of rows) yield toEvent(row)
@@ -361,6 +340,7 @@ export class SqliteStore implements EventStore {
       // Take the wake-up promise before reading, so a commit landing between the read and the
       // wait still wakes us.
       const changed = this.#changed.promise
+      if (this.#readGate !== undefined) await this.#readGate
       const rows = this.#selectBatch(query, cursor, MAX_POSITION, size, false)
       for (const row of rows) {
         if (this.#closed || signal?.aborted) return
@@ -448,6 +428,7 @@ export class SqliteStore implements EventStore {
   /** The position of the newest committed event, 0n when the log is empty. */
   async head(): Promise<bigint> {
     this.#assertOpen()
+    if (this.#readGate !== undefined) await this.#readGate
     try {
       return (this.#readerHeadStmt.get() as { p: bigint }).p
     } catch (error) {
@@ -512,6 +493,7 @@ export class SqliteStore implements EventStore {
     this.#assertOpen()
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
     let row: { name: string; position: bigint; data: Uint8Array; created_at: bigint } | null
+    if (this.#readGate !== undefined) await this.#readGate
     try {
       row = this.#reader
         .query('SELECT name, position, data, created_at FROM snapshots WHERE name = ? ORDER BY position DESC LIMIT 1')
@@ -532,6 +514,7 @@ export class SqliteStore implements EventStore {
     if (options?.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
       throw new InvalidOptionsError('limit must be an integer >= 0')
     }
+    if (this.#readGate !== undefined) await this.#readGate
     try {
       const rows = this.#reader
         .query('SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ? ORDER BY id LIMIT ?')
@@ -564,7 +547,7 @@ export class SqliteStore implements EventStore {
     this.#stopPoller()
     this.#notify()
     this.#writer.close()
-    this.#reader.close()
+    if (!this.#shared) this.#reader.close()
   }
 
   #assertOpen(): void {
@@ -668,11 +651,13 @@ export class SqliteStore implements EventStore {
       }
 
       if (projectors.length > 0) {
+        if (this.#shared) this.#closeReadGate()
         const failed = await this.#applyProjectors(projectors, outcomes)
         if (failed !== undefined) {
           // Nothing of this transaction may stay: roll back, tell the projectors, fail the append
           // whose projection threw, and write the others again without it.
           this.#rollback()
+          this.#openReadGate()
           for (const projector of projectors) projector.discard()
           pending[failed.index]!.reject(failed.error)
           pending = pending.filter((_, i) => i !== failed.index)
@@ -684,10 +669,12 @@ export class SqliteStore implements EventStore {
         this.#writer.exec('COMMIT')
       } catch (error) {
         this.#rollback()
+        this.#openReadGate()
         for (const projector of projectors) projector.discard()
         for (const p of pending) p.reject(storageError('commit', error))
         return
       }
+      this.#openReadGate()
       for (const projector of projectors) projector.promote()
       for (let i = 0; i < pending.length; i++) {
         const outcome = outcomes[i]!
@@ -697,6 +684,18 @@ export class SqliteStore implements EventStore {
       this.#notify()
       return
     }
+  }
+
+  #closeReadGate(): void {
+    this.#readGate = new Promise<void>((done) => (this.#releaseReads = done))
+  }
+
+  /** Called right after COMMIT or ROLLBACK: waiting reads resume in a later microtask. */
+  #openReadGate(): void {
+    const release = this.#releaseReads
+    this.#readGate = undefined
+    this.#releaseReads = undefined
+    release?.()
   }
 
   /** Feed every event written in this transaction to the inline projectors, in position order. */
@@ -783,7 +782,7 @@ export class SqliteStore implements EventStore {
 /**
  * Open (creating it and its parent directories if needed) an event store in a SQLite file.
  * The schema is created or migrated on open; opening the same file from several processes at
- * once is safe.
+ * once is safe. `':memory:'` gives a private in-memory database (one connection; gone on close).
  *
  * @throws InvalidOptionsError (INVALID_OPTIONS) on bad options or path.
  * @throws StorageError (STORAGE_ERROR) when the file cannot be opened or migrated.
@@ -795,14 +794,16 @@ export class SqliteStore implements EventStore {
  * await store.close()
  */
 export async function openSqliteStore(path: string, options?: SqliteStoreOptions): Promise<EventStore> {
-  if (typeof path !== 'string' || path.length === 0 || path === ':memory:' || path.startsWith('file:')) {
-    throw new InvalidOptionsError("the sqlite store needs a file path (use the memory store for ':memory:')")
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new InvalidOptionsError("the sqlite store needs a file path, or ':memory:'")
   }
-  const file = resolve(path)
   try {
+    if (path === ':memory:') return new SqliteStore(path, options)
+    const file = resolve(path)
     mkdirSync(dirname(file), { recursive: true })
     return new SqliteStore(file, options)
   } catch (error) {
+    // The path is the caller's own; SQLite's message names no secret.
     throw storageError(`opening ${path}`, error)
   }
 }
