@@ -1,0 +1,203 @@
+/** What only the SQLite backend does: files, schema versions, locks shared with other connections. */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { Database } from 'bun:sqlite'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { InlineProjector, SequencedEvent } from '../types.ts'
+import { openSqliteStore } from './index.ts'
+import { SCHEMA_VERSION } from './schema.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'ringstate-sqlite-store-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+let files = 0
+const freshPath = () => join(dir, `store-${++files}.db`)
+
+async function codeOf(work: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await work()
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error)
+  }
+  return undefined
+}
+
+/** A promise with its resolve function, to hold an inline projector inside its transaction. */
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((done) => (resolve = done))
+  return { promise, resolve }
+}
+
+/**
+ * An inline projector whose first apply waits for `release`, holding the transaction open, and
+ * then throws when `refuse` is set (so that transaction rolls back).
+ */
+function holdingProjector(refuse = false): { projector: InlineProjector; entered: Promise<void>; release(): void } {
+  const entered = deferred()
+  const release = deferred()
+  let first = true
+  return {
+    projector: {
+      name: 'holder',
+      apply: async () => {
+        if (!first) return
+        first = false
+        entered.resolve()
+        await release.promise
+        if (refuse) throw new Error('projector refused the event')
+      },
+      promote: () => {},
+      discard: () => {},
+    },
+    entered: entered.promise,
+    release: release.resolve,
+  }
+}
+
+describe('sqlite: the file', () => {
+  test('opening creates missing parent directories, a WAL-mode file and the current schema once', async () => {
+    const path = join(dir, 'nested', 'deeper', 'events.db')
+    const store = await openSqliteStore(path)
+    await store.append({ type: 'A', tags: ['k:1'] })
+    await store.close()
+    expect(existsSync(path)).toBe(true)
+
+    const again = await openSqliteStore(path)
+    expect(await again.head()).toBe(1n)
+    expect((await again.query([{ tags: ['k:1'] }])).map((event) => event.type)).toEqual(['A'])
+    await again.close()
+
+    const raw = new Database(path, { readonly: true })
+    try {
+      expect(raw.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' })
+      expect(raw.query('SELECT version FROM ringstate_schema ORDER BY version').all()).toEqual(
+        Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+      )
+    } finally {
+      raw.close()
+    }
+  })
+
+  test('several stores on one file in one process append through each other', async () => {
+    const path = freshPath()
+    const stores = await Promise.all(Array.from({ length: 4 }, () => openSqliteStore(path)))
+    await Promise.all(stores.map((store, i) => store.append({ type: 'Opened', data: { i } })))
+    expect(await stores[0]!.head()).toBe(4n)
+    await Promise.all(stores.map((store) => store.close()))
+  })
+
+  test('a file written by a newer schema version is refused with STORAGE_ERROR', async () => {
+    const path = freshPath()
+    await (await openSqliteStore(path)).close()
+    const raw = new Database(path)
+    raw.run('INSERT INTO ringstate_schema (version, applied_at) VALUES (?, ?)', [SCHEMA_VERSION + 1, Date.now()])
+    raw.close()
+    expect(await codeOf(() => openSqliteStore(path))).toBe('STORAGE_ERROR')
+  })
+
+  test('bad options and paths are INVALID_OPTIONS', async () => {
+    expect(await codeOf(() => openSqliteStore(''))).toBe('INVALID_OPTIONS')
+    expect(await codeOf(() => openSqliteStore(freshPath(), { synchronous: 'fast' as never }))).toBe('INVALID_OPTIONS')
+    expect(await codeOf(() => openSqliteStore(freshPath(), { busyTimeoutMs: -1 }))).toBe('INVALID_OPTIONS')
+    expect(await codeOf(() => openSqliteStore(freshPath(), { streamBatchSize: 0 }))).toBe('INVALID_OPTIONS')
+  })
+
+  test('synchronous=normal stores and reads back like the default', async () => {
+    const path = freshPath()
+    const store = await openSqliteStore(path, { synchronous: 'normal' })
+    expect(await store.append([{ type: 'A' }, { type: 'B' }])).toEqual({ position: 2n, count: 2 })
+    await store.close()
+    const again = await openSqliteStore(path)
+    expect((await again.query('all')).map((event) => event.type)).toEqual(['A', 'B'])
+    await again.close()
+  })
+})
+
+describe('sqlite: two stores on one file', () => {
+  test('a subscriber of one store receives events appended through the other', async () => {
+    const path = freshPath()
+    const writer = await openSqliteStore(path)
+    const reader = await openSqliteStore(path, { pollIntervalMs: 5 })
+    const controller = new AbortController()
+    try {
+      const received: SequencedEvent[] = []
+      const consumer = (async () => {
+        for await (const event of reader.subscribe([{ types: ['Ping'] }], { signal: controller.signal })) {
+          received.push(event)
+          if (received.length === 3) return
+        }
+      })()
+      await writer.append({ type: 'Ping', data: { n: 1 } })
+      await writer.append([{ type: 'Pong' }, { type: 'Ping', data: { n: 2 } }])
+      await writer.append({ type: 'Ping', data: { n: 3 } })
+      await consumer
+      expect(received.map((event) => [event.position, event.data])).toEqual([[1n, { n: 1 }], [3n, { n: 2 }], [4n, { n: 3 }]])
+    } finally {
+      controller.abort()
+      await writer.close()
+      await reader.close()
+    }
+  })
+
+  test('a condition checked by one store sees what the other committed', async () => {
+    const path = freshPath()
+    const first = await openSqliteStore(path)
+    const second = await openSqliteStore(path)
+    try {
+      const { condition } = await second.project({ taken: { query: [{ tags: ['username:ada'] }], initial: false, apply: () => true } })
+      await first.append({ type: 'UsernameClaimed', tags: ['username:ada'] })
+      const error = await second.append({ type: 'UsernameClaimed', tags: ['username:ada'] }, condition).catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'APPEND_CONDITION_FAILED', conflict: 1n })
+      expect(await second.head()).toBe(1n)
+    } finally {
+      await first.close()
+      await second.close()
+    }
+  })
+
+  test('an append that cannot get the write lock within appendTimeoutMs fails with STORAGE_ERROR and writes nothing', async () => {
+    const path = freshPath()
+    const holder = await openSqliteStore(path)
+    const waiter = await openSqliteStore(path, { appendTimeoutMs: 100, busyTimeoutMs: 5 })
+    try {
+      const hold = holdingProjector()
+      holder.attach(hold.projector)
+      const held = holder.append({ type: 'Held' })
+      await hold.entered
+      expect(await codeOf(() => waiter.append({ type: 'Waiter' }))).toBe('STORAGE_ERROR')
+      hold.release()
+      expect(await held).toEqual({ position: 1n, count: 1 })
+      expect((await waiter.query('all')).map((event) => event.type)).toEqual(['Held'])
+      // Once the lock is free the waiting store appends normally.
+      expect(await waiter.append({ type: 'Waiter' })).toEqual({ position: 2n, count: 1 })
+    } finally {
+      await holder.close()
+      await waiter.close()
+    }
+  })
+})
+
+describe('sqlite: an open write transaction is invisible to readers', () => {
+  for (const where of ['a file', ':memory:']) {
+    test(`on ${where}, reads during an async inline projector never see its events, which then roll back`, async () => {
+      const store = await openSqliteStore(where === ':memory:' ? ':memory:' : freshPath())
+      try {
+        await store.append({ type: 'Committed' })
+        const hold = holdingProjector(true)
+        store.attach(hold.projector)
+        const held = store.append({ type: 'Pending' })
+        await hold.entered
+        // Started while the transaction is open: the pending event must not show.
+        const reading = store.query('all')
+        const head = store.head()
+        hold.release()
+        expect(((await held.catch((error) => error)) as Error).message).toBe('projector refused the event')
+        expect((await reading).map((event) => event.type)).toEqual(['Committed'])
+        expect(await head).toBe(1n)
+      } finally {
+        await store.close()
+      }
+    })
+  }
+})
