@@ -11,10 +11,12 @@
 use node_api::{Env, JsResult, Value};
 
 mod diagnostics;
+mod hamt;
 
 fn init(env: Env, exports: Value) -> JsResult<()> {
     exports.set_function("version", |cx| cx.ret(env!("CARGO_PKG_VERSION")))?;
     diagnostics::register(env, exports)?;
+    hamt::register(env, exports)?;
     Ok(())
 }
 
