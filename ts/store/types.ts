@@ -151,14 +151,51 @@ export const defaultStoreOptions: Required<StoreOptions> = {
 }
 
 export interface EventStore {
+  /**
+   * Append events, all or nothing, optionally under a condition that must hold atomically with
+   * the write. Resolves to the position of the last event and the count. When every event id is
+   * stored already, resolves to the first append's result and writes nothing (idempotency is
+   * checked before the condition).
+   *
+   * @throws AppendConditionFailedError (APPEND_CONDITION_FAILED) when an event after
+   *   `condition.after` matches `condition.failIfEventsMatch`; INVALID_EVENT, INVALID_CONDITION,
+   *   STORE_CLOSED, STORAGE_ERROR.
+   *
+   * @example
+   * const { states, condition } = await store.project({
+   *   taken: { query: [{ types: ['AccountRegistered'], tags: ['username:ada'] }], initial: false, apply: () => true },
+   * })
+   * if (!states.taken) {
+   *   await store.append({ type: 'AccountRegistered', tags: ['username:ada'], data: { username: 'ada' } }, condition)
+   * }
+   */
   append(
     events: EventInput | readonly EventInput[],
     condition?: AppendCondition,
     options?: AppendOptions,
   ): Promise<AppendResult>
+  /** Every matching event (collects `read`). */
   query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]>
+  /** Matching events in position order (newest first with `backwards`), fetched in batches. */
   read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent>
+  /** Matching events after `options.after`, then new ones as they commit, until the signal aborts. */
   subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent>
+  /**
+   * Fold each projector over the events its query matches, in one read, and return the states
+   * with the condition that keeps a decision based on them safe: `failIfEventsMatch` is the OR
+   * of the projectors' queries, `after` the position of the last event read (undefined when none).
+   *
+   * @example
+   * const { states, condition } = await store.project({
+   *   capacity: { query: [{ types: ['CourseDefined'], tags: ['course:c1'] }], initial: 0,
+   *               apply: (_, event) => (event.data as { capacity: number }).capacity },
+   *   enrolled: { query: [{ types: ['StudentEnrolled'], tags: ['course:c1'] }], initial: 0,
+   *               apply: (n: number) => n + 1 },
+   * })
+   * if (states.enrolled < states.capacity) {
+   *   await store.append({ type: 'StudentEnrolled', tags: ['course:c1', 'student:s1'] }, condition)
+   * }
+   */
   project<P extends Record<string, Projector<any>>>(
     projectors: P,
     options?: { signal?: AbortSignal },

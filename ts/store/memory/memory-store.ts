@@ -107,7 +107,9 @@ export class MemoryStore implements EventStore {
    * Append events atomically, optionally under a condition. See `EventStore.append`.
    *
    * @example
-   * const { states, condition } = await store.project({ taken: usernameTaken('ada') })
+   * const { states, condition } = await store.project({
+   *   taken: { query: [{ types: ['AccountRegistered'], tags: ['username:ada'] }], initial: false, apply: () => true },
+   * })
    * if (!states.taken) await store.append({ type: 'AccountRegistered', tags: ['username:ada'] }, condition)
    */
   append(
