@@ -10,6 +10,8 @@
  * offset 8   8 bytes  uncompressed length, u64 little-endian
  * offset 16  the compressed HAMT bytes
  * ```
+ * Both compressions carry a checksum of the content (the gzip CRC-32, the zstd frame checksum),
+ * so a damaged snapshot is rejected rather than restored with a wrong state.
  * zstd is used where `node:zlib` has it (Bun, Deno, Node >= 22.15), gzip elsewhere. A runtime
  * without zstd cannot read a zstd snapshot and says so (SNAPSHOT_CORRUPT); the cache then rebuilds
  * from the log if the caller chooses to.
@@ -33,13 +35,17 @@ type ZstdZlib = {
 }
 const zstd = zlib as unknown as ZstdZlib
 
+/** `ZSTD_c_checksumFlag`, from node:zlib when it has zstd. */
+const zstdChecksumFlag = (zlib.constants as Record<string, number>).ZSTD_c_checksumFlag ?? 201
+
 /** The compression this runtime writes: zstd when available, gzip otherwise. */
 export const defaultCompression: Compression = typeof zstd.zstdCompressSync === 'function' ? Compression.zstd : Compression.gzip
 
 /** Frames and compresses HAMT bytes. */
 export function encodeSnapshot(raw: Uint8Array, compression: Compression = defaultCompression): Uint8Array {
   let body: Uint8Array
-  if (compression === Compression.zstd) body = zstd.zstdCompressSync!(raw)
+  // The zstd frame checksum (gzip always has a CRC) is what catches a flipped bit in a value.
+  if (compression === Compression.zstd) body = zstd.zstdCompressSync!(raw, { params: { [zstdChecksumFlag]: 1 } })
   else if (compression === Compression.gzip) body = zlib.gzipSync(raw, { level: 1 })
   else body = raw
   const out = new Uint8Array(HEADER + body.length)

@@ -1,0 +1,90 @@
+import { describe, expect, test } from 'bun:test'
+import { ErrorCode } from '../errors.ts'
+import { loadNative } from '../native/index.ts'
+import { typescriptBackend, type CacheBackend, type MapVersion } from './backend.ts'
+import { jsonCodec } from './codec.ts'
+import { nativeBackend } from './native-backend.ts'
+
+type State = { n: number; tag: string }
+
+/** Every backend this process can run: the TypeScript twin always, the native one when it loads. */
+const addon = loadNative()
+const backends: CacheBackend<State>[] = [typescriptBackend<State>(jsonCodec)]
+if (addon !== null && typeof addon.HamtMap === 'function') backends.push(nativeBackend<State>(addon, jsonCodec))
+
+function rng(seed: number): (n: number) => number {
+  let state = seed >>> 0
+  return (n) => {
+    state = (state + 0x9e3779b9) >>> 0
+    let z = state
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+    return ((z ^ (z >>> 16)) >>> 0) % n
+  }
+}
+
+function contents(version: MapVersion<State>): [string, State][] {
+  const out: [string, State][] = []
+  version.forEach((state, id) => out.push([id, state]))
+  return out
+}
+
+test(`RINGSTATE_NATIVE=${process.env.RINGSTATE_NATIVE ?? ''} runs the native backend exactly when the addon loads`, () => {
+  expect(backends.length).toBe(addon === null ? 1 : 2)
+  if (process.env.RINGSTATE_NATIVE === '1') expect(backends.map((b) => b.kind)).toEqual(['typescript', 'native'])
+  if (process.env.RINGSTATE_NATIVE === '0') expect(backends.map((b) => b.kind)).toEqual(['typescript'])
+})
+
+for (const backend of backends) {
+  describe(`the ${backend.kind} cache backend`, () => {
+    test('batches of changes match a Map, and every old version stays as it was', () => {
+      const next = rng(11)
+      let version = backend.empty()
+      const model = new Map<string, State>()
+      const history: [MapVersion<State>, Map<string, State>][] = []
+      for (let batch = 0; batch < 200; batch++) {
+        const changes = new Map<string, State | undefined>()
+        for (let i = 0; i < 50; i++) {
+          const id = next(5) === 0 ? `ключ-${next(100)}` : `entity:${next(800)}`
+          const state = next(4) === 0 ? undefined : { n: next(1000), tag: 'é😀' }
+          changes.set(id, state)
+          if (state === undefined) model.delete(id)
+          else model.set(id, state)
+        }
+        version = backend.apply(version, changes)
+        history.push([version, new Map(model)])
+        expect(version.size).toBe(model.size)
+      }
+      for (const [id, state] of model) {
+        expect(version.get(id)).toEqual(state)
+        expect(version.has(id)).toBe(true)
+      }
+      expect(version.has('missing')).toBe(false)
+      expect(version.get('missing')).toBeUndefined()
+      for (const [old, expected] of history.filter((_, i) => i % 37 === 0)) {
+        expect(new Map(contents(old))).toEqual(expected)
+      }
+    })
+
+    test('a version round-trips through bytes and restores in every other backend', () => {
+      const changes = new Map<string, State | undefined>()
+      for (let i = 0; i < 3000; i++) changes.set(`entity:${i}`, { n: i, tag: i % 2 ? 'ü' : '' })
+      changes.set('', { n: -1, tag: 'empty id' })
+      const version = backend.apply(backend.empty(), changes)
+      const bytes = backend.toBytes(version)
+      for (const other of backends) {
+        const copy = other.fromBytes(bytes)
+        expect(contents(copy)).toEqual(contents(version))
+        // Same hash, same canonical shape: every backend writes the very same bytes.
+        expect(other.toBytes(copy)).toEqual(bytes)
+      }
+    })
+
+    test('corrupt bytes are SNAPSHOT_CORRUPT', () => {
+      const bytes = backend.toBytes(backend.apply(backend.empty(), new Map([['a', { n: 1, tag: '' }]])))
+      for (const bad of [bytes.subarray(0, bytes.length - 1), Uint8Array.of(...bytes, 0), new Uint8Array(3)]) {
+        expect(() => backend.fromBytes(bad)).toThrow(expect.objectContaining({ code: ErrorCode.SNAPSHOT_CORRUPT }))
+      }
+    })
+  })
+}

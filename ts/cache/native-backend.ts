@@ -1,0 +1,63 @@
+/**
+ * The native backend: versions live in crates/hamt (through the addon) with states stored as
+ * codec-encoded bytes. A transaction's changes cross into native code once, as one change buffer;
+ * a whole version crosses back once, as one buffer. Reads decode the state they return.
+ *
+ * @module
+ */
+import type { NativeAddon, NativeHamtMap } from '../native/addon.ts'
+import type { CacheBackend, MapVersion } from './backend.ts'
+import type { StateCodec } from './codec.ts'
+import { ByteReader, ByteWriter } from './hamt.ts'
+
+const HEADER_LEN = 16
+
+/** A backend over the addon's `HamtMap`; the addon must export it. */
+export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): CacheBackend<S> {
+  class NativeVersion implements MapVersion<S> {
+    constructor(readonly map: NativeHamtMap) {}
+
+    get size(): number {
+      return this.map.size
+    }
+
+    get(id: string): S | undefined {
+      const bytes = this.map.get(id)
+      return bytes === undefined ? undefined : codec.decode(bytes)
+    }
+
+    has(id: string): boolean {
+      return this.map.has(id)
+    }
+
+    forEach(fn: (state: S, id: string) => void): void {
+      // One crossing for the whole version, then a scan of the buffer (crates/hamt format).
+      const reader = new ByteReader(new Uint8Array(this.map.toBytes()), HEADER_LEN)
+      while (!reader.done) {
+        const id = reader.string()
+        fn(codec.decode(reader.blob()), id)
+      }
+    }
+  }
+
+  return {
+    kind: 'native',
+    empty: () => new NativeVersion(new addon.HamtMap()),
+    apply(base, changes) {
+      const out = new ByteWriter(64 + changes.size * 128)
+      for (const [id, state] of changes) {
+        if (state === undefined) {
+          out.byte(0)
+          out.string(id)
+        } else {
+          out.byte(1)
+          out.string(id)
+          out.blob(codec.encode(state))
+        }
+      }
+      return new NativeVersion((base as NativeVersion).map.withChanges(out.finish()))
+    },
+    toBytes: (version) => new Uint8Array((version as NativeVersion).map.toBytes()),
+    fromBytes: (bytes) => new NativeVersion(addon.hamtFromBytes(bytes)),
+  }
+}
