@@ -53,9 +53,9 @@ function positionArg(value: string | undefined): bigint | undefined {
 
 /** Shows the bus on a burst of events: ring throughput and the metrics invariant. */
 function busDemonstration(): void {
-  const bus = new EventBus({ capacity: 1 << 12, overrun: 'error' })
+  const bus = new EventBus<{ type: 'tick'; n: number }>({ capacity: 1 << 12, overrun: 'error' })
   let total = 0
-  bus.on('tick', (event: { type: 'tick'; n: number }) => { total += event.n })
+  bus.on('tick', (event) => { total += event.n })
   const events = 1_000_000
   const batch = 1024
   const started = performance.now()
@@ -82,7 +82,7 @@ async function serve(store: EventStore, once: boolean): Promise<void> {
 
   const stop = new AbortController()
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort())
-  const bus = new EventBus({ capacity: 1 << 12, overrun: 'block' })
+  const bus = new EventBus<SequencedEvent>({ capacity: 1 << 12, overrun: 'block' })
   // The bus dispatches by type; a printer is registered the first time a type is seen.
   const printer = (event: SequencedEvent) => console.log(eventLine(event))
   const seen = new Set<string>()
