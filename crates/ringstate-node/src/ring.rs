@@ -1,0 +1,78 @@
+//! `ring*` exports: the cross-thread [`ring::ByteRing`], kept in a process-global registry so every
+//! thread (the main one and each Worker) reaches the same ring by its numeric id.
+//!
+//! One call moves a whole batch of packed records (`u32` little-endian length, then the bytes), so
+//! the boundary is crossed once per batch, never per event. Blocking is done by the JavaScript
+//! side (a ring built for `block` refuses like `error`, and the caller yields and retries), so no
+//! native call ever parks a JavaScript thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use node_api::{Env, JsError, JsResult, TypedArray, Value};
+use ring::{ByteRing, Overrun};
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+static RINGS: Mutex<Option<HashMap<u32, Arc<ByteRing>>>> = Mutex::new(None);
+
+fn lookup(id: u32) -> JsResult<Arc<ByteRing>> {
+    // The lock is held only to clone the Arc; the batch itself runs without it.
+    let rings = RINGS.lock().unwrap_or_else(|e| e.into_inner());
+    rings
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .cloned()
+        .ok_or_else(|| JsError::new("STORE_CLOSED", format!("ring {id} is released or was never created")))
+}
+
+/// Adds `ringCreate`, `ringWrite`, `ringRead`, `ringMetrics` and `ringRelease` to the exports.
+pub fn register(_env: Env, exports: Value) -> JsResult<()> {
+    exports.set_function("ringCreate", |cx| {
+        let (slot_size, capacity, overrun): (usize, usize, String) = cx.args()?;
+        let overrun = match overrun.as_str() {
+            "drop-oldest" => Overrun::DropOldest,
+            "error" | "block" => Overrun::Error,
+            other => {
+                return Err(JsError::range_error("INVALID_OPTIONS", format!("unknown overrun {other:?}")));
+            }
+        };
+        let ring = ByteRing::new(slot_size, capacity, overrun)
+            .map_err(|e| JsError::range_error("INVALID_OPTIONS", e.to_string()))?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        RINGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(id, Arc::new(ring));
+        cx.ret(id)
+    })?;
+    exports.set_function("ringWrite", |cx| {
+        let (id, records, length): (u32, TypedArray<u8>, usize) = cx.args()?;
+        let bytes = records
+            .as_slice()
+            .get(..length)
+            .ok_or_else(|| JsError::range_error("NATIVE_INVALID_ARGUMENT", "length exceeds the records array"))?;
+        let (batch, _refused) = lookup(id)?.write_batch(bytes);
+        cx.ret(batch.count as u32)
+    })?;
+    exports.set_function("ringRead", |cx| {
+        let (id, mut out): (u32, TypedArray<u8>) = cx.args()?;
+        let ring = lookup(id)?;
+        // SAFETY: `out` is a caller-owned, non-shared Uint8Array; no other slice of it is live
+        // during this call.
+        let batch = ring.read_batch(unsafe { out.as_mut_slice() });
+        cx.ret(batch.bytes as u32)
+    })?;
+    exports.set_function("ringMetrics", |cx| {
+        let id: u32 = cx.arg_as(0)?;
+        let m = lookup(id)?.metrics();
+        cx.ret(&[m.published as f64, m.processed as f64, m.dropped as f64, m.pending as f64][..])
+    })?;
+    exports.set_function("ringRelease", |cx| {
+        let id: u32 = cx.arg_as(0)?;
+        let removed = RINGS.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|r| r.remove(&id));
+        cx.ret(removed.is_some())
+    })?;
+    Ok(())
+}
