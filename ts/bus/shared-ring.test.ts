@@ -78,6 +78,19 @@ describe.each(implementations)('SharedRing (%s)', (implementation) => {
     expect(ring.metrics()).toEqual({ published: 100, processed: 16, dropped: 84, pending: 0 })
   })
 
+  test('events whose text holds commas, brackets, quotes, escapes and non-ASCII round-trip intact', () => {
+    const ring = make({ capacity: 8, slotSize: 256, overrun: 'error' })
+    const tricky = [
+      { type: 'a,b', text: '{"x":[1,2]}, ] [ } {', nested: { list: [1, { y: ',' }], empty: {} } },
+      { type: 'q', text: 'back\\slash \\", quote " and , comma' },
+      { type: 'ü', text: 'naïve café — 日本語, 🎉' },
+      { type: 'plain' },
+    ]
+    expect(ring.publish(tricky as never)).toBeUndefined()
+    expect(ring.take()).toEqual(tricky as never)
+    expect(ring.take()).toEqual([])
+  })
+
   test('error mode publishes what fits and throws BUFFER_FULL carrying the rest', () => {
     const ring = make({ capacity: 4, slotSize: 32, overrun: 'error' })
     let error: unknown
