@@ -456,6 +456,8 @@ export class PostgresStore implements EventStore {
   /** Resolve on a notification, a reconnect, the poll interval, the signal or close. */
   #waitForChange(signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
+      // An abort or close that came first would never fire again.
+      if (signal?.aborted || this.#closed) return resolve()
       const done = () => {
         clearTimeout(timer)
         this.#waiters.delete(done)
