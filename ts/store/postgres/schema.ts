@@ -43,6 +43,8 @@ export const AppendStatus = { WRITTEN: 0, DUPLICATE: 1, CONFLICT: 2, PARTIAL_DUP
  *   3. the first conflicting position of each condition item (tag items walk event_tags);
  *   4. positions for survivors in batch order; insert events, tags and commands; NOTIFY.
  * Events are flattened across the batch; per-event tags are slices of one flat array.
+ * A tag item walks event_tags in position order and checks each candidate in events by primary
+ * key (the OR/EXISTS keeps the planner from a merge join that scans events from the start).
  */
 const appendBatchFunction = `
 CREATE OR REPLACE FUNCTION ringstate_append_batch(
@@ -91,9 +93,11 @@ BEGIN
           AS u(a, after, is_all, tyf, tyt, tgf, tgt)
       ), hits AS (
         SELECT i.a, (
-          SELECT t.position FROM event_tags t JOIN events x ON x.position = t.position
-          WHERE t.tag = i.tags[1] AND t.position > i.after AND x.tags @> i.tags
-            AND (cardinality(i.types) = 0 OR x.type = ANY(i.types))
+          SELECT t.position FROM event_tags t
+          WHERE t.tag = i.tags[1] AND t.position > i.after
+            AND ((cardinality(i.tags) = 1 AND cardinality(i.types) = 0) OR EXISTS (
+              SELECT FROM events x WHERE x.position = t.position AND x.tags @> i.tags
+                AND (cardinality(i.types) = 0 OR x.type = ANY(i.types))))
           ORDER BY t.position LIMIT 1
         ) AS p
         FROM items i WHERE NOT i.is_all AND cardinality(i.tags) > 0

@@ -43,11 +43,14 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
     const tags = item.tags ?? []
     const types = item.types ?? []
     if (tags.length > 0) {
-      const typeFilter = types.length > 0 ? ` AND x.type = ANY(${param(types, 'text[]')})` : ''
-      const tagFilter = tags.length > 1 ? ` AND x.tags @> ${param(tags, 'text[]')}` : ''
+      const checks: string[] = []
+      if (types.length > 0) checks.push(`x.type = ANY(${param(types, 'text[]')})`)
+      if (tags.length > 1) checks.push(`x.tags @> ${param(tags, 'text[]')}`)
+      // Candidates come from event_tags in order; each is checked in events by primary key.
+      const check = checks.length > 0 ? ` AND EXISTS (SELECT FROM events x WHERE x.position = t.position AND ${checks.join(' AND ')})` : ''
       branches.push(
-        `(SELECT t.position FROM event_tags t JOIN events x ON x.position = t.position ` +
-          `WHERE t.tag = ${param(tags[0], 'text')} AND ${range('t.position')}${tagFilter}${typeFilter} ` +
+        `(SELECT t.position FROM event_tags t ` +
+          `WHERE t.tag = ${param(tags[0], 'text')} AND ${range('t.position')}${check} ` +
           `ORDER BY t.position ${order} LIMIT ${limit})`,
       )
     } else {

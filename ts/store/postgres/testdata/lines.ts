@@ -2,7 +2,7 @@
 export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder()
   let buffered = ''
-  for await (const chunk of stream) {
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
     buffered += decoder.decode(chunk, { stream: true })
     let newline: number
     while ((newline = buffered.indexOf('\n')) >= 0) {

@@ -1,0 +1,44 @@
+/**
+ * A quick measurement (not a test) of the PostgreSQL store's append throughput.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bun ts/store/postgres/measure-appends.ts
+ *
+ * Creates a scratch database on that server, prints appends/s for: 1 and 16 concurrent callers of
+ * unconditional single-event appends (one store, so 16 callers share group commits), 16 callers of
+ * conditional appends on disjoint boundaries, and the baseline: 16 concurrent raw single-row
+ * INSERTs in autocommit on 16 connections. Drops the database afterwards.
+ */
+import postgres from 'postgres'
+import { freshDatabase } from '../../testing/postgres.ts'
+import { openPostgresStore } from './index.ts'
+
+const db = await freshDatabase()
+try {
+  const store = await openPostgresStore(db.url)
+  const rate = async (label: string, callers: number, total: number, work: (caller: number, i: number) => Promise<unknown>) => {
+    let issued = 0
+    const started = performance.now()
+    await Promise.all(Array.from({ length: callers }, async (_, caller) => {
+      while (issued < total) await work(caller, issued++)
+    }))
+    const perSecond = Math.round(total / ((performance.now() - started) / 1000))
+    console.log(`${label}: ${perSecond}/s (${total} by ${callers} callers)`)
+  }
+  await rate('unconditional append, 1 caller', 1, 2_000, (c) => store.append({ type: 'M', tags: [`c:${c}`], data: { c } }))
+  await rate('unconditional append, 16 callers', 16, 30_000, (c) => store.append({ type: 'M', tags: [`c:${c}`], data: { c } }))
+  const last = new Map<number, bigint>()
+  await rate('conditional append on disjoint boundaries, 16 callers', 16, 30_000, async (c) => {
+    const tag = `owner:${c}`
+    const result = await store.append({ type: 'Owned', tags: [tag] }, { failIfEventsMatch: [{ tags: [tag] }], after: last.get(c) ?? 0n })
+    last.set(c, result.position)
+  })
+  await store.close()
+
+  const raw = postgres(db.url, { max: 16, onnotice: () => {} })
+  await raw`CREATE TABLE raw_events (id bigserial PRIMARY KEY, type text, tags text[], data json)`
+  await rate('baseline: raw single-row INSERT, 16 connections', 16, 10_000, (c) =>
+    raw`INSERT INTO raw_events (type, tags, data) VALUES ('M', ${[`c:${c}`]}, ${JSON.stringify({ c })}::json)`)
+  await raw.end()
+} finally {
+  await db.drop()
+}
