@@ -17,7 +17,9 @@
 // Scenarios: go-crablet's sizes (1, 2-3, 5-8 and 12 events per append); unconditional appends and
 // conditional appends on disjoint boundaries (each client appends to its own `account:<n>` with
 // `failIfEventsMatch` that tag after the position of its previous append), 1 client and 16
-// concurrent clients on ONE store instance (what group commit serves).
+// concurrent clients on ONE store instance (what group commit serves). Each client reaches
+// `store.append` through one async function, as an application's command handler would; a writer
+// that takes its next batch before such callers are back in the queue commits smaller batches.
 //
 // How: single-client operations are micro-ops, so mitata measures them and prints its report.
 // Concurrent throughput is not a mitata shape: those workloads are timed here with
