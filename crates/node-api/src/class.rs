@@ -30,7 +30,7 @@ use std::ptr;
 use crate::error::{codes, JsError, JsResult};
 use crate::function::{guarded, guarded_finalizer, CallContext};
 use crate::sys;
-use crate::value::{Env, Value};
+use crate::value::{Env, Value, ValueType};
 
 type Constructor<T> = Box<dyn Fn(&CallContext) -> JsResult<T>>;
 type Method<T> = Box<dyn Fn(&mut T, &CallContext) -> JsResult<Value>>;
@@ -170,7 +170,8 @@ unsafe extern "C" fn construct_trampoline<T: 'static>(env: sys::napi_env, info: 
             let mut new_target = ptr::null_mut();
             let status = sys::napi_get_new_target(env.raw(), info, &mut new_target);
             env.check(status, "napi_get_new_target")?;
-            if new_target.is_null() {
+            // Deno reports a non-NULL handle to `undefined` for plain calls, so check the value too.
+            if new_target.is_null() || env.value(new_target).value_type()? == ValueType::Undefined {
                 return Err(JsError::type_error(codes::NATIVE_INVALID_ARGUMENT, format!("class constructor {} cannot be invoked without 'new'", class.name)));
             }
             let pending = PENDING.with(|p| p.borrow_mut().take());

@@ -1,8 +1,10 @@
 //! Native functions callable from JavaScript, and the one guarded entry path every callback uses.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::Once;
 
 use crate::convert::{FromArgs, FromJs, IntoJs};
 use crate::error::{JsError, JsResult};
@@ -112,6 +114,49 @@ pub(crate) fn at_position(error: JsError, index: usize) -> JsError {
     }
 }
 
+thread_local! {
+    /// How many guarded entry points are running on this thread (callbacks nest through JS).
+    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Where the last caught panic happened, recorded by the panic hook.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that, for panics inside a guarded entry point, records
+/// the location for the thrown error instead of printing: the panic is reported to JavaScript as
+/// an error, so printing it too would be noise. Panics elsewhere reach the previous hook unchanged.
+/// The hook belongs to this library's copy of std, so the host process is unaffected.
+pub(crate) fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARD_DEPTH.with(Cell::get) > 0 {
+                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `body` under catch_unwind with the guard depth raised; a panic becomes a `NATIVE_PANIC`
+/// error carrying its location when the hook recorded one.
+fn catch_panic<R>(body: impl FnOnce() -> R) -> Result<R, JsError> {
+    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
+    // AssertUnwindSafe: after a panic nothing observes the closure's captures again except through
+    // wrapped objects, whose borrow guard is released during unwinding.
+    let result = catch_unwind(AssertUnwindSafe(body));
+    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    result.map_err(|payload| {
+        let error = JsError::from_panic(payload.as_ref());
+        match PANIC_LOCATION.with(|slot| slot.borrow_mut().take()) {
+            Some(at) => JsError::new(crate::error::codes::NATIVE_PANIC, format!("{} (at {at})", error.message())),
+            None => error,
+        }
+    })
+}
+
 /// Runs one native entry point: catches panics, throws `Err`s, and returns the raw result
 /// (NULL, which JavaScript sees as `undefined`, when something was thrown).
 ///
@@ -120,16 +165,10 @@ pub(crate) fn at_position(error: JsError, index: usize) -> JsError {
 pub(crate) unsafe fn guarded(env: sys::napi_env, body: impl FnOnce(Env) -> JsResult<Value>) -> sys::napi_value {
     // SAFETY: forwarded caller contract.
     let env = unsafe { Env::from_raw(env) };
-    // AssertUnwindSafe: after a panic nothing observes the closure's captures again except through
-    // wrapped objects, whose borrow guard is released during unwinding.
-    match catch_unwind(AssertUnwindSafe(|| body(env))) {
+    match catch_panic(|| body(env)) {
         Ok(Ok(value)) => value.raw(),
-        Ok(Err(error)) => {
+        Ok(Err(error)) | Err(error) => {
             env.throw(&error);
-            ptr::null_mut()
-        }
-        Err(payload) => {
-            env.throw(&JsError::from_panic(payload.as_ref()));
             ptr::null_mut()
         }
     }
@@ -139,8 +178,7 @@ pub(crate) unsafe fn guarded(env: sys::napi_env, body: impl FnOnce(Env) -> JsRes
 /// collection, where no JavaScript can run), so it is caught and reported on stderr instead of
 /// unwinding into the runtime, which would abort the process.
 pub(crate) fn guarded_finalizer(what: &str, body: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
-        let error = JsError::from_panic(payload.as_ref());
+    if let Err(error) = catch_panic(body) {
         eprintln!("node-api: panic in the finalizer of {what}: {}", error.message());
     }
 }

@@ -61,6 +61,7 @@ pub const NAPI_VERSION: i32 = 8;
 /// `env` and `exports` must be the arguments the runtime passed to `napi_register_module_v1`.
 #[doc(hidden)]
 pub unsafe fn __register_module(env: sys::napi_env, exports: sys::napi_value, init: fn(Env, Value) -> JsResult<()>) -> sys::napi_value {
+    function::install_panic_hook();
     // SAFETY: forwarded caller contract; guarded catches panics and throws errors.
     unsafe {
         function::guarded(env, |env| {

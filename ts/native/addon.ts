@@ -1,0 +1,130 @@
+/**
+ * What the native addon (`crates/ringstate-node`) exports, as TypeScript sees it.
+ *
+ * Each binding file of the addon adds its members here (the ring and the HAMT extend
+ * {@link NativeAddon}); the shapes must match the Rust `register` functions exactly.
+ */
+
+/** The addon's exports. */
+export interface NativeAddon {
+  /** The crate version the addon was built from (equals the package version). */
+  version(): string
+  /** Test-only probes of the Node-API layer; see {@link NativeDiagnostics}. */
+  diagnostics: NativeDiagnostics
+  /** An empty persistent HAMT version (crates/hamt); see {@link NativeHamtMap}. */
+  HamtMap: new () => NativeHamtMap
+  /** Decodes the crates/hamt byte format; throws `SNAPSHOT_CORRUPT` on bad input. */
+  hamtFromBytes(bytes: Uint8Array): NativeHamtMap
+  /**
+   * Creates a cross-thread byte ring (crates/ring `ByteRing`) in process-global memory and returns
+   * its id, valid in every thread. `block` rings refuse like `error`; the caller waits.
+   * Throws RangeError `INVALID_OPTIONS` for a bad capacity or slot size.
+   */
+  ringCreate(slotSize: number, capacity: number, overrun: 'drop-oldest' | 'block' | 'error'): number
+  /** Writes packed records (u32 LE length, bytes) from `records[0, length)`; returns how many went in. */
+  ringWrite(id: number, records: Uint8Array, length: number): number
+  /** Reads packed records into `out` while a whole slot fits; returns the bytes used. */
+  ringRead(id: number, out: Uint8Array): number
+  /** `[published, processed, dropped, pending]`. */
+  ringMetrics(id: number): Float64Array
+  /** Frees the ring for every thread; later calls with its id throw `STORE_CLOSED`. */
+  ringRelease(id: number): boolean
+}
+
+/** Creation and finalization counts of one kind of native object. */
+export interface NativeObjectStats {
+  created: number
+  dropped: number
+}
+
+/** A wrapped native object (test-only): an integer owned by Rust. */
+export interface NativeCounter {
+  /** Adds one and returns the new value. */
+  increment(): number
+  /** A new Counter with the same value, created from native code. */
+  fork(): NativeCounter
+  /** Calls `callback` with `this` while native code holds the object (re-entrancy probe). */
+  visit(callback: () => unknown): unknown
+  readonly value: number
+}
+
+/**
+ * Exports that exist only so the smoke tests can exercise every conversion and boundary rule of
+ * the Node-API layer under Bun, Node and Deno. No ringstate feature uses them.
+ */
+export interface NativeDiagnostics {
+  echoNumber(x: number): number
+  /** Throws RangeError `NATIVE_INVALID_ARGUMENT` unless `x` is an integer in the i32 range. */
+  echoInt32(x: number): number
+  echoUint32(x: number): number
+  /** Safe integers only (|x| <= 2^53 - 1). */
+  echoInt64(x: number): number
+  echoBigInt64(x: bigint): bigint
+  echoBigUint64(x: bigint): bigint
+  echoString(s: string): string
+  echoBoolean(b: boolean): boolean
+  echoOptionalNumber(x?: number | null): number | undefined
+  makeUndefined(): undefined
+  makeNull(): null
+  /** `typeof`, with `"null"` for null. */
+  typeOf(value: unknown): string
+  /** A new array with the same elements. */
+  echoArray<T>(items: readonly T[]): T[]
+  /** A new object with those of `names` that `source` has. */
+  copyProperties(source: object, names: readonly string[]): Record<string, unknown>
+  /** Sum of every argument (exercises calls with more than 8 arguments). */
+  sumArgs(...numbers: number[]): number
+  /** Calls `fn(...args)` from native code; exceptions pass through unchanged. */
+  callFunction<R>(fn: (...args: any[]) => R, ...args: unknown[]): R
+  echoInt8Array(a: Int8Array): Int8Array
+  echoUint8Array(a: Uint8Array): Uint8Array
+  echoInt16Array(a: Int16Array): Int16Array
+  echoUint16Array(a: Uint16Array): Uint16Array
+  echoInt32Array(a: Int32Array): Int32Array
+  echoUint32Array(a: Uint32Array): Uint32Array
+  echoFloat32Array(a: Float32Array): Float32Array
+  echoFloat64Array(a: Float64Array): Float64Array
+  echoBigInt64Array(a: BigInt64Array): BigInt64Array
+  echoBigUint64Array(a: BigUint64Array): BigUint64Array
+  /** Sums the array in place (zero-copy read). */
+  sumFloat64Array(a: Float64Array): number
+  /** Fills the array in place (zero-copy write). */
+  fillInt32Array(a: Int32Array, value: number): void
+  echoArrayBuffer(buffer: ArrayBuffer): ArrayBuffer
+  Counter: new (start?: number) => NativeCounter
+  counterStats(): NativeObjectStats
+  /** An ArrayBuffer over native memory (`len` bytes of `fill`), freed when collected. */
+  externalBuffer(len: number, fill?: number): ArrayBuffer
+  /** An external buffer native code keeps a handle on, to read back what JavaScript wrote. */
+  registeredExternalBuffer(len: number): { id: number; buffer: ArrayBuffer }
+  /** A copy of the registered buffer's bytes, read by native code. */
+  readExternal(id: number): Uint8Array
+  /** Drops native code's handle; returns whether it held one. */
+  releaseExternal(id: number): boolean
+  externalStats(): NativeObjectStats
+  /** Throws `new <kind>(message)` with `code`. */
+  throwError(kind: 'Error' | 'TypeError' | 'RangeError', code: string, message: string): never
+  /** Panics in Rust; arrives as an Error with code `NATIVE_PANIC`. */
+  panic(message: string): never
+  /** Adds `n` to a process-global counter (shared by every thread) and returns the new total. */
+  sharedCounterAdd(n: number): number
+}
+
+/**
+ * One immutable version of the native HAMT (crates/hamt), string keys to byte values. Versions
+ * share structure; each is freed when collected.
+ */
+export interface NativeHamtMap {
+  /** A copy of the value bytes under `key`. */
+  get(key: string): Uint8Array | undefined
+  has(key: string): boolean
+  readonly size: number
+  /**
+   * A new version with a batch of changes applied, all or nothing (one call per transaction).
+   * Records: `1`, varint key length, key, varint value length, value (set) or `0`, varint key
+   * length, key (remove). Throws `NATIVE_INVALID_ARGUMENT` on a malformed buffer.
+   */
+  withChanges(changes: Uint8Array): NativeHamtMap
+  /** The whole version in the crates/hamt byte format, as an ArrayBuffer over native memory. */
+  toBytes(): ArrayBuffer
+}

@@ -1,0 +1,200 @@
+// The loader and the addon under Bun. Runs in both native modes: with the addon (RINGSTATE_NATIVE=1
+// or unset with a built addon) every smoke case, the Worker and the leak test run; with
+// RINGSTATE_NATIVE=0 the loader must return null. Loader behaviour that depends on the environment
+// (forced modes, bogus paths, a missing addon) is checked in subprocesses, in every mode.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { addonFileName, loadNative, nativeInfo } from './index.ts'
+import { cargoVersion, smokeCases } from './smoke-cases.mjs'
+
+const native = loadNative()
+const here = fileURLToPath(new URL('.', import.meta.url))
+const repoLoader = join(here, 'index.ts')
+
+let scratch: string
+/** A copy of the loader in a package root that has no built addon. */
+let isolatedLoader: string
+let isolatedRoot: string
+let probeScript: string
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'ringstate-native-'))
+  isolatedRoot = join(scratch, 'pkg')
+  mkdirSync(join(isolatedRoot, 'ts', 'native'), { recursive: true })
+  for (const file of ['native/index.ts', 'native/addon.ts', 'errors.ts']) {
+    copyFileSync(join(here, '..', file), join(isolatedRoot, 'ts', file))
+  }
+  isolatedLoader = join(isolatedRoot, 'ts', 'native', 'index.ts')
+  probeScript = join(scratch, 'probe.ts')
+  writeFileSync(probeScript, `
+    const { loadNative, nativeInfo } = await import(process.env.PROBE_LOADER!)
+    let outcome: Record<string, unknown>
+    try {
+      const addon = loadNative()
+      outcome = { loaded: addon !== null, version: addon?.version() }
+    } catch (e: any) {
+      outcome = { error: { name: e.name, code: e.code, message: e.message } }
+    }
+    console.log(JSON.stringify({ ...outcome, info: nativeInfo() }))
+  `)
+})
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+interface ProbeResult {
+  loaded?: boolean
+  version?: string
+  error?: { name: string; code: string; message: string }
+  info: { mode: string; version?: string; path?: string; reason?: string }
+}
+
+/** Runs the loader in a fresh Bun process with exactly the RINGSTATE_* variables given. */
+function probe(loader: string, env: Record<string, string>): ProbeResult {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RINGSTATE_NATIVE')))
+  const child = Bun.spawnSync([process.execPath, probeScript], { env: { ...inherited, ...env, PROBE_LOADER: loader } })
+  const stdout = child.stdout.toString()
+  if (child.exitCode !== 0) throw new Error(`probe exited ${child.exitCode}: ${child.stderr.toString()}`)
+  return JSON.parse(stdout.trim().split('\n').at(-1)!)
+}
+
+describe('the loader', () => {
+  test('chooses once: loadNative returns the same result on every call, consistent with nativeInfo', () => {
+    expect(loadNative()).toBe(native)
+    const info = nativeInfo()
+    if (native) {
+      expect(info).toEqual({ mode: 'native', version: native.version(), path: info.path! })
+      expect(info.path!.endsWith(process.env.RINGSTATE_NATIVE_PATH ? '' : addonFileName())).toBe(true)
+    } else {
+      expect(info.mode).toBe('typescript')
+      expect(info.reason).toBeString()
+    }
+  })
+
+  test('names the addon file for the platform, with the libc on Linux only', () => {
+    const name = addonFileName()
+    const libc = process.platform === 'linux' ? '-(gnu|musl)' : ''
+    expect(name).toMatch(new RegExp(`^ringstate\\.${process.platform}-${process.arch}${libc}\\.node$`))
+  })
+
+  test('RINGSTATE_NATIVE=0 makes loadNative return null and nativeInfo say typescript', () => {
+    const result = probe(repoLoader, { RINGSTATE_NATIVE: '0' })
+    expect(result.loaded).toBe(false)
+    expect(result.info.mode).toBe('typescript')
+    expect(result.info.reason).toContain('RINGSTATE_NATIVE=0')
+  })
+
+  test('RINGSTATE_NATIVE=1 with a bogus path and no built addon throws NATIVE_UNAVAILABLE listing every path tried', () => {
+    const bogus = join(scratch, 'does-not-exist.node')
+    const result = probe(isolatedLoader, { RINGSTATE_NATIVE: '1', RINGSTATE_NATIVE_PATH: bogus })
+    expect(result.error?.name).toBe('NativeUnavailableError')
+    expect(result.error?.code).toBe('NATIVE_UNAVAILABLE')
+    expect(result.error?.message).toContain(`${bogus}: file not found`)
+    expect(result.error?.message).toContain(`${join(isolatedRoot, addonFileName())}: file not found`)
+    expect(result.info.mode).toBe('typescript')
+  })
+
+  test('a file that exists but is not a loadable library is reported with the runtime error text', () => {
+    const garbage = join(scratch, 'garbage.node')
+    writeFileSync(garbage, 'this is not a shared library')
+    const result = probe(isolatedLoader, { RINGSTATE_NATIVE: '1', RINGSTATE_NATIVE_PATH: garbage })
+    expect(result.error?.code).toBe('NATIVE_UNAVAILABLE')
+    const line = result.error!.message.split('\n').find((l) => l.includes(garbage))!
+    expect(line).not.toContain('file not found')
+    expect(line.length).toBeGreaterThan(`  ${garbage}: `.length)
+  })
+
+  test('without RINGSTATE_NATIVE a missing addon falls back to the twins and says why', () => {
+    const result = probe(isolatedLoader, {})
+    expect(result.loaded).toBe(false)
+    expect(result.info.mode).toBe('typescript')
+    expect(result.info.reason).toContain(`${join(isolatedRoot, addonFileName())}: file not found`)
+  })
+
+  test('an unrecognised RINGSTATE_NATIVE value is INVALID_OPTIONS', () => {
+    const result = probe(isolatedLoader, { RINGSTATE_NATIVE: 'yes' })
+    expect(result.error?.code).toBe('INVALID_OPTIONS')
+  })
+})
+
+if (native) {
+  describe('the addon', () => {
+    for (const [name, run] of smokeCases(native)) test(name, run)
+
+    test('RINGSTATE_NATIVE_PATH is tried before the package root', () => {
+      const copy = join(scratch, 'copied.node')
+      copyFileSync(nativeInfo().path!, copy)
+      const result = probe(repoLoader, { RINGSTATE_NATIVE: '1', RINGSTATE_NATIVE_PATH: copy })
+      expect(result).toEqual({ loaded: true, version: cargoVersion(), info: { mode: 'native', version: cargoVersion(), path: copy } })
+    })
+
+    test('a Worker loads the addon and shares the static memory of the process', async () => {
+      const d = native.diagnostics
+      const before = d.sharedCounterAdd(7)
+      const worker = new Worker(new URL('./worker-fixture.ts', import.meta.url).href)
+      try {
+        const reply = new Promise<{ version?: string; total?: number; error?: string }>((resolve, reject) => {
+          worker.onmessage = (event) => resolve(event.data)
+          worker.onerror = (event) => reject(new Error(event.message))
+        })
+        worker.postMessage(5)
+        expect(await reply).toEqual({ version: native.version(), total: before + 5 })
+        expect(d.sharedCounterAdd(0)).toBe(before + 5)
+      } finally {
+        worker.terminate()
+      }
+    })
+
+    test('200k wrapped objects and external buffers are all finalized under GC and RSS stays bounded', async () => {
+      const d = native.diagnostics
+      const bufferBytes = 4096
+      // Bun runs Node-API finalizers from the event loop, not inside the collection, so the loop
+      // yields after each forced collection as a real program's event loop would.
+      const collect = async () => {
+        Bun.gc(true)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      const churn = async (iterations: number) => {
+        for (let i = 0; i < iterations; i++) {
+          new d.Counter(i)
+          d.externalBuffer(bufferBytes)
+          if (i % 5000 === 4999) await collect()
+        }
+      }
+      const outstanding = () => {
+        const c = d.counterStats()
+        const e = d.externalStats()
+        return { counters: c.created - c.dropped, externals: e.created - e.dropped }
+      }
+      // Warm up so allocator and heap sizes settle before the baseline is taken.
+      await churn(20_000)
+      await collect()
+      const rssBefore = process.memoryUsage.rss()
+      const createdBefore = d.counterStats().created + d.externalStats().created
+      await churn(200_000)
+      expect(d.counterStats().created + d.externalStats().created - createdBefore).toBe(400_000)
+      for (let round = 0; round < 100; round++) {
+        await collect()
+        const left = outstanding()
+        if (left.counters < 1000 && left.externals < 1000) break
+      }
+      // A few objects may stay alive through conservative stack scanning; a leak would leave
+      // hundreds of thousands.
+      const left = outstanding()
+      expect(left.counters).toBeLessThan(1000)
+      expect(left.externals).toBeLessThan(1000)
+      // Leaking the buffers alone would grow RSS by 200_000 * 4 KiB = 800 MiB.
+      const growth = process.memoryUsage.rss() - rssBefore
+      expect(growth).toBeLessThan(64 * 1024 * 1024)
+    })
+  })
+} else {
+  describe('without the addon', () => {
+    test('loadNative returns null only when RINGSTATE_NATIVE is not 1', () => {
+      expect(process.env.RINGSTATE_NATIVE).not.toBe('1')
+      expect(native).toBeNull()
+      expect(nativeInfo().mode).toBe('typescript')
+    })
+  })
+}
