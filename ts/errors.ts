@@ -22,6 +22,11 @@ export const ErrorCode = {
   SNAPSHOT_CORRUPT: 'SNAPSHOT_CORRUPT',
   NATIVE_UNAVAILABLE: 'NATIVE_UNAVAILABLE',
   STORAGE_ERROR: 'STORAGE_ERROR',
+  // Thrown by the native addon's boundary layer (crates/node-api `codes`), as plain Errors:
+  NATIVE_PANIC: 'NATIVE_PANIC', // Rust panicked inside a call; the panic was caught
+  NATIVE_INVALID_ARGUMENT: 'NATIVE_INVALID_ARGUMENT', // wrong type or out-of-range argument (TypeError/RangeError)
+  NATIVE_CALL_FAILED: 'NATIVE_CALL_FAILED', // a Node-API call failed in the runtime
+  NATIVE_BORROWED: 'NATIVE_BORROWED', // a native object's method was re-entered during a call on it
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
