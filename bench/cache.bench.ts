@@ -15,7 +15,8 @@
 // the real StateCache.snapshot/restore against an in-memory snapshots table (zstd where available).
 //
 // Run from the repository root: ./node_modules/.bin/bun bench/cache.bench.ts
-// (CACHE_BENCH_ENTITIES=100000 for a quicker, smaller run.)
+// (CACHE_BENCH_ENTITIES=100000 for a quicker, smaller run; CACHE_BENCH_ONLY=native,typescript runs
+// only those implementations.)
 import { do_not_optimize, measure } from 'mitata'
 import { Map as ImmutableMap } from 'immutable'
 import type { SequencedEvent, StoredSnapshot } from '../ts/store/types.ts'
@@ -80,8 +81,8 @@ function random(seed: number): () => number {
   }
 }
 
-function cacheSubject(): { subject: Subject; cache: StateCache<State> } {
-  const cache = new StateCache<State>({ name: 'bench', key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
+function cacheSubject(implementation: 'native' | 'typescript'): { subject: Subject; cache: StateCache<State> } {
+  const cache = new StateCache<State>({ name: 'bench', implementation, key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
   let position = 0n
   const recordedAt = new Date(0)
   // The events of a prepared transaction are made once and reused with fresh positions, so the
@@ -110,7 +111,7 @@ function cacheSubject(): { subject: Subject; cache: StateCache<State> } {
 }
 
 function makeSubject(impl: Impl): { subject: Subject; cache?: StateCache<State> } {
-  if (impl === 'native' || impl === 'typescript') return cacheSubject()
+  if (impl === 'native' || impl === 'typescript') return cacheSubject(impl)
   if (impl === 'twin') {
     let map = HamtMap.empty<State>()
     return {
@@ -234,7 +235,7 @@ async function child(impl: Impl): Promise<Result> {
     await cache.snapshot(store)
     result.snapshotMs = performance.now() - t0
     result.snapshotMiB = saved!.data.length / 2 ** 20
-    const restored = new StateCache<State>({ name: 'bench', key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
+    const restored = new StateCache<State>({ name: 'bench', implementation: cache.implementation, key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
     t0 = performance.now()
     await restored.restore(store)
     result.restoreMs = performance.now() - t0
@@ -284,7 +285,9 @@ async function main(): Promise<void> {
     return
   }
   const results: Result[] = []
+  const only = process.env.CACHE_BENCH_ONLY?.split(',')
   for (const impl of ['native', 'typescript', 'twin', 'immutable', 'map'] as Impl[]) {
+    if (only !== undefined && !only.includes(impl)) continue
     const env = { ...process.env, RINGSTATE_NATIVE: impl === 'native' ? '1' : '0' }
     const proc = Bun.spawn([process.execPath, import.meta.path, impl], { env, stdout: 'pipe', stderr: 'inherit' })
     const out = await new Response(proc.stdout).text()

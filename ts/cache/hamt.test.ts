@@ -214,6 +214,18 @@ describe('HamtMap byte format', () => {
     expect(fromBytes(toBytes(HamtMap.empty<string>(), encodeString), decodeString).size).toBe(0)
   })
 
+  test('restoring builds the same shape as inserting, collisions included', () => {
+    for (const hasher of [hashKey, (k: string) => (hashKey(k) & 0xc000000f) >>> 0, () => 7] as KeyHasher[]) {
+      const next = rng(9)
+      const inserted = HamtMap.empty<string>(hasher).transient()
+      for (let i = 0; i < 2000; i++) inserted.set(`key:${next(1500)}`, `v${i}`)
+      const map = inserted.persistent()
+      const copy = fromBytes(toBytes(map, encodeString), decodeString, hasher)
+      checkInvariants(copy, hasher)
+      expect([...copy.entries()]).toEqual([...map.entries()])
+    }
+  })
+
   test('the bytes match the layout of crates/hamt', () => {
     const bytes = toBytes(HamtMap.empty<string>().set('k', 'v'), encodeString)
     expect([...bytes]).toEqual([0x52, 0x53, 0x48, 0x4d, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x6b, 1, 0x76])

@@ -1,6 +1,8 @@
-import { describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, test } from 'bun:test'
 import { ErrorCode } from '../errors.ts'
 import type { ReadOptions, SequencedEvent, StoredSnapshot } from '../store/types.ts'
+import { loadNative } from '../native/index.ts'
+import type { CacheImplementation } from './select.ts'
 import { StateCache } from './state-cache.ts'
 
 interface Account { balance: number }
@@ -17,8 +19,15 @@ function event(position: bigint, account: string | undefined, amount: number, ty
   }
 }
 
+/** Every map this process can run: the twin always, the native HAMT when the addon loads. */
+const nativeLoads = typeof loadNative()?.HamtMap === 'function'
+const implementations: CacheImplementation[] = nativeLoads ? ['typescript', 'native'] : ['typescript']
+/** The implementation the suite below is running against. */
+let implementation: CacheImplementation = 'typescript'
+
 function accounts(keepVersions?: number): StateCache<Account> {
   return new StateCache<Account>({
+    implementation,
     name: 'accounts',
     key: (e) => e.tags.find((t) => t.startsWith('account:')),
     apply: (state, e) => {
@@ -65,7 +74,18 @@ function replayed(events: SequencedEvent[]): Map<string, Account> {
   return new Map(cache.view().entries())
 }
 
-describe('StateCache', () => {
+test('a cache uses the TypeScript twin by default, and the native HAMT on request when the addon loads', () => {
+  const options = { name: 'x', key: () => 'k', apply: () => 1 }
+  expect(new StateCache(options).implementation).toBe('typescript')
+  expect(new StateCache({ ...options, implementation: 'native' }).implementation).toBe(nativeLoads ? 'native' : 'typescript')
+  if (process.env.RINGSTATE_NATIVE === '1') expect(nativeLoads).toBe(true)
+})
+
+for (const each of implementations) describe(`StateCache (${each})`, () => {
+  beforeAll(() => {
+    implementation = each
+  })
+
   test('promote makes the transaction visible and moves the position', () => {
     const cache = accounts()
     expect(cache.position).toBe(0n)
@@ -217,6 +237,7 @@ describe('StateCache', () => {
     expect(() => new StateCache({ ...ok, keepVersions: 0 })).toThrow(invalid)
     expect(() => new StateCache({ ...ok, apply: undefined as never })).toThrow(invalid)
     expect(() => new StateCache({ ...ok, codec: {} as never })).toThrow(invalid)
+    expect(() => new StateCache({ ...ok, implementation: 'wasm' as never })).toThrow(invalid)
     const cache = new StateCache<number>({ ...ok, key: () => 42 as unknown as string })
     expect(() => cache.apply(event(1n, 'a', 1), undefined)).toThrow(invalid)
   })
@@ -227,7 +248,7 @@ describe('StateCache', () => {
       decode: (b: Uint8Array) => b[0]! * 1,
     }
     const store = new FakeStore()
-    const make = () => new StateCache<number>({ name: 'bytes', key: (e) => e.tags[0], apply: (s, e) => (s ?? 0) + (e.data as { amount: number }).amount, codec })
+    const make = () => new StateCache<number>({ implementation, name: 'bytes', key: (e) => e.tags[0], apply: (s, e) => (s ?? 0) + (e.data as { amount: number }).amount, codec })
     const first = make()
     store.log.push(event(1n, 'a', 7))
     first.apply(store.log[0]!, undefined)
