@@ -7,7 +7,8 @@
 //
 // Across threads: events per second from the main thread to one consumer Worker.
 //   subjects:  SharedRing, native (crates/ring ByteRing) and the pure-TS SharedArrayBuffer twin,
-//              publishing batches of 256 JSON-encoded events
+//              publishing batches of 256 events, encoded as JSON (the default) or binary through
+//              a schema ({ tick: { n: 'number' } })
 //   baselines: postMessage of each event (the usual way), and postMessage of arrays of 256 events
 //
 // Run from the repository root: ./node_modules/.bin/bun bench/bus.bench.ts
@@ -115,12 +116,13 @@ async function consumerWorker() {
 }
 
 /** One timed run: `send` publishes every event; resolves with ns per event once the Worker has them all. */
-async function timeRun(mode: 'ring' | 'message' | 'batch', implementation?: 'native' | 'typescript'): Promise<number> {
+async function timeRun(mode: 'ring' | 'message' | 'batch', implementation?: 'native' | 'typescript', codec?: 'json' | 'schema'): Promise<number> {
   const events = Array.from({ length: THREAD_EVENTS }, (_, n) => ({ type: 'tick', n }))
   const { worker, next } = await consumerWorker()
   try {
     if (mode === 'ring') {
-      const ring = createSharedRing({ capacity: 4096, slotSize: 64, overrun: 'block' }, implementation!)
+      const schema = codec === 'schema' ? { schema: { tick: { n: 'number' } } as const } : {}
+      const ring = createSharedRing({ capacity: 4096, slotSize: 64, overrun: 'block', ...schema }, implementation!)
       worker.postMessage({ mode, handle: ring.handle, total: THREAD_EVENTS })
       await next() // ready
       const started = performance.now()
@@ -156,8 +158,10 @@ async function bestOf(run: () => Promise<number>): Promise<number> {
 export async function benchAcrossThreads(): Promise<void> {
   const hasNative = Boolean((loadNative() as { ringCreate?: unknown } | null)?.ringCreate)
   const rows: Row[] = []
-  if (hasNative) rows.push({ name: 'SharedRing native', nsPerEvent: await bestOf(() => timeRun('ring', 'native')) })
-  rows.push({ name: 'SharedRing typescript twin', nsPerEvent: await bestOf(() => timeRun('ring', 'typescript')) })
+  for (const codec of ['schema', 'json'] as const) {
+    if (hasNative) rows.push({ name: `SharedRing native, ${codec}`, nsPerEvent: await bestOf(() => timeRun('ring', 'native', codec)) })
+    rows.push({ name: `SharedRing typescript twin, ${codec}`, nsPerEvent: await bestOf(() => timeRun('ring', 'typescript', codec)) })
+  }
   const perEvent = { name: 'postMessage per event', nsPerEvent: await bestOf(() => timeRun('message')) }
   const batched = { name: `postMessage of ${THREAD_BATCH}-event arrays`, nsPerEvent: await bestOf(() => timeRun('batch')) }
   console.log(`\nAcross threads: ${THREAD_EVENTS.toLocaleString('en')} events, main thread -> one consumer Worker (best of 3)`)

@@ -29,6 +29,12 @@ export interface NativeAddon {
   ringMetrics(id: number): Float64Array
   /** Frees the ring for every thread; later calls with its id throw `STORE_CLOSED`. */
   ringRelease(id: number): boolean
+  /** Adds a reference (one per attached JavaScript object); false when the ring is gone. */
+  ringRetain(id: number): boolean
+  /** Gives a reference back; frees the ring (returning true) when it was the last. */
+  ringDrop(id: number): boolean
+  /** How many rings the process-global registry holds (leak tests). */
+  ringCount(): number
 }
 
 /** Creation and finalization counts of one kind of native object. */

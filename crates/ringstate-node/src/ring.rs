@@ -5,6 +5,10 @@
 //! the boundary is crossed once per batch, never per event. Blocking is done by the JavaScript
 //! side (a ring built for `block` refuses like `error`, and the caller yields and retries), so no
 //! native call ever parks a JavaScript thread.
+//!
+//! Lifetime: every JavaScript `SharedRing` attached to a ring holds one reference (`ringRetain`)
+//! and gives it back when it is garbage-collected (`ringDrop`, from a FinalizationRegistry); the
+//! ring is freed when the last reference goes, or at once by `ringRelease`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,19 +18,30 @@ use node_api::{Env, JsError, JsResult, TypedArray, Value};
 use ring::{ByteRing, Overrun};
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-static RINGS: Mutex<Option<HashMap<u32, Arc<ByteRing>>>> = Mutex::new(None);
+static RINGS: Mutex<Option<HashMap<u32, Entry>>> = Mutex::new(None);
+
+/// A registered ring and the number of JavaScript objects (in any thread) attached to it.
+struct Entry {
+    ring: Arc<ByteRing>,
+    refs: usize,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Option<HashMap<u32, Entry>>> {
+    RINGS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn lookup(id: u32) -> JsResult<Arc<ByteRing>> {
-    // The lock is held only to clone the Arc; the batch itself runs without it.
-    let rings = RINGS.lock().unwrap_or_else(|e| e.into_inner());
-    rings
+    // The lock is held only to clone the Arc; the batch itself runs without it (a batch that is
+    // running when the ring is released finishes on its own Arc).
+    registry()
         .as_ref()
         .and_then(|r| r.get(&id))
-        .cloned()
+        .map(|entry| entry.ring.clone())
         .ok_or_else(|| JsError::new("STORE_CLOSED", format!("ring {id} is released or was never created")))
 }
 
-/// Adds `ringCreate`, `ringWrite`, `ringRead`, `ringMetrics` and `ringRelease` to the exports.
+/// Adds `ringCreate`, `ringRetain`, `ringDrop`, `ringWrite`, `ringRead`, `ringMetrics`,
+/// `ringRelease` and `ringCount` to the exports.
 pub fn register(_env: Env, exports: Value) -> JsResult<()> {
     exports.set_function("ringCreate", |cx| {
         let (slot_size, capacity, overrun): (usize, usize, String) = cx.args()?;
@@ -40,12 +55,34 @@ pub fn register(_env: Env, exports: Value) -> JsResult<()> {
         let ring = ByteRing::new(slot_size, capacity, overrun)
             .map_err(|e| JsError::range_error("INVALID_OPTIONS", e.to_string()))?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        RINGS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(HashMap::new)
-            .insert(id, Arc::new(ring));
+        // Starts with no references: the creating thread attaches (ringRetain) right away.
+        registry().get_or_insert_with(HashMap::new).insert(id, Entry { ring: Arc::new(ring), refs: 0 });
         cx.ret(id)
+    })?;
+    exports.set_function("ringRetain", |cx| {
+        let id: u32 = cx.arg_as(0)?;
+        let mut rings = registry();
+        let entry = rings.as_mut().and_then(|r| r.get_mut(&id));
+        cx.ret(entry.map(|entry| entry.refs += 1).is_some())
+    })?;
+    exports.set_function("ringDrop", |cx| {
+        let id: u32 = cx.arg_as(0)?;
+        let mut rings = registry();
+        let mut freed = false;
+        if let Some(r) = rings.as_mut() {
+            if let Some(entry) = r.get_mut(&id) {
+                entry.refs = entry.refs.saturating_sub(1);
+                if entry.refs == 0 {
+                    r.remove(&id);
+                    freed = true;
+                }
+            }
+        }
+        cx.ret(freed)
+    })?;
+    exports.set_function("ringCount", |cx| {
+        let count = registry().as_ref().map_or(0, |r| r.len());
+        cx.ret(count as u32)
     })?;
     exports.set_function("ringWrite", |cx| {
         let (id, records, length): (u32, TypedArray<u8>, usize) = cx.args()?;
@@ -71,7 +108,7 @@ pub fn register(_env: Env, exports: Value) -> JsResult<()> {
     })?;
     exports.set_function("ringRelease", |cx| {
         let id: u32 = cx.arg_as(0)?;
-        let removed = RINGS.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|r| r.remove(&id));
+        let removed = registry().as_mut().and_then(|r| r.remove(&id));
         cx.ret(removed.is_some())
     })?;
     Ok(())
