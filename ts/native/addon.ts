@@ -97,7 +97,7 @@ export interface NativeDiagnostics {
   /** Fills the array in place (zero-copy write). */
   fillInt32Array(a: Int32Array, value: number): void
   echoArrayBuffer(buffer: ArrayBuffer): ArrayBuffer
-  Counter: new (start?: number) => NativeCounter
+  Counter: { new (start?: number): NativeCounter; /** A Counter at 0, made by a static method. */ zero(): NativeCounter }
   counterStats(): NativeObjectStats
   /** An ArrayBuffer over native memory (`len` bytes of `fill`), freed when collected. */
   externalBuffer(len: number, fill?: number): ArrayBuffer

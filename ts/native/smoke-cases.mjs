@@ -152,6 +152,9 @@ export function smokeCases(addon) {
       assert.ok(fork instanceof d.Counter)
       assert.equal(fork.increment(), 43)
       assert.equal(counter.value, 42)
+      const zero = d.Counter.zero()
+      assert.ok(zero instanceof d.Counter)
+      assert.equal(zero.value, 0)
       const before = d.counterStats().created
       void new d.Counter(1)
       assert.equal(d.counterStats().created, before + 1)

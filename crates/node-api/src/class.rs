@@ -12,6 +12,7 @@
 //!     .class("Counter", |cx| Ok(Counter { n: cx.arg_as::<Option<i64>>(0)?.unwrap_or(0) }))
 //!     .method("increment", |c: &mut Counter, cx| { c.n += 1; cx.ret(c.n) })
 //!     .getter("value", |c: &mut Counter, cx| cx.ret(c.n))
+//!     .static_method("zero", |cx| cx.env().new_instance(Counter { n: 0 }))
 //!     .build()?;
 //! exports.set("Counter", ctor)?;
 //! // later, from any callback on the same thread:
@@ -28,7 +29,7 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use crate::error::{codes, JsError, JsResult};
-use crate::function::{guarded, guarded_finalizer, CallContext};
+use crate::function::{call_trampoline, guarded, guarded_finalizer, CallContext};
 use crate::sys;
 use crate::value::{Env, Value, ValueType};
 
@@ -70,12 +71,14 @@ pub struct ClassBuilder<T: 'static> {
     constructor: Constructor<T>,
     methods: Vec<(String, Method<T>)>,
     getters: Vec<(String, Method<T>)>,
+    /// Static methods: (name, trampoline, leaked closure).
+    statics: Vec<(String, sys::napi_callback, *mut c_void)>,
 }
 
 impl Env {
     /// Starts a class named `name` whose `new` runs `constructor` to make the wrapped `T`.
     pub fn class<T: 'static>(self, name: &str, constructor: impl Fn(&CallContext) -> JsResult<T> + 'static) -> ClassBuilder<T> {
-        ClassBuilder { env: self, name: name.to_owned(), constructor: Box::new(constructor), methods: Vec::new(), getters: Vec::new() }
+        ClassBuilder { env: self, name: name.to_owned(), constructor: Box::new(constructor), methods: Vec::new(), getters: Vec::new(), statics: Vec::new() }
     }
 
     /// A new instance of the class registered for `T` on this thread, wrapping `value` (the
@@ -108,6 +111,17 @@ impl<T: 'static> ClassBuilder<T> {
         self
     }
 
+    /// Adds a static method (`Class.name(...)`); it has no wrapped `this`.
+    pub fn static_method<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&CallContext) -> JsResult<Value> + 'static,
+    {
+        // Leaked like the other method data: it lives as long as the class.
+        let data = Box::into_raw(Box::new(f)) as *mut c_void;
+        self.statics.push((name.to_owned(), Some(call_trampoline::<F>), data));
+        self
+    }
+
     /// Defines the class and returns its constructor function.
     pub fn build(self) -> JsResult<Value> {
         let env = self.env;
@@ -132,6 +146,18 @@ impl<T: 'static> ClassBuilder<T> {
                 setter: None,
                 value: ptr::null_mut(),
                 attributes,
+                data,
+            });
+        }
+        for (name, callback, data) in self.statics {
+            descriptors.push(sys::napi_property_descriptor {
+                utf8name: ptr::null(),
+                name: env.string(&name)?.raw(),
+                method: callback,
+                getter: None,
+                setter: None,
+                value: ptr::null_mut(),
+                attributes: sys::attributes::WRITABLE | sys::attributes::CONFIGURABLE | sys::attributes::STATIC,
                 data,
             });
         }
@@ -252,6 +278,7 @@ impl Value {
     /// Runs `f` with `&mut T` wrapped by this object, e.g. for a wrapped object passed as an
     /// argument. `TypeError` if it is not an instance of `T`'s class.
     pub fn with_wrapped<T: 'static, R>(self, f: impl FnOnce(&mut T) -> R) -> JsResult<R> {
-        with_wrapped::<T, R>(self, std::any::type_name::<T>(), f)
+        let type_name = std::any::type_name::<T>();
+        with_wrapped::<T, R>(self, type_name.rsplit("::").next().unwrap_or(type_name), f)
     }
 }

@@ -186,7 +186,7 @@ pub(crate) fn guarded_finalizer(what: &str, body: impl FnOnce()) {
 }
 
 /// The C callback behind every function made by [`Env::function`]; `F` is the closure type.
-unsafe extern "C" fn call_trampoline<F>(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value
+pub(crate) unsafe extern "C" fn call_trampoline<F>(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value
 where
     F: Fn(&CallContext) -> JsResult<Value> + 'static,
 {

@@ -85,6 +85,7 @@ pub mod attributes {
     pub const WRITABLE: napi_property_attributes = 1;
     pub const ENUMERABLE: napi_property_attributes = 1 << 1;
     pub const CONFIGURABLE: napi_property_attributes = 1 << 2;
+    pub const STATIC: napi_property_attributes = 1 << 10;
 }
 
 #[repr(C)]

@@ -98,6 +98,7 @@ fn counter_class(env: Env) -> JsResult<Value> {
             callback.call(cx.this(), &[])
         })
         .getter("value", |c: &mut Counter, cx| cx.ret(c.value))
+        .static_method("zero", |cx| cx.env().new_instance(Counter::new(0)))
         .build()
 }
 
