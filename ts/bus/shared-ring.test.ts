@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { loadNative } from '../native/index.ts'
-import { createSharedRing, type SharedRing } from './shared-ring.ts'
+import { createSharedRing, SharedRing } from './shared-ring.ts'
 
 interface Job {
   type: 'job'
@@ -9,8 +9,13 @@ interface Job {
 const job = (id: number): Job => ({ type: 'job', id })
 const jobs = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => job(from + i))
 
-const native = loadNative() as { ringCreate?: unknown } | null
-const implementations: ('native' | 'typescript')[] = ['typescript', ...(native?.ringCreate ? (['native'] as const) : [])]
+const native = loadNative() as { ringRetain?: unknown; ringCount?: () => number } | null
+const implementations: ('native' | 'typescript')[] = ['typescript', ...(native?.ringRetain ? (['native'] as const) : [])]
+/** Every suite runs with the default JSON codec and with a schema that covers `job`. */
+const codecs = { json: undefined, schema: { job: { id: 'uint32' } } } as const
+const variants = implementations.flatMap((implementation) =>
+  (Object.keys(codecs) as (keyof typeof codecs)[]).map((codec) => [implementation, codec] as const),
+)
 const created: SharedRing<Job>[] = []
 afterAll(() => created.forEach((ring) => ring.release()))
 
@@ -35,9 +40,9 @@ function startConsumer(ring: SharedRing<Job>) {
   }
 }
 
-describe.each(implementations)('SharedRing (%s)', (implementation) => {
+describe.each(variants)('SharedRing (%s, %s codec)', (implementation, codec) => {
   const make = (options: Parameters<typeof createSharedRing>[0]) => {
-    const ring = createSharedRing<Job>(options, implementation)
+    const ring = createSharedRing<Job>({ ...options, ...(codecs[codec] ? { schema: codecs[codec] } : {}) }, implementation)
     created.push(ring)
     return ring
   }
@@ -121,9 +126,109 @@ describe.each(implementations)('SharedRing (%s)', (implementation) => {
     expect(ring.take()).toEqual(jobs(0, 2))
   })
 
+  test('an idle consumer parks and a later publish wakes it', async () => {
+    const ring = make({ capacity: 8, slotSize: 64, overrun: 'block' })
+    const consumer = startConsumer(ring)
+    await consumer.ready()
+    // Parked consumers announce themselves in the handle's wake words (Int32 index 32).
+    const parked = new Int32Array(ring.handle.wake)
+    await until(() => Atomics.load(parked, 32) === 1)
+    expect(ring.publish([job(7)])).toBeUndefined()
+    await until(() => ring.metrics().processed === 1)
+    expect(await consumer.stop()).toEqual([7])
+  })
+
   test('bad options are INVALID_OPTIONS', () => {
     expect(() => make({ capacity: 3 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
     expect(() => make({ capacity: 4, slotSize: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
     expect(() => make({ capacity: 4, overrun: 'nope' as never })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
+  })
+})
+
+describe.each(implementations)('SharedRing schema codec (%s)', (implementation) => {
+  const schema = {
+    order: { id: 'string', total: 'number', lines: 'json', paid: 'boolean', qty: 'int32', seq: 'uint32' },
+    tick: { n: 'number' },
+  } as const
+  const make = (capacity = 16) => {
+    const ring = createSharedRing({ capacity, slotSize: 512, overrun: 'error', schema }, implementation)
+    created.push(ring as never)
+    return ring
+  }
+
+  test('events of every declared field kind round-trip', () => {
+    const ring = make()
+    const events = [
+      { type: 'order', id: 'o-1', total: 12.5, lines: [{ sku: 'a,b', n: 2 }], paid: true, qty: -3, seq: 4_000_000_000 },
+      { type: 'order', id: 'naïve café — 日本語 🎉', total: -0.25, lines: null, paid: false, qty: 0, seq: 0 },
+      { type: 'tick', n: Number.MAX_SAFE_INTEGER },
+    ]
+    expect(ring.publish(events as never)).toBeUndefined()
+    expect(ring.take()).toEqual(events as never)
+  })
+
+  test('events the schema does not describe exactly arrive as JSON would deliver them', () => {
+    const ring = make()
+    const events: Record<string, unknown>[] = [
+      { type: 'tick', n: 1, extra: 'kept' },
+      { type: 'tick' },
+      { type: 'tick', n: '1' },
+      { type: 'tick', n: Number.NaN },
+      { type: 'tick', n: undefined },
+      { type: 'order', id: 'o', total: 1, lines: () => 1, paid: true, qty: 1.5, seq: -1 },
+      { type: 'unknown', nested: { a: [1, 2] } },
+    ]
+    expect(ring.publish(events as never)).toBeUndefined()
+    expect(ring.take()).toEqual(JSON.parse(JSON.stringify(events)))
+  })
+
+  test('a schema travels in the handle, so an attached ring decodes it', () => {
+    const ring = make()
+    const attached = SharedRing.attach(ring.handle)
+    expect(ring.publish([{ type: 'tick', n: 3 }] as never)).toBeUndefined()
+    expect(attached.take()).toEqual([{ type: 'tick', n: 3 }])
+  })
+
+  test('a bad schema is INVALID_OPTIONS', () => {
+    const bad = [null, [], { tick: 'number' }, { tick: { n: 'float' } }, { tick: { type: 'string' } }]
+    for (const schema of bad) {
+      expect(() => createSharedRing({ capacity: 4, schema: schema as never }, implementation)).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTIONS' }),
+      )
+    }
+  })
+})
+
+describe.if(Boolean(native?.ringCount))('SharedRing native lifetime', () => {
+  const count = () => native!.ringCount!()
+
+  test('creating and releasing many rings leaves the registry as it was', () => {
+    const before = count()
+    for (let i = 0; i < 2000; i++) createSharedRing({ capacity: 4, slotSize: 16 }, 'native').release()
+    expect(count()).toBe(before)
+  })
+
+  test('a released ring cannot be attached again', () => {
+    const ring = createSharedRing({ capacity: 4, slotSize: 16 }, 'native')
+    ring.release()
+    expect(() => SharedRing.attach(ring.handle)).toThrow(expect.objectContaining({ code: 'STORE_CLOSED' }))
+  })
+
+  test('a ring stays alive while any attached object does, and is freed when the last is collected', async () => {
+    const before = count()
+    const keep = createSharedRing({ capacity: 4, slotSize: 64 }, 'native')
+    const second = SharedRing.attach(keep.handle)
+    ;(() => {
+      for (let i = 0; i < 200; i++) createSharedRing({ capacity: 4, slotSize: 16 }, 'native')
+    })()
+    // Finalizers run after a collection, on a later turn; the collector scans the stack
+    // conservatively, so a few may linger: wait until nearly all are gone.
+    while (count() > before + 1 + 10) {
+      Bun.gc(true)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(second.publish([job(1)] as never)).toBeUndefined()
+    expect(keep.take()).toEqual([job(1)])
+    keep.release()
   })
 })
