@@ -184,7 +184,7 @@ describe.each(implementations)('SharedRing schema codec (%s)', (implementation) 
 
   test('a schema travels in the handle, so an attached ring decodes it', () => {
     const ring = make()
-    const attached = SharedRing.attach(ring.handle)
+    const attached = SharedRing.attach<{ type: string; n: number }>(ring.handle)
     expect(ring.publish([{ type: 'tick', n: 3 }] as never)).toBeUndefined()
     expect(attached.take()).toEqual([{ type: 'tick', n: 3 }])
   })

@@ -268,13 +268,20 @@ const WAKE_BYTES = 128 * 4
 /** Empty polls (one event-loop turn each) before a consumer parks. */
 const SPIN_TURNS = 16
 
+/** `Atomics.waitAsync` (ES2024, typed here because the project's `lib` predates it), if present. */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync?: (words: Int32Array, index: number, value: number) => { async: boolean; value: unknown }
+  }
+).waitAsync
+
 /**
  * Waits until `words[word]` is no longer `seen` (or a notify), without blocking the event loop.
  * Where `Atomics.waitAsync` is missing (older runtimes) it naps a millisecond instead.
  */
 async function park(words: Int32Array, word: number, seen: number): Promise<void> {
-  if (typeof Atomics.waitAsync !== 'function') return new Promise((resolve) => setTimeout(resolve, 1))
-  const waiting = Atomics.waitAsync(words, word, seen)
+  if (waitAsync === undefined) return new Promise((resolve) => setTimeout(resolve, 1))
+  const waiting = waitAsync(words, word, seen)
   if (waiting.async) await waiting.value
 }
 
