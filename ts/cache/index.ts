@@ -5,4 +5,5 @@
  */
 export { StateCache, CacheView, type StateCacheOptions, type RestoreResult } from './state-cache.ts'
 export { jsonCodec, type StateCodec } from './codec.ts'
+export type { CacheImplementation } from './select.ts'
 export { HamtMap, TransientHamtMap, hashKey, toBytes, fromBytes, type KeyHasher } from './hamt.ts'

@@ -88,6 +88,11 @@ export class CacheView<S> {
 
 /** How many recently read states `get` keeps decoded, for hot entities. */
 const HOT_ENTRIES = 4096
+/**
+ * A missed read is kept in the hot set once per this many misses: an entity read again and again
+ * gets in after a few reads, while a scan of cold entities does not churn the set on every read.
+ */
+const HOT_ADMIT = 8
 /** Changes applied per version while replaying the log, to bound the pending map. */
 const REPLAY_CHUNK = 10_000
 
@@ -144,6 +149,8 @@ export class StateCache<S> implements InlineProjector {
    */
   readonly #hotRing: (string | undefined)[] = new Array(HOT_ENTRIES).fill(undefined)
   #hotNext = 0
+  /** Counts misses of `#hot`; one in {@link HOT_ADMIT} is admitted (see `#remember`). */
+  #misses = 0
   /** The transaction in progress: id -> new state (undefined = delete). */
   #changes = new Map<string, S | undefined>()
   #pendingPosition: bigint | undefined
@@ -398,6 +405,7 @@ export class StateCache<S> implements InlineProjector {
   }
 
   #remember(id: string, state: S): void {
+    if ((++this.#misses & (HOT_ADMIT - 1)) !== 0) return
     const slot = this.#hotNext
     const evicted = this.#hotRing[slot]
     // An id deleted from `#hot` by a promote may still sit in the ring; deleting it again is harmless.
