@@ -2,6 +2,7 @@ import { afterAll, beforeAll } from 'bun:test'
 import postgres from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
 import { describeConformance } from '../conformance.ts'
+import { describeScenarios } from '../dcb-scenarios.ts'
 import { openPostgresStore } from './index.ts'
 
 let db: FreshDatabase
@@ -10,11 +11,15 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-// The suite wants an empty store per test: one database per file, emptied before each open.
-describeConformance('postgres', async () => {
+// Both suites want an empty store per test: one database per file, emptied before each open
+// (bun runs the tests of a file one after another, so no two stores share the log at once).
+async function openEmpty() {
   const store = await openPostgresStore(db.url)
   const sql = postgres(db.url, { max: 1, onnotice: () => {} })
   await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
   await sql.end()
   return store
-})
+}
+
+describeConformance('postgres', openEmpty)
+describeScenarios('postgres', openEmpty)

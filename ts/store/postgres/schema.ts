@@ -40,21 +40,26 @@ export const AppendStatus = { WRITTEN: 0, DUPLICATE: 1, CONFLICT: 2, PARTIAL_DUP
  * batch before such an append. So every append is judged against the committed log alone, set-wise:
  *   1. lock; head = max(position) (gapless: positions are only taken under this lock);
  *   2. idempotency for appends whose ids must be checked (all stored: DUPLICATE; some: PARTIAL);
- *   3. the first conflicting position of each condition item (tag items walk event_tags);
+ *   3. the first conflicting position of each condition item, one statement per item kind that
+ *      occurs: items with tags walk event_tags on their first tag (and check the rest of the item
+ *      in events by primary key only when it has more tags or types); type-only items (one row per
+ *      type) walk events (type, position); 'all' items take the first position after `after`;
  *   4. positions for survivors in batch order; insert events, tags and commands; NOTIFY.
- * Events are flattened across the batch; per-event tags are slices of one flat array.
- * A tag item walks event_tags in position order and checks each candidate in events by primary
- * key (the OR/EXISTS keeps the planner from a merge join that scans events from the start).
+ * Events are flattened across the batch (their ordinal in the batch, plus a per-append shift, is
+ * their position); per-event tags and per-item tags and types are slices of flat arrays.
+ * Each statement is cached by plpgsql after its first call in a session, and every one costs what
+ * the batch holds: no scan depends on the size of the log.
  */
 const appendBatchFunction = `
 CREATE OR REPLACE FUNCTION ringstate_append_batch(
   p_counts int[], p_check_ids boolean[],
-  p_ev_append int[], p_ev_index int[], p_types text[], p_tag_from int[], p_tag_to int[], p_tags text[],
+  p_ev_append int[], p_types text[], p_tag_from int[], p_tag_to int[], p_tags text[],
   p_data text[], p_metadata text[], p_ids text[],
-  p_ci_append int[], p_ci_after bigint[], p_ci_all boolean[],
-  p_ci_type_from int[], p_ci_type_to int[], p_ci_types text[],
-  p_ci_tag_from int[], p_ci_tag_to int[], p_ci_tags text[],
-  p_cmd_types text[], p_cmd_data text[], p_cmd_metadata text[]
+  p_tc_append int[], p_tc_after bigint[], p_tc_tag_from int[], p_tc_tag_to int[], p_tc_tags text[],
+  p_tc_type_from int[], p_tc_type_to int[], p_tc_types text[],
+  p_yc_append int[], p_yc_after bigint[], p_yc_types text[],
+  p_ac_append int[], p_ac_after bigint[],
+  p_cmd_append int[], p_cmd_types text[], p_cmd_data text[], p_cmd_metadata text[]
 ) RETURNS TABLE (status int, pos bigint, detail text, recorded_at timestamptz)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
@@ -65,10 +70,11 @@ DECLARE
   v_found_max bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   v_found_id text[] := array_fill(NULL::text, ARRAY[n]);
   v_conflict bigint[] := array_fill(NULL::bigint, ARRAY[n]);
-  v_start bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+  v_shift bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   v_status int[] := array_fill(0, ARRAY[n]);
   v_pos bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   v_next bigint;
+  v_seen bigint := 0;
   r record;
 BEGIN
   PERFORM pg_advisory_xact_lock(${APPEND_LOCK_KEY});
@@ -85,34 +91,44 @@ BEGIN
     END LOOP;
   END IF;
 
-  IF cardinality(p_ci_append) > 0 THEN
+  IF cardinality(p_tc_append) > 0 THEN
     FOR r IN
-      WITH items AS (
-        SELECT u.a, u.after, u.is_all, p_ci_types[u.tyf:u.tyt] AS types, p_ci_tags[u.tgf:u.tgt] AS tags
-        FROM unnest(p_ci_append, p_ci_after, p_ci_all, p_ci_type_from, p_ci_type_to, p_ci_tag_from, p_ci_tag_to)
-          AS u(a, after, is_all, tyf, tyt, tgf, tgt)
-      ), hits AS (
-        SELECT i.a, (
-          SELECT t.position FROM event_tags t
-          WHERE t.tag = i.tags[1] AND t.position > i.after
-            AND ((cardinality(i.tags) = 1 AND cardinality(i.types) = 0) OR EXISTS (
-              SELECT FROM events x WHERE x.position = t.position AND x.tags @> i.tags
-                AND (cardinality(i.types) = 0 OR x.type = ANY(i.types))))
-          ORDER BY t.position LIMIT 1
-        ) AS p
-        FROM items i WHERE NOT i.is_all AND cardinality(i.tags) > 0
-        UNION ALL
-        SELECT i.a, (
-          SELECT x.position FROM events x WHERE x.type = ty AND x.position > i.after ORDER BY x.position LIMIT 1
-        )
-        FROM items i, unnest(i.types) AS ty WHERE NOT i.is_all AND cardinality(i.tags) = 0
-        UNION ALL
-        SELECT i.a, (SELECT x.position FROM events x WHERE x.position > i.after ORDER BY x.position LIMIT 1)
-        FROM items i WHERE i.is_all
-      )
-      SELECT h.a, min(h.p) AS p FROM hits h WHERE h.p IS NOT NULL GROUP BY h.a
+      SELECT u.a, h.p
+      FROM unnest(p_tc_append, p_tc_after, p_tc_tag_from, p_tc_tag_to, p_tc_type_from, p_tc_type_to)
+        AS u(a, after, tgf, tgt, tyf, tyt)
+      CROSS JOIN LATERAL (
+        SELECT t.position AS p FROM event_tags t
+        WHERE t.tag = p_tc_tags[u.tgf] AND t.position > u.after
+          AND ((u.tgt = u.tgf AND u.tyt < u.tyf) OR EXISTS (
+            SELECT FROM events x WHERE x.position = t.position AND x.tags @> p_tc_tags[u.tgf:u.tgt]
+              AND (u.tyt < u.tyf OR x.type = ANY(p_tc_types[u.tyf:u.tyt]))))
+        ORDER BY t.position LIMIT 1
+      ) h
     LOOP
-      v_conflict[r.a] := r.p;
+      v_conflict[r.a] := least(v_conflict[r.a], r.p);
+    END LOOP;
+  END IF;
+
+  IF cardinality(p_yc_append) > 0 THEN
+    FOR r IN
+      SELECT u.a, h.p
+      FROM unnest(p_yc_append, p_yc_after, p_yc_types) AS u(a, after, type)
+      CROSS JOIN LATERAL (
+        SELECT x.position AS p FROM events x WHERE x.type = u.type AND x.position > u.after
+        ORDER BY x.position LIMIT 1
+      ) h
+    LOOP
+      v_conflict[r.a] := least(v_conflict[r.a], r.p);
+    END LOOP;
+  END IF;
+
+  IF cardinality(p_ac_append) > 0 THEN
+    FOR r IN
+      SELECT u.a, h.p
+      FROM unnest(p_ac_append, p_ac_after) AS u(a, after)
+      CROSS JOIN LATERAL (SELECT x.position AS p FROM events x WHERE x.position > u.after ORDER BY x.position LIMIT 1) h
+    LOOP
+      v_conflict[r.a] := least(v_conflict[r.a], r.p);
     END LOOP;
   END IF;
 
@@ -125,26 +141,29 @@ BEGIN
     ELSIF v_conflict[a] IS NOT NULL THEN
       v_status[a] := ${AppendStatus.CONFLICT}; v_pos[a] := v_conflict[a];
     ELSE
-      v_status[a] := ${AppendStatus.WRITTEN}; v_start[a] := v_next;
+      v_status[a] := ${AppendStatus.WRITTEN}; v_shift[a] := v_next - v_seen - 1;
       v_next := v_next + p_counts[a]; v_pos[a] := v_next - 1;
     END IF;
+    v_seen := v_seen + p_counts[a];
   END LOOP;
 
   IF v_next > v_head + 1 THEN
     WITH written AS (
       INSERT INTO events (position, type, tags, data, metadata, id, recorded_at)
-      SELECT v_start[u.a] + u.k, u.type, p_tags[u.tf:u.tt], u.data::json, u.metadata::json, u.id, now()
-      FROM unnest(p_ev_append, p_ev_index, p_types, p_tag_from, p_tag_to, p_data, p_metadata, p_ids)
-        AS u(a, k, type, tf, tt, data, metadata, id)
-      WHERE v_start[u.a] IS NOT NULL
+      SELECT v_shift[u.a] + u.k, u.type, p_tags[u.tf:u.tt], u.data::json, u.metadata::json, u.id, now()
+      FROM unnest(p_ev_append, p_types, p_tag_from, p_tag_to, p_data, p_metadata, p_ids)
+        WITH ORDINALITY AS u(a, type, tf, tt, data, metadata, id, k)
+      WHERE v_shift[u.a] IS NOT NULL
       RETURNING events.position, events.tags
     )
     INSERT INTO event_tags (tag, position) SELECT unnest(w.tags), w.position FROM written w;
 
-    INSERT INTO commands (type, data, metadata, position, recorded_at)
-    SELECT c.type, c.data::json, c.metadata::json, v_pos[c.a], now()
-    FROM unnest(p_cmd_types, p_cmd_data, p_cmd_metadata) WITH ORDINALITY AS c(type, data, metadata, a)
-    WHERE c.type IS NOT NULL AND v_start[c.a] IS NOT NULL;
+    IF cardinality(p_cmd_append) > 0 THEN
+      INSERT INTO commands (type, data, metadata, position, recorded_at)
+      SELECT c.type, c.data::json, c.metadata::json, v_pos[c.a], now()
+      FROM unnest(p_cmd_append, p_cmd_types, p_cmd_data, p_cmd_metadata) AS c(a, type, data, metadata)
+      WHERE v_shift[c.a] IS NOT NULL;
+    END IF;
 
     PERFORM pg_notify('${NOTIFY_CHANNEL}', (v_next - 1)::text);
   END IF;

@@ -166,6 +166,10 @@ export class PostgresStore implements EventStore {
     try {
       this.#assertOpen()
       const normalized = normalizeEvents(events, this.#options)
+      // Generated ids are time-ordered (UUIDv7): they land at the right edge of the unique id index
+      // instead of on a random leaf page, so after a checkpoint a batch does not write a full page
+      // image per event (measured: 10 kB of WAL per 16-event batch instead of 30 to 67 kB).
+      for (const event of normalized) if (!event.idGiven) event.id = Bun.randomUUIDv7()
       validateCondition(condition)
       if (options !== undefined && (typeof options !== 'object' || options === null)) {
         throw new InvalidOptionsError('append options must be an object')
@@ -213,9 +217,15 @@ export class PostgresStore implements EventStore {
   }
 
   async #writeAll(): Promise<void> {
+    // Before each batch, let the callers whose appends are already on their way (resolved
+    // promises, pending microtasks) enqueue them: otherwise the batch after a commit holds only the
+    // callers whose continuation happened to run first (measured: conditional appends of 16
+    // callers formed batches of 15 and 1 alternately).
+    await nextTurn()
     while (this.#queue.length > 0) {
       const batch = this.#takeBatch()
       if (batch.length > 0) await this.#commit(batch)
+      await nextTurn()
     }
   }
 
@@ -311,25 +321,27 @@ export class PostgresStore implements EventStore {
     return rows
   }
 
-  /** One call of ringstate_append_batch with the batch flattened into arrays. */
+  /**
+   * One call of ringstate_append_batch with the batch flattened into arrays (see schema.ts for the
+   * layout): condition items go in three groups (with tags, types only, 'all') so the function runs
+   * one plain index walk per item and only for the kinds the batch holds.
+   */
   async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: PendingAppend[]): Promise<BatchRow[]> {
-    const counts: number[] = []
-    const checkIds: boolean[] = []
-    const evAppend: number[] = [], evIndex: number[] = [], types: string[] = [], tagFrom: number[] = [], tagTo: number[] = []
-    const tags: string[] = [], data: string[] = [], metadata: string[] = [], ids: string[] = []
-    const ciAppend: number[] = [], ciAfter: string[] = [], ciAll: boolean[] = []
-    const ciTypeFrom: number[] = [], ciTypeTo: number[] = [], ciTypes: string[] = []
-    const ciTagFrom: number[] = [], ciTagTo: number[] = [], ciTags: string[] = []
-    const cmdTypes: (string | null)[] = [], cmdData: (string | null)[] = [], cmdMetadata: (string | null)[] = []
+    const counts: number[] = [], checkIds: boolean[] = []
+    const evAppend: number[] = [], types: string[] = [], tagFrom: number[] = [], tagTo: number[] = [], tags: string[] = []
+    const data: string[] = [], metadata: string[] = [], ids: string[] = []
+    const tcAppend: number[] = [], tcAfter: string[] = [], tcTagFrom: number[] = [], tcTagTo: number[] = [], tcTags: string[] = []
+    const tcTypeFrom: number[] = [], tcTypeTo: number[] = [], tcTypes: string[] = []
+    const ycAppend: number[] = [], ycAfter: string[] = [], ycTypes: string[] = []
+    const acAppend: number[] = [], acAfter: string[] = []
+    const cmdAppend: number[] = [], cmdTypes: string[] = [], cmdData: string[] = [], cmdMetadata: string[] = []
 
-    for (let a = 0; a < batch.length; a++) {
-      const pending = batch[a]!
+    for (let a = 1; a <= batch.length; a++) {
+      const pending = batch[a - 1]!
       counts.push(pending.events.length)
       checkIds.push(pending.checkIds)
-      for (let k = 0; k < pending.events.length; k++) {
-        const event = pending.events[k]!
-        evAppend.push(a + 1)
-        evIndex.push(k)
+      for (const event of pending.events) {
+        evAppend.push(a)
         types.push(event.type)
         tagFrom.push(tags.length + 1)
         for (const tag of event.tags) tags.push(tag)
@@ -341,34 +353,50 @@ export class PostgresStore implements EventStore {
       const condition = pending.condition
       if (condition !== undefined) {
         const after = (condition.after ?? 0n).toString()
-        const items = condition.failIfEventsMatch === 'all' ? [undefined] : condition.failIfEventsMatch
-        for (const item of items) {
-          ciAppend.push(a + 1)
-          ciAfter.push(after)
-          ciAll.push(item === undefined)
-          ciTypeFrom.push(ciTypes.length + 1)
-          for (const type of item?.types ?? []) ciTypes.push(type)
-          ciTypeTo.push(ciTypes.length)
-          ciTagFrom.push(ciTags.length + 1)
-          for (const tag of item?.tags ?? []) ciTags.push(tag)
-          ciTagTo.push(ciTags.length)
+        if (condition.failIfEventsMatch === 'all') {
+          acAppend.push(a)
+          acAfter.push(after)
+        } else {
+          for (const item of condition.failIfEventsMatch) {
+            const itemTags = item.tags ?? []
+            const itemTypes = item.types ?? []
+            if (itemTags.length > 0) {
+              tcAppend.push(a)
+              tcAfter.push(after)
+              tcTagFrom.push(tcTags.length + 1)
+              for (const tag of itemTags) tcTags.push(tag)
+              tcTagTo.push(tcTags.length)
+              tcTypeFrom.push(tcTypes.length + 1)
+              for (const type of itemTypes) tcTypes.push(type)
+              tcTypeTo.push(tcTypes.length)
+            } else {
+              for (const type of itemTypes) {
+                ycAppend.push(a)
+                ycAfter.push(after)
+                ycTypes.push(type)
+              }
+            }
+          }
         }
       }
-      cmdTypes.push(pending.command?.type ?? null)
-      cmdData.push(pending.command?.dataJson ?? null)
-      cmdMetadata.push(pending.command?.metadataJson ?? null)
+      if (pending.command !== undefined) {
+        cmdAppend.push(a)
+        cmdTypes.push(pending.command.type)
+        cmdData.push(pending.command.dataJson)
+        cmdMetadata.push(pending.command.metadataJson)
+      }
     }
     // Arrays go as array literals in text parameters: postgres.js infers an array's type from its
     // first element, which is wrong for empty arrays and booleans, and this is cheaper anyway.
     return (await sql`SELECT status, pos, detail, recorded_at FROM ringstate_append_batch(
       ${numbers(counts)}::int[], ${booleans(checkIds)}::boolean[],
-      ${numbers(evAppend)}::int[], ${numbers(evIndex)}::int[], ${texts(types)}::text[],
-      ${numbers(tagFrom)}::int[], ${numbers(tagTo)}::int[], ${texts(tags)}::text[],
+      ${numbers(evAppend)}::int[], ${texts(types)}::text[], ${numbers(tagFrom)}::int[], ${numbers(tagTo)}::int[], ${texts(tags)}::text[],
       ${texts(data)}::text[], ${texts(metadata)}::text[], ${texts(ids)}::text[],
-      ${numbers(ciAppend)}::int[], ${numbers(ciAfter)}::bigint[], ${booleans(ciAll)}::boolean[],
-      ${numbers(ciTypeFrom)}::int[], ${numbers(ciTypeTo)}::int[], ${texts(ciTypes)}::text[],
-      ${numbers(ciTagFrom)}::int[], ${numbers(ciTagTo)}::int[], ${texts(ciTags)}::text[],
-      ${texts(cmdTypes)}::text[], ${texts(cmdData)}::text[], ${texts(cmdMetadata)}::text[]
+      ${numbers(tcAppend)}::int[], ${numbers(tcAfter)}::bigint[], ${numbers(tcTagFrom)}::int[], ${numbers(tcTagTo)}::int[], ${texts(tcTags)}::text[],
+      ${numbers(tcTypeFrom)}::int[], ${numbers(tcTypeTo)}::int[], ${texts(tcTypes)}::text[],
+      ${numbers(ycAppend)}::int[], ${numbers(ycAfter)}::bigint[], ${texts(ycTypes)}::text[],
+      ${numbers(acAppend)}::int[], ${numbers(acAfter)}::bigint[],
+      ${numbers(cmdAppend)}::int[], ${texts(cmdTypes)}::text[], ${texts(cmdData)}::text[], ${texts(cmdMetadata)}::text[]
     )`) as unknown as BatchRow[]
   }
 
@@ -576,6 +604,11 @@ export class PostgresStore implements EventStore {
   }
 }
 
+/** Resolve after the pending microtasks and I/O callbacks of this event-loop turn have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 /** A PostgreSQL array literal of integers (numbers, or bigints as decimal strings). */
 function numbers(values: readonly (number | string)[]): string {
   return `{${values.join(',')}}`
@@ -585,13 +618,12 @@ function booleans(values: readonly boolean[]): string {
   return `{${values.map((value) => (value ? 't' : 'f')).join(',')}}`
 }
 
-/** A PostgreSQL array literal of text: every element quoted, `"` and `\` escaped, null as NULL. */
-function texts(values: readonly (string | null)[]): string {
+/** A PostgreSQL array literal of text: every element quoted, `"` and `\` escaped. */
+function texts(values: readonly string[]): string {
   let out = '{'
   for (let i = 0; i < values.length; i++) {
     if (i > 0) out += ','
-    const value = values[i]
-    out += value === null ? 'NULL' : `"${value.replace(/["\\]/g, '\\$&')}"`
+    out += `"${values[i]!.replace(/["\\]/g, '\\$&')}"`
   }
   return out + '}'
 }

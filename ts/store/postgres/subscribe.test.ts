@@ -85,8 +85,9 @@ describe('postgres: subscriptions', () => {
       await seen.reached(1)
       await holder`BEGIN`
       // One uncommitted event written by the batch function itself, holding the append lock.
-      await holder`SELECT * FROM ringstate_append_batch('{1}', '{f}', '{1}', '{0}', '{Held}', '{1}', '{0}', '{}',
-        '{"null"}', '{"{}"}', '{held-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{NULL}', '{NULL}', '{NULL}')`
+      await holder`SELECT * FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Held}', '{1}', '{0}', '{}',
+        '{"null"}', '{"{}"}', '{held-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
+        '{}', '{}', '{}', '{}')`
       const late = store.append({ type: 'Late' })
       await until(async () => {
         const [row] = await sql`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`
