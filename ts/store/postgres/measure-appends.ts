@@ -7,6 +7,19 @@
  * unconditional single-event appends (one store, so 16 callers share group commits), 16 callers of
  * conditional appends on disjoint boundaries, and the baseline: 16 concurrent raw single-row
  * INSERTs in autocommit on 16 connections. Drops the database afterwards.
+ *
+ * Measured on the 2-core development machine (PostgreSQL 15, other work running), appends/s:
+ *
+ *   |                                     | before  | after   |
+ *   |-------------------------------------|---------|---------|
+ *   | unconditional, 1 caller             | 1,960   | 2,059   |
+ *   | unconditional, 16 callers           | 19,376  | 22,761  |
+ *   | conditional, disjoint, 16 callers   | 6,882   | 20,033  |
+ *   | raw single-row INSERT, 16 conns     | 12,132  | 13,433  |
+ *
+ * "before" formed conditional batches of 15 and 1 alternately (the writer took a batch before
+ * every caller's continuation had run) and evaluated conditions in one UNION query over all item
+ * kinds; see schema.ts for where the time of a batch goes now.
  */
 import postgres from 'postgres'
 import { freshDatabase } from '../../testing/postgres.ts'
