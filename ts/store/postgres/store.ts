@@ -8,12 +8,12 @@
  *   later sees a new event below N, and a transaction that writes no events delays nobody.
  * - Conditions and idempotency are evaluated inside that locked transaction, in the database.
  * - Group commit: one writer per store takes every waiting append (up to maxAppendBatch) into one
- *   call: one round trip, one commit, one NOTIFY. Batches are strictly one after another (the next
+ *   call: one round trip, one commit, one NOTIFY. Batches go strictly one after another (the next
  *   is formed after the previous one's result), so a store's appends commit in the order they were
  *   made; the writer waits one event-loop turn before taking a batch so that every caller already
- *   on its way joins it. A batch ends before an append whose condition
- *   could match an earlier append of the batch, or that shares an id with one; that append leads
- *   the next batch, where the committed log judges it.
+ *   on its way joins it. A batch ends before an append whose condition could match an earlier
+ *   append of the batch, or that shares an id with one; that append leads the next batch, where
+ *   the committed log judges it.
  * - Subscriptions catch up by keyset pages, then wait on LISTEN/NOTIFY (one listening connection
  *   per store, fanned out in process), with polling every pollIntervalMs in case a notification is
  *   lost; postgres.js reconnects the listener and each reconnect wakes every subscriber.
