@@ -56,7 +56,12 @@ export const AppendStatus = { WRITTEN: 0, DUPLICATE: 1, CONFLICT: 2, PARTIAL_DUP
  *   3. the first conflicting position of each condition item, one statement per item kind that
  *      occurs: items with tags walk event_tags on their first tag (and check the rest of the item
  *      in events by primary key only when it has more tags or types); type-only items (one row per
- *      type) walk events (type, position); 'all' items take the first position after `after`;
+ *      type) walk events (type, position); 'all' items take the first position after `after`.
+ *      The type walk is written as a row range, `(type, position) > (t, after) AND type <= t`
+ *      (the same rows as `type = t AND position > after`: text collations here are deterministic),
+ *      because with `type = t` the planner, not knowing t and seeing one dominant type, walks the
+ *      primary key and filters on type: a type with no events after `after` then scans the rest
+ *      of the log under the append lock (measured: 54 ms instead of 0.08 ms at 300,000 events);
  *   4. positions for survivors in batch order; insert events, tags and commands; NOTIFY.
  * Events are flattened across the batch (their ordinal in the batch, plus a per-append shift, is
  * their position); per-event tags and per-item tags and types are slices of flat arrays.
@@ -127,8 +132,9 @@ BEGIN
       SELECT u.a, h.p
       FROM unnest(p_yc_append, p_yc_after, p_yc_types) AS u(a, after, type)
       CROSS JOIN LATERAL (
-        SELECT x.position AS p FROM events x WHERE x.type = u.type AND x.position > u.after
-        ORDER BY x.position LIMIT 1
+        SELECT x.position AS p FROM events x
+        WHERE (x.type, x.position) > (u.type, u.after) AND x.type <= u.type
+        ORDER BY x.type, x.position LIMIT 1
       ) h
     LOOP
       v_conflict[r.a] := least(v_conflict[r.a], r.p);

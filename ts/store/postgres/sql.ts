@@ -4,7 +4,15 @@
  * Every shape is driven by an index so a page costs what it returns, not the size of the log:
  *   - 'all':                 the primary key, `position > after` in order;
  *   - an item with tags:     event_tags (tag, position) on its first tag, checked against events;
- *   - an item with types:    events (type, position), one ordered range per type.
+ *   - an item with types:    events (type, position), one ordered range per type, written as a
+ *                            row range `(type, position) > (t, after) AND type <= t` (same rows as
+ *                            `type = t AND position > after`): with `type = t` a generic plan that
+ *                            sees one dominant type walks the primary key and filters on type, so a
+ *                            rare type scans the log (measured: 49 ms instead of 0.1 ms a page at
+ *                            300,000 events); the row range can only be served by (type, position).
+ *                            Its lower bound does not end a backward scan, so a backwards read with
+ *                            `after` that finds fewer than a page walks the rest of that type's
+ *                            index range (an index-only walk, 8 ms over 270,000 entries).
  * Each branch is cut at the page size before the branches are merged, and IN drops an event that
  * matches two items.
  */
@@ -55,9 +63,12 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
       )
     } else {
       for (const type of new Set(types)) {
+        const t = param(type, 'text')
+        const lower = `(type, position) > (${t}, ${param(after.toString(), 'bigint')})`
+        const upper = before === undefined ? `type <= ${t}` : `(type, position) < (${t}, ${param(before.toString(), 'bigint')})`
         branches.push(
-          `(SELECT position FROM events WHERE type = ${param(type, 'text')} AND ${range('position')} ` +
-            `ORDER BY position ${order} LIMIT ${limit})`,
+          `(SELECT position FROM events WHERE ${lower} AND ${upper} ` +
+            `ORDER BY type ${order}, position ${order} LIMIT ${limit})`,
         )
       }
     }

@@ -1,0 +1,63 @@
+/**
+ * Query plans that keep reads and condition checks proportional to what they find, not to the size
+ * of the log, on a log where one event type dominates (the case that misleads the planner).
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import postgres from 'postgres'
+import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
+import { openPostgresStore } from './index.ts'
+import { pageSql } from './sql.ts'
+
+let db: FreshDatabase
+let sql: postgres.Sql
+beforeAll(async () => {
+  db = await freshDatabase()
+  await (await openPostgresStore(db.url)).close()
+  sql = postgres(db.url, { max: 1, onnotice: () => {} })
+  // 20,000 events: nine in ten of type Common, one in ten Rare, so `type = $1` looks unselective.
+  await sql`INSERT INTO events (position, type, tags, data, metadata, id, recorded_at)
+    SELECT g, CASE WHEN g % 10 = 0 THEN 'Rare' ELSE 'Common' END, ARRAY['acct:' || (g % 500)], 'null', '{}', 'e' || g, now()
+    FROM generate_series(1, 20000) AS g`
+  await sql`INSERT INTO event_tags (tag, position) SELECT unnest(tags), position FROM events`
+  await sql`ANALYZE events`
+  await sql`ANALYZE event_tags`
+})
+afterAll(async () => {
+  await sql.end()
+  await db.drop()
+})
+
+test('a type-only read walks events (type, position) under a generic plan, forwards and backwards', async () => {
+  await sql`SET plan_cache_mode = force_generic_plan`
+  try {
+    for (const descending of [false, true]) {
+      for (const type of ['Missing', 'Rare', 'Common']) {
+        const page = pageSql([{ types: [type] }], 100n, undefined, 50, descending)
+        const plan = (await sql.unsafe(`EXPLAIN ${page.text}`, page.params as any[])).map((row: any) => row['QUERY PLAN']).join('\n')
+        expect(plan).toContain('using events_type_position on events')
+        expect(plan).not.toMatch(/using events_pkey on events\s+\(.*\)\n\s+Index Cond: \("position" > /)
+      }
+    }
+  } finally {
+    await sql`RESET plan_cache_mode`
+  }
+})
+
+test('a type-only condition is checked on events (type, position) inside the batch function', async () => {
+  const plans: string[] = []
+  const traced = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(String(notice.message)) })
+  try {
+    await traced`LOAD 'auto_explain'`
+    await traced`SELECT set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_nested_statements', 'on', false), set_config('client_min_messages', 'log', false)`
+    // The batch function as the store calls it: one append of one event, conditional on a type.
+    const rows = await traced`SELECT status, pos FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Late}', '{1}', '{0}', '{}',
+      '{"null"}', '{"{}"}', '{late-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
+      '{}', '{}', '{}', '{}')`
+    expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0, pos: '20001' }])
+  } finally {
+    await traced.end()
+  }
+  const walk = plans.find((plan) => plan.includes('unnest(p_yc_append'))
+  expect(walk).toBeDefined()
+  expect(walk).toContain('using events_type_position on events')
+})
