@@ -52,7 +52,8 @@ function lastNumber(out, pattern) {
 const steps = []
 async function step(label, kind, command, args, env) {
   const { code, output } = await run(label, command, args, env)
-  let [passed, failed] = counters[kind](output)
+  // Colour codes would split the numbers from their words; strip them before counting.
+  let [passed, failed] = counters[kind](output.replace(/\x1b\[[0-9;]*m/g, ''))
   if (code !== 0 && failed === 0) failed = 1
   steps.push({ label, code, passed, failed })
 }
