@@ -23,6 +23,13 @@ function rng(seed: number): (n: number) => number {
   }
 }
 
+/** One transaction through a draft: `changes` maps an id to its new state, or to undefined to delete it. */
+function apply(backend: CacheBackend<State>, base: MapVersion<State>, changes: Map<string, State | undefined>): MapVersion<State> {
+  const draft = backend.edit(base)
+  for (const [id, state] of changes) draft.update(id, () => state, undefined)
+  return draft.commit()
+}
+
 function contents(version: MapVersion<State>): [string, State][] {
   const out: [string, State][] = []
   version.forEach((state, id) => out.push([id, state]))
@@ -51,7 +58,7 @@ for (const backend of backends) {
           if (state === undefined) model.delete(id)
           else model.set(id, state)
         }
-        version = backend.apply(version, changes)
+        version = apply(backend, version, changes)
         history.push([version, new Map(model)])
         expect(version.size).toBe(model.size)
       }
@@ -66,11 +73,28 @@ for (const backend of backends) {
       }
     })
 
+    test('a draft reads its own edits, and its base is unchanged whether it is dropped or committed', () => {
+      const base = apply(backend, backend.empty(), new Map([['a', { n: 1, tag: '' }], ['b', { n: 2, tag: '' }]]))
+      const dropped = backend.edit(base)
+      dropped.update('a', (state, by) => ({ n: state!.n + by, tag: 'x' }), 9)
+      dropped.update('b', () => undefined, undefined)
+      dropped.update('c', () => ({ n: 3, tag: '' }), undefined)
+      expect([dropped.get('a'), dropped.get('b'), dropped.get('c')]).toEqual([{ n: 10, tag: 'x' }, undefined, { n: 3, tag: '' }])
+      const draft = backend.edit(base)
+      draft.update('a', () => undefined, undefined)
+      expect(() => draft.update('b', () => {
+        throw new Error('apply failed')
+      }, undefined)).toThrow('apply failed')
+      const next = draft.commit()
+      expect(contents(base)).toEqual(contents(apply(backend, backend.empty(), new Map([['a', { n: 1, tag: '' }], ['b', { n: 2, tag: '' }]]))))
+      expect(contents(next)).toEqual([['b', { n: 2, tag: '' }]])
+    })
+
     test('a version round-trips through bytes and restores in every other backend', () => {
       const changes = new Map<string, State | undefined>()
       for (let i = 0; i < 3000; i++) changes.set(`entity:${i}`, { n: i, tag: i % 2 ? 'ü' : '' })
       changes.set('', { n: -1, tag: 'empty id' })
-      const version = backend.apply(backend.empty(), changes)
+      const version = apply(backend, backend.empty(), changes)
       const bytes = backend.toBytes(version)
       for (const other of backends) {
         const copy = other.fromBytes(bytes)
@@ -81,7 +105,7 @@ for (const backend of backends) {
     })
 
     test('corrupt bytes are SNAPSHOT_CORRUPT', () => {
-      const bytes = backend.toBytes(backend.apply(backend.empty(), new Map([['a', { n: 1, tag: '' }]])))
+      const bytes = backend.toBytes(apply(backend, backend.empty(), new Map([['a', { n: 1, tag: '' }]])))
       for (const bad of [bytes.subarray(0, bytes.length - 1), Uint8Array.of(...bytes, 0), new Uint8Array(3)]) {
         expect(() => backend.fromBytes(bad)).toThrow(expect.objectContaining({ code: ErrorCode.SNAPSHOT_CORRUPT }))
       }

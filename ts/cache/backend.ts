@@ -17,31 +17,51 @@ export interface MapVersion<S> {
   forEach(fn: (state: S, id: string) => void): void
 }
 
-/** Builds versions. `changes` maps an id to its new state, or to undefined to delete it. */
+/**
+ * One transaction's edits over a base version. Its base is never changed: dropping a draft
+ * is how a rolled-back transaction is forgotten, `commit` is how it becomes the next version.
+ */
+export interface Draft<S> {
+  /** The state of `id` with this draft's edits so far applied. */
+  get(id: string): S | undefined
+  /**
+   * Replaces the state of `id` by `fn(current state, arg)`; undefined deletes it. If `fn` throws,
+   * the draft is unchanged.
+   */
+  update<A>(id: string, fn: (state: S | undefined, arg: A) => S | undefined, arg: A): void
+  /** Freezes the edits into a new version; the draft cannot be used afterwards. */
+  commit(): MapVersion<S>
+}
+
+/** Builds versions. */
 export interface CacheBackend<S> {
   /** 'native' or 'typescript', for diagnostics and benchmarks. */
   readonly kind: 'native' | 'typescript'
   empty(): MapVersion<S>
-  /** A new version with one transaction's changes; crosses to native code at most once. */
-  apply(base: MapVersion<S>, changes: ReadonlyMap<string, S | undefined>): MapVersion<S>
+  /** A draft over `base`; its edits cross to native code at most once, at `commit`. */
+  edit(base: MapVersion<S>): Draft<S>
   /** The version in the crates/hamt byte format, values encoded by the codec. */
   toBytes(version: MapVersion<S>): Uint8Array
   /** Inverse of `toBytes`; SNAPSHOT_CORRUPT on bad input. */
   fromBytes(bytes: Uint8Array): MapVersion<S>
 }
 
-/** The pure-TypeScript backend: states are kept as JavaScript values, encoded only for snapshots. */
+/**
+ * The pure-TypeScript backend: states are kept as JavaScript values, encoded only for snapshots.
+ * A draft is a transient HAMT: the first edit under a node copies it, later edits of the same
+ * transaction change the copy in place, so a transaction costs one path copy per touched node.
+ */
 export function typescriptBackend<S>(codec: StateCodec<S>): CacheBackend<S> {
   return {
     kind: 'typescript',
     empty: () => HamtMap.empty<S>(),
-    apply(base, changes) {
-      const next = (base as HamtMap<S>).transient()
-      for (const [id, state] of changes) {
-        if (state === undefined) next.delete(id)
-        else next.set(id, state)
+    edit(base) {
+      const draft = (base as HamtMap<S>).transient()
+      return {
+        get: (id) => draft.get(id),
+        update: (id, fn, arg) => void draft.update(id, fn, arg),
+        commit: () => draft.persistent(),
       }
-      return next.persistent()
     },
     toBytes: (version) => toBytes(version as HamtMap<S>, codec.encode),
     fromBytes: (bytes) => fromBytes(bytes, codec.decode),

@@ -146,6 +146,33 @@ describe('HamtMap (TypeScript twin)', () => {
     }
   })
 
+  test('transient update reads the batch so far, writes or removes, and keeps its base intact', () => {
+    const next = rng(7)
+    let base = HamtMap.empty<number>()
+    for (let i = 0; i < 3000; i++) base = base.set(`entity:${i}`, i)
+    const model = new Map(base.entries())
+    const t = base.transient()
+    for (let step = 0; step < 20_000; step++) {
+      const key = `entity:${next(4000)}`
+      const remove = next(4) === 0
+      t.update(key, (value, step) => {
+        expect(value).toBe(model.get(key))
+        return remove ? undefined : (value ?? 0) + step
+      }, step)
+      if (remove) model.delete(key)
+      else model.set(key, (model.get(key) ?? 0) + step)
+      expect(t.size).toBe(model.size)
+    }
+    expect(() => t.update('entity:1', () => {
+      throw new Error('refused')
+    }, undefined)).toThrow('refused')
+    const map = t.persistent()
+    checkInvariants(map)
+    expect(new Map(map.entries())).toEqual(model)
+    expect(base.size).toBe(3000)
+    expect(base.get('entity:2999')).toBe(2999)
+  })
+
   test('a transient cannot be edited after persistent()', () => {
     const t = HamtMap.empty<number>().transient()
     t.set('a', 1)

@@ -13,6 +13,7 @@
  * | `get`, `has`                 | O(log32 n), at most 8 levels | hashes the key each call          |
  * | `set`, `delete`              | O(log32 n)                 | copies one path; returns a version  |
  * | `transient()`, `persistent()`| O(1)                       | batch edits in place, then freeze   |
+| transient `update`           | O(log32 n)                 | read and write with one key hash    |
  * | `forEach`, `entries`         | O(n)                       | deterministic order                 |
  * | `toBytes`, `fromBytes`       | O(n)                       |                                     |
  *
@@ -440,6 +441,27 @@ export class TransientHamtMap<V> {
     added = 0
     this.root = insert(this.root, 0, this.hasher(key), key, value, owner, this.hasher)
     this.count += added
+    return this
+  }
+
+  /**
+   * Replaces the value under `key` by `fn(current value, arg)` in place, hashing the key once;
+   * `fn` returning undefined removes the key. If `fn` throws, the transient is unchanged. (`arg`
+   * spares callers a closure per call.)
+   */
+  update<A>(key: string, fn: (value: V | undefined, arg: A) => V | undefined, arg: A): this {
+    const owner = this.editor()
+    const hash = this.hasher(key)
+    const next = fn(getValue(this.root, key, hash, undefined) as V | undefined, arg)
+    if (next === undefined) {
+      removed = false
+      this.root = remove(this.root, 0, hash, key, owner)
+      if (removed) this.count--
+    } else {
+      added = 0
+      this.root = insert(this.root, 0, hash, key, next, owner, this.hasher)
+      this.count += added
+    }
     return this
   }
 

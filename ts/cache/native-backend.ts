@@ -43,19 +43,29 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
   return {
     kind: 'native',
     empty: () => new NativeVersion(new addon.HamtMap()),
-    apply(base, changes) {
-      const out = new ByteWriter(64 + changes.size * 128)
-      for (const [id, state] of changes) {
-        if (state === undefined) {
-          out.byte(0)
-          out.string(id)
-        } else {
-          out.byte(1)
-          out.string(id)
-          out.blob(codec.encode(state))
-        }
+    edit(base) {
+      // Changes stay in JavaScript until commit, then cross as one change buffer.
+      const changes = new Map<string, S | undefined>()
+      const get = (id: string) => (changes.has(id) ? changes.get(id) : base.get(id))
+      return {
+        get,
+        update: (id, fn, arg) => void changes.set(id, fn(get(id), arg)),
+        commit() {
+          if (changes.size === 0) return base
+          const out = new ByteWriter(64 + changes.size * 128)
+          for (const [id, state] of changes) {
+            if (state === undefined) {
+              out.byte(0)
+              out.string(id)
+            } else {
+              out.byte(1)
+              out.string(id)
+              out.blob(codec.encode(state))
+            }
+          }
+          return new NativeVersion((base as NativeVersion).map.withChanges(out.finish()))
+        },
       }
-      return new NativeVersion((base as NativeVersion).map.withChanges(out.finish()))
     },
     toBytes: (version) => new Uint8Array((version as NativeVersion).map.toBytes()),
     fromBytes: (bytes) => new NativeVersion(addon.hamtFromBytes(bytes)),
