@@ -16,13 +16,15 @@
 //
 // Run from the repository root: ./node_modules/.bin/bun bench/cache.bench.ts
 // (CACHE_BENCH_ENTITIES=100000 for a quicker, smaller run; CACHE_BENCH_ONLY=native,typescript runs
-// only those implementations.)
+// only those implementations; CACHE_BENCH_KEEP=1 sets the caches' keepVersions.)
 import { do_not_optimize, measure } from 'mitata'
 import { Map as ImmutableMap } from 'immutable'
 import type { SequencedEvent, StoredSnapshot } from '../ts/store/types.ts'
 import { HamtMap, StateCache } from '../ts/cache/index.ts'
 
 const N = Number(process.env.CACHE_BENCH_ENTITIES ?? 1_000_000)
+/** keepVersions of the StateCache subjects (CACHE_BENCH_KEEP; the cache's default is 16). */
+const KEEP = process.env.CACHE_BENCH_KEEP === undefined ? undefined : Number(process.env.CACHE_BENCH_KEEP)
 const TX = 1000
 const LOAD_TX = 10_000
 type Impl = 'native' | 'typescript' | 'twin' | 'immutable' | 'map'
@@ -82,7 +84,7 @@ function random(seed: number): () => number {
 }
 
 function cacheSubject(implementation: 'native' | 'typescript'): { subject: Subject; cache: StateCache<State> } {
-  const cache = new StateCache<State>({ name: 'bench', implementation, key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
+  const cache = new StateCache<State>({ name: 'bench', implementation, keepVersions: KEEP, key: (e) => e.tags[0], apply: (_s, e) => e.data as State })
   let position = 0n
   const recordedAt = new Date(0)
   // The events of a prepared transaction are made once and reused with fresh positions, so the

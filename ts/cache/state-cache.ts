@@ -6,22 +6,37 @@
  * updates per transaction, this 2-core shared machine, one run; `./node_modules/.bin/bun
  * bench/cache.bench.ts`):
  *
- * | operation            | TypeScript twin | native HAMT | immutable.js | JS Map | default     |
- * |----------------------|-----------------|-------------|--------------|--------|-------------|
- * | bulk apply, µs/tx    | 2,408           | 9,705       | 2,233        | 153    | TypeScript  |
- * | hot get, ns          | 7.4             | 6.6         | 53           | 5.1    | either      |
- * | cold get, ns         | 1,428           | 4,242       | 2,488        | 63     | TypeScript  |
- * | RSS after load, MiB  | 550             | 776         | 372          | 202    | TypeScript  |
- * | snapshot / restore ms| 2,798 / 2,246   | 519 / 426   | -            | -      | native      |
+ * | operation            | TypeScript twin | native HAMT | raw twin HamtMap | immutable.js | JS Map | default    |
+ * |----------------------|-----------------|-------------|------------------|--------------|--------|------------|
+ * | bulk apply, µs/tx    | 1,777           | 10,381      | 973              | 1,857        | 166    | TypeScript |
+ * | hot get, ns          | 6.8             | 6.8         | 52               | 52           | 5.1    | either     |
+ * | cold get, ns         | 1,499           | 4,165       | 1,376            | 2,230        | 66     | TypeScript |
+ * | RSS after load, MiB  | 596 (446 *)     | 778         | 387              | 377          | 207    | TypeScript |
+ * | snapshot / restore ms| 2,902 / 2,539   | 543 / 424   | -                | -            | -      | native     |
+ *
+ * (*) with keepVersions 1 (`CACHE_BENCH_KEEP=1`): the 16 versions kept by default hold ~150 MiB
+ * after a load of 10,000-entity transactions; far less once transactions are small.
  *
  * One map must serve every operation, so the TypeScript twin is the default: native bulk apply
  * loses because the user's `apply` needs the previous state of each updated entity, one boundary
  * crossing plus a decode per event (~1.5 µs here), and cold reads lose for the same reason. The
  * native HAMT wins snapshot and restore by 5x (its values already are the snapshot's bytes), so
  * `implementation: 'native'` is offered for caches where restart time matters more than append
- * throughput. Not met yet: bulk apply >= 3x immutable.js (the twin is 0.9x with the previous-state
- * read, the raw twin 2.3x), memory <= 0.5x immutable.js (both keep 16 versions by default), and
- * snapshot/restore <= 1 s for the twin (per-value JSON.stringify/parse: ~1-2 µs each here).
+ * throughput.
+ *
+ * A transaction is staged straight into a transient draft of the current version (see `#fold`):
+ * the read of the previous state and the write share one key hash and one warm trie path, and
+ * nodes copied by the transaction are edited in place afterwards (2,240 -> 1,777 µs/tx; 1,604 ->
+ * ~1,150 at 200k). Targets still missed, and why (measured, ts/cache at 200k unless noted):
+ * - bulk apply >= 3x immutable.js: a cold persistent `get` alone costs ~390 ns at 200k (hash ~80
+ *   ns of it, the key's chars are a cache miss), i.e. 390 µs per 1,000-event transaction, more
+ *   than the 270 µs target; the cache must read every previous state for `apply`.
+ * - memory <= 0.5x immutable.js: 188 MiB is below the JS Map's 207 MiB holding the same states.
+ * - twin snapshot/restore <= 1 s: at 1M, only touching each key in trie order costs ~0.8 s (the
+ *   keys and states are scattered over the heap: a cache and TLB miss each), stringifying each
+ *   state in trie order ~1.9 s (0.27 s in allocation order), zstd 0.3 s; JSON.parse of every state
+ *   ~0.7 s plus buildHamt ~0.4 s. One JSON text for all states, a latin1 decode of the whole
+ *   buffer and encodeInto framing were tried and measured no faster, so they were not kept.
  *
  * @module
  */
@@ -130,8 +145,8 @@ interface Restoring {
  * transaction, `promote` (after commit) turns them into the next version, `discard` (on rollback)
  * drops them, so a failed or rolled-back append leaves the visible cache exactly as it was.
  *
- * A transaction's changes cross into the map in one call at promote time (one buffer when the map
- * is native). Versions are persistent: `view()` is O(1) and unaffected by later appends, and the
+ * A transaction's changes go into a draft of the current version that readers never see (a
+ * transient HAMT; for the native map, a staging map that crosses as one buffer at promote). Versions are persistent: `view()` is O(1) and unaffected by later appends, and the
  * last `keepVersions` versions stay reachable through `viewAt(position)`.
  *
  * Snapshots: `snapshot(store)` writes the whole map, compressed, to the store's snapshots table;
