@@ -67,15 +67,25 @@ export function selectEvents(
 
 /**
  * The position of the first event matching `query` after `after` (exclusive), as column `p`
- * (NULL when there is none): the check behind an append condition.
+ * (NULL, or no row at all, when there is none): the check behind an append condition.
+ *
+ * A query of one arm (the usual condition: one item) runs that arm alone. Wrapped in
+ * `min()` over a subquery it cost 7.4 µs per check instead of 3.2 µs with the same index search
+ * (200,000 tag rows, nothing after `after`), and a batch of 16 conditional appends runs 16 checks.
  */
 export function firstMatch(query: Query, after: bigint): Statement {
   if (query === 'all') {
     return { sql: 'SELECT min(position) AS p FROM events WHERE position > ?', params: [after] }
   }
   const params: Statement['params'] = []
-  const arms = unionOfArms(query, after, MAX_POSITION, 1, 'ASC', params)
-  return { sql: `SELECT min(position) AS p FROM (${arms})`, params }
+  const arms = armsOf(query, after, MAX_POSITION, 1, 'ASC', params)
+  if (arms.length === 1) return { sql: arms[0]!, params }
+  return { sql: `SELECT min(position) AS p FROM (${union(arms)})`, params }
+}
+
+/** The arms as one compound SELECT (each arm has its own ORDER BY and LIMIT, hence the wrapping). */
+function union(arms: readonly string[]): string {
+  return arms.map((arm) => `SELECT position FROM (${arm})`).join(' UNION ALL ')
 }
 
 function unionOfArms(
@@ -86,6 +96,18 @@ function unionOfArms(
   order: 'ASC' | 'DESC',
   params: Statement['params'],
 ): string {
+  return union(armsOf(query, lower, upper, limit, order, params))
+}
+
+/** One SELECT per arm, each yielding its positions as both `position` and `p`. */
+function armsOf(
+  query: readonly QueryItem[],
+  lower: bigint,
+  upper: bigint,
+  limit: number,
+  order: 'ASC' | 'DESC',
+  params: Statement['params'],
+): string[] {
   const arms: string[] = []
   for (const item of query) {
     const tags = [...new Set(item.tags ?? [])]
@@ -96,13 +118,13 @@ function unionOfArms(
       for (const type of types) {
         params.push(type, lower, upper, limit)
         arms.push(
-          'SELECT position FROM (SELECT position FROM events WHERE type = ? AND position > ? AND position < ?' +
-            ` ORDER BY position ${order} LIMIT ?)`,
+          'SELECT position, position AS p FROM events WHERE type = ? AND position > ? AND position < ?' +
+            ` ORDER BY position ${order} LIMIT ?`,
         )
       }
     }
   }
-  return arms.join(' UNION ALL ')
+  return arms
 }
 
 function tagArm(
@@ -114,7 +136,7 @@ function tagArm(
   order: 'ASC' | 'DESC',
   params: Statement['params'],
 ): string {
-  let sql = 'SELECT position FROM (SELECT t0.position FROM event_tags t0 WHERE t0.tag = ? AND t0.position > ? AND t0.position < ?'
+  let sql = 'SELECT t0.position AS position, t0.position AS p FROM event_tags t0 WHERE t0.tag = ? AND t0.position > ? AND t0.position < ?'
   params.push(tags[0]!, lower, upper)
   for (let i = 1; i < tags.length; i++) {
     sql += ' AND EXISTS (SELECT 1 FROM event_tags tk WHERE tk.tag = ? AND tk.position = t0.position)'
@@ -124,7 +146,7 @@ function tagArm(
     sql += ` AND EXISTS (SELECT 1 FROM events x WHERE x.position = t0.position AND x.type IN (${types.map(() => '?').join(', ')}))`
     params.push(...types)
   }
-  sql += ` ORDER BY t0.position ${order} LIMIT ?)`
+  sql += ` ORDER BY t0.position ${order} LIMIT ?`
   params.push(limit)
   return sql
 }

@@ -71,6 +71,7 @@ describe('sqlite: the file', () => {
     const raw = new Database(path, { readonly: true })
     try {
       expect(raw.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' })
+      expect(raw.query('PRAGMA page_size').get()).toEqual({ page_size: 1024 })
       expect(raw.query('SELECT version FROM ringstate_schema ORDER BY version').all()).toEqual(
         Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
       )
@@ -111,6 +112,43 @@ describe('sqlite: the file', () => {
     const again = await openSqliteStore(path)
     expect((await again.query('all')).map((event) => event.type)).toEqual(['A', 'B'])
     await again.close()
+  })
+})
+
+describe('sqlite: appends sharing one transaction', () => {
+  test('a condition and a repeated id see the rows of earlier appends in the same batch', async () => {
+    const store = await openSqliteStore(freshPath())
+    // Issued in one tick, so the writer takes all three into one transaction.
+    const [first, conflicting, repeat] = await Promise.allSettled([
+      store.append({ type: 'Claimed', tags: ['name:ada'], id: 'claim-1' }),
+      store.append({ type: 'Claimed', tags: ['name:ada'] }, { failIfEventsMatch: [{ tags: ['name:ada'] }] }),
+      store.append({ type: 'Claimed', tags: ['name:ada'], id: 'claim-1' }),
+    ])
+    expect(first).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect(conflicting.status).toBe('rejected')
+    expect((conflicting as PromiseRejectedResult).reason.code).toBe('APPEND_CONDITION_FAILED')
+    expect(repeat).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect((await store.query('all')).map((event) => event.id)).toEqual(['claim-1'])
+    await store.close()
+  })
+
+  test('appends with more rows than one INSERT statement takes keep every event and tag in order', async () => {
+    const store = await openSqliteStore(freshPath())
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, a) =>
+        store.append(Array.from({ length: 17 }, (_, k) => ({ type: 'Step', tags: [`run:${a}`, `step:${k}`], data: { a, k } }))),
+      ),
+    )
+    expect(results.map((result) => result.position)).toEqual([17n, 34n, 51n, 68n, 85n])
+    const all = await store.query('all')
+    expect(all.map((event) => event.position)).toEqual(Array.from({ length: 85 }, (_, i) => BigInt(i + 1)))
+    expect(all.map((event) => event.data)).toEqual(
+      Array.from({ length: 85 }, (_, i) => ({ a: Math.floor(i / 17), k: i % 17 })),
+    )
+    const run3 = await store.query([{ tags: ['run:3', 'step:16'] }])
+    expect(run3.map((event) => [event.position, event.tags])).toEqual([[68n, ['run:3', 'step:16']]])
+    expect((await store.query([{ tags: ['step:0'] }])).map((event) => event.position)).toEqual([1n, 18n, 35n, 52n, 69n])
+    await store.close()
   })
 })
 

@@ -87,6 +87,25 @@ const DEFAULT_SQLITE_POLL_MS = 50
 /** How long a connection blocks the thread waiting for the lock while opening (schema, WAL). */
 const OPEN_BUSY_TIMEOUT_MS = 10_000
 
+/**
+ * The page size of a new file (an existing file keeps its own). Every commit copies each page it
+ * dirtied into the WAL, and a batch of 16 single-event appends with distinct tags dirties about 27
+ * pages (16 of them leaves of the tag index, one per tag), so smaller pages mean fewer bytes
+ * written and checksummed before the fsync. Measured with 16 single-event appends per commit,
+ * synchronous=FULL, on the development machine: 4,096-byte pages 27 WAL frames (110 KB) and
+ * ~280 µs per commit; 1,024-byte pages 41 frames (42 KB) and ~245 µs; 512 no better than 1,024;
+ * 2,048 in between. Through the store (16 callers) that was about 37,500 -> 40,000 appends/s.
+ * Rows larger than a page spill to overflow pages, which costs reads of big events a little.
+ */
+const PAGE_SIZE = 1024
+
+/**
+ * Rows per multi-row INSERT. One statement for the batch's event rows and one for its tag rows
+ * instead of one statement per row: 46 instead of 54 µs of SQL per batch of 16 events (measured
+ * with 1,024-byte pages); every distinct row count up to this gets its own cached statement.
+ */
+const ROWS_PER_INSERT = 32
+
 interface PendingAppend {
   kind: 'append'
   events: NormalizedEvent[]
@@ -107,6 +126,53 @@ interface PendingTask {
 }
 
 type Pending = PendingAppend | PendingTask
+
+/**
+ * A multi-row INSERT into one table: rows are collected as flat parameter lists and written by
+ * `flush` in statements of up to ROWS_PER_INSERT rows, each row count prepared once.
+ */
+class RowInserter {
+  readonly #db: Database
+  readonly #prefix: string
+  readonly #tuple: string
+  readonly #width: number
+  readonly #statements = new Map<number, ReturnType<Database['prepare']>>()
+  /** Parameters of the rows not yet written, `width` per row. */
+  readonly params: (string | bigint | number)[] = []
+
+  constructor(db: Database, table: string, columns: readonly string[]) {
+    this.#db = db
+    this.#prefix = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `
+    this.#tuple = `(${columns.map(() => '?').join(', ')})`
+    this.#width = columns.length
+  }
+
+  flush(): void {
+    const params = this.params
+    const width = this.#width
+    for (let offset = 0; offset < params.length; ) {
+      const rows = Math.min(ROWS_PER_INSERT, (params.length - offset) / width)
+      const end = offset + rows * width
+      this.#statement(rows).run(...(offset === 0 && end === params.length ? params : params.slice(offset, end)))
+      offset = end
+    }
+    params.length = 0
+  }
+
+  /** Forget unwritten rows (the transaction is being rolled back). */
+  clear(): void {
+    this.params.length = 0
+  }
+
+  #statement(rows: number): ReturnType<Database['prepare']> {
+    let statement = this.#statements.get(rows)
+    if (statement === undefined) {
+      statement = this.#db.prepare(this.#prefix + new Array<string>(rows).fill(this.#tuple).join(', '))
+      this.#statements.set(rows, statement)
+    }
+    return statement
+  }
+}
 
 /** What one append did inside the batch transaction. */
 type Outcome =
@@ -178,8 +244,8 @@ export class SqliteStore implements EventStore {
   readonly #headStmt
   readonly #readerHeadStmt
   readonly #findIdStmt
-  readonly #insertEventStmt
-  readonly #insertTagStmt
+  readonly #eventRows: RowInserter
+  readonly #tagRows: RowInserter
   readonly #insertCommandStmt
   readonly #dataVersionStmt
 
@@ -200,6 +266,8 @@ export class SqliteStore implements EventStore {
     this.#writer = new Database(path, { create: true, safeIntegers: true })
     try {
       this.#writer.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
+      // Only takes effect while the file is still empty: before WAL mode writes its first page.
+      this.#writer.exec(`PRAGMA page_size = ${PAGE_SIZE}`)
       this.#writer.exec('PRAGMA journal_mode = WAL')
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
@@ -214,10 +282,8 @@ export class SqliteStore implements EventStore {
 
     this.#headStmt = this.#writer.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
     this.#findIdStmt = this.#writer.prepare('SELECT position FROM events WHERE id = ?')
-    this.#insertEventStmt = this.#writer.prepare(
-      'INSERT INTO events (position, type, tags, data, metadata, id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    )
-    this.#insertTagStmt = this.#writer.prepare('INSERT INTO event_tags (tag, position) VALUES (?, ?)')
+    this.#eventRows = new RowInserter(this.#writer, 'events', ['position', 'type', 'tags', 'data', 'metadata', 'id', 'recorded_at'])
+    this.#tagRows = new RowInserter(this.#writer, 'event_tags', ['tag', 'position'])
     this.#insertCommandStmt = this.#writer.prepare(
       'INSERT INTO commands (type, data, metadata, position, recorded_at) VALUES (?, ?, ?, ?, ?)',
     )
@@ -610,6 +676,8 @@ export class SqliteStore implements EventStore {
   }
 
   #rollback(): void {
+    this.#eventRows.clear()
+    this.#tagRows.clear()
     try {
       if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK')
     } catch {
@@ -645,6 +713,7 @@ export class SqliteStore implements EventStore {
           outcomes[i] = outcome
           if (outcome.ok && outcome.written !== undefined) next = outcome.result.position + 1n
         }
+        this.#flushRows()
       } catch (error) {
         this.#rollback()
         for (const p of pending) p.reject(storageError('append', error))
@@ -726,12 +795,22 @@ export class SqliteStore implements EventStore {
     return undefined
   }
 
+  /** Write the rows collected so far; every read inside the transaction must come after this. */
+  #flushRows(): void {
+    this.#eventRows.flush()
+    this.#tagRows.flush()
+  }
+
   /**
-   * One append inside the batch transaction: idempotency, then the condition (earlier appends of
-   * the batch are already inserted, so the SQL check sees them), then the inserts.
+   * One append inside the batch transaction: idempotency, then the condition, then the rows. The
+   * rows are only collected here; the id lookup and the condition check flush what earlier
+   * appends of the batch collected first, so they see those appends as if inserted already.
    */
   #writeAppend(p: PendingAppend, first: bigint, recordedAt: number, wantEvents: boolean): Outcome {
     const { events, condition, command } = p
+    if (this.#eventRows.params.length > 0 && (condition !== undefined || events.some((e) => e.idGiven))) {
+      this.#flushRows()
+    }
     let stored = 0
     let storedMax = 0n
     let missing: string | undefined
@@ -756,16 +835,18 @@ export class SqliteStore implements EventStore {
 
     if (condition !== undefined) {
       const check = firstMatch(condition.failIfEventsMatch, condition.after ?? 0n)
-      const row = this.#writer.query(check.sql).get(...check.params) as { p: bigint | null }
-      if (row.p !== null) return { ok: false, error: new AppendConditionFailedError(condition, row.p) }
+      const row = this.#writer.query(check.sql).get(...check.params) as { p: bigint | null } | null
+      if (row !== null && row.p !== null) return { ok: false, error: new AppendConditionFailedError(condition, row.p) }
     }
 
     const written: SequencedEvent[] | undefined = wantEvents ? [] : undefined
+    const eventRows = this.#eventRows.params
+    const tagRows = this.#tagRows.params
     let position = first
     for (const event of events) {
       const tagsJson = JSON.stringify(event.tags)
-      this.#insertEventStmt.run(position, event.type, tagsJson, event.dataJson, event.metadataJson, event.id, recordedAt)
-      for (const tag of event.tags) this.#insertTagStmt.run(tag, position)
+      eventRows.push(position, event.type, tagsJson, event.dataJson, event.metadataJson, event.id, recordedAt)
+      for (const tag of event.tags) tagRows.push(tag, position)
       written?.push({
         position,
         type: event.type,
