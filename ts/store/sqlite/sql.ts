@@ -10,8 +10,8 @@
  * The arms are unioned and the outer query takes the first `limit` positions overall. Every batch
  * therefore costs O(arms x limit) however large the log, which is what keyset pagination needs.
  *
- * The SQL text depends only on the query's shape (how many items, tags, types), never on its
- * values, so bun:sqlite's statement cache (`db.query`) reuses the compiled statements.
+ * The SQL text depends only on the query's shape (how many items, tags, types, and whether there
+ * is an upper bound), never on its values, so compiled statements are reused.
  */
 import type { Query, QueryItem } from '../types.ts'
 
@@ -110,17 +110,18 @@ function armsOf(
 ): string[] {
   const arms: string[] = []
   for (const item of query) {
-    const tags = [...new Set(item.tags ?? [])]
-    const types = [...new Set(item.types ?? [])]
+    const tags = distinct(item.tags)
+    const types = distinct(item.types)
     if (tags.length > 0) {
       arms.push(tagArm(tags, types, lower, upper, limit, order, params))
     } else {
       for (const type of types) {
-        params.push(type, lower, upper, limit)
+        params.push(type, lower)
         arms.push(
-          'SELECT position, position AS p FROM events WHERE type = ? AND position > ? AND position < ?' +
+          `SELECT position, position AS p FROM events WHERE type = ? AND position > ?${upperBound('position', upper, params)}` +
             ` ORDER BY position ${order} LIMIT ?`,
         )
+        params.push(limit)
       }
     }
   }
@@ -128,16 +129,17 @@ function armsOf(
 }
 
 function tagArm(
-  tags: string[],
-  types: string[],
+  tags: readonly string[],
+  types: readonly string[],
   lower: bigint,
   upper: bigint,
   limit: number,
   order: 'ASC' | 'DESC',
   params: Statement['params'],
 ): string {
-  let sql = 'SELECT t0.position AS position, t0.position AS p FROM event_tags t0 WHERE t0.tag = ? AND t0.position > ? AND t0.position < ?'
-  params.push(tags[0]!, lower, upper)
+  params.push(tags[0]!, lower)
+  let sql = 'SELECT t0.position AS position, t0.position AS p FROM event_tags t0 WHERE t0.tag = ? AND t0.position > ?' +
+    upperBound('t0.position', upper, params)
   for (let i = 1; i < tags.length; i++) {
     sql += ' AND EXISTS (SELECT 1 FROM event_tags tk WHERE tk.tag = ? AND tk.position = t0.position)'
     params.push(tags[i]!)
@@ -149,4 +151,18 @@ function tagArm(
   sql += ` ORDER BY t0.position ${order} LIMIT ?`
   params.push(limit)
   return sql
+}
+
+/** `AND <column> < ?` with its parameter, or nothing for the open bound (one comparison less per row). */
+function upperBound(column: string, upper: bigint, params: Statement['params']): string {
+  if (upper >= MAX_POSITION) return ''
+  params.push(upper)
+  return ` AND ${column} < ?`
+}
+
+/** The values without repeats, in first-seen order; most lists hold one value. */
+function distinct(values: readonly string[] | undefined): readonly string[] {
+  if (values === undefined) return []
+  if (values.length < 2) return values
+  return [...new Set(values)]
 }

@@ -106,6 +106,9 @@ const PAGE_SIZE = 1024
  */
 const ROWS_PER_INSERT = 32
 
+/** Distinct condition-check statements kept prepared (see `#checkStatement`). */
+const MAX_CHECK_SHAPES = 256
+
 interface PendingAppend {
   kind: 'append'
   events: NormalizedEvent[]
@@ -246,6 +249,8 @@ export class SqliteStore implements EventStore {
   readonly #findIdStmt
   readonly #eventRows: RowInserter
   readonly #tagRows: RowInserter
+  /** Condition checks by SQL text (one per query shape), prepared on the writer. */
+  readonly #checks = new Map<string, ReturnType<Database['prepare']>>()
   readonly #insertCommandStmt
   readonly #dataVersionStmt
 
@@ -795,6 +800,21 @@ export class SqliteStore implements EventStore {
     return undefined
   }
 
+  /**
+   * The prepared statement of a condition check. A Map lookup instead of `db.query` saves about
+   * 0.9 µs per check (4.4 instead of 5.4 µs measured); the shapes in use are few, so the cache
+   * is simply emptied if an application ever uses more than MAX_CHECK_SHAPES of them.
+   */
+  #checkStatement(sql: string): ReturnType<Database['prepare']> {
+    let statement = this.#checks.get(sql)
+    if (statement === undefined) {
+      if (this.#checks.size >= MAX_CHECK_SHAPES) this.#checks.clear()
+      statement = this.#writer.prepare(sql)
+      this.#checks.set(sql, statement)
+    }
+    return statement
+  }
+
   /** Write the rows collected so far; every read inside the transaction must come after this. */
   #flushRows(): void {
     this.#eventRows.flush()
@@ -835,7 +855,7 @@ export class SqliteStore implements EventStore {
 
     if (condition !== undefined) {
       const check = firstMatch(condition.failIfEventsMatch, condition.after ?? 0n)
-      const row = this.#writer.query(check.sql).get(...check.params) as { p: bigint | null } | null
+      const row = this.#checkStatement(check.sql).get(...check.params) as { p: bigint | null } | null
       if (row !== null && row.p !== null) return { ok: false, error: new AppendConditionFailedError(condition, row.p) }
     }
 
