@@ -73,8 +73,8 @@ if (!process.env.DATABASE_URL) {
 
 try {
   await step('cargo test', 'cargo', 'cargo', ['test', '--workspace', '--release'])
-  await step('bun test (native addon)', 'bun', bin('bun'), ['test'], { RINGSTATE_NATIVE: '1' })
-  await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test'], { RINGSTATE_NATIVE: '0' })
+  await step('bun test (native addon)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '1' })
+  await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '0' })
   await step('node smoke', 'node', process.execPath, ['--test', 'ts/native/smoke.node.mjs'])
   await step('deno smoke', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/native/smoke.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
 } finally {
