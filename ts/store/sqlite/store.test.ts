@@ -71,7 +71,7 @@ describe('sqlite: the file', () => {
     const raw = new Database(path, { readonly: true })
     try {
       expect(raw.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' })
-      expect(raw.query('PRAGMA page_size').get()).toEqual({ page_size: 1024 })
+      expect(raw.query('PRAGMA page_size').get()).toEqual({ page_size: 2048 })
       expect(raw.query('SELECT version FROM ringstate_schema ORDER BY version').all()).toEqual(
         Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
       )

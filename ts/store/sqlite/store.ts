@@ -8,9 +8,16 @@
  * (2 cores shared with other work, virtio disk), one single-row transaction at a time: FULL about
  * 4,600 commits/s, NORMAL about 100,000 commits/s. Group commit amortises the fsync over every
  * append waiting at the moment, which is why FULL is affordable as the default: single-event
- * appends from 16 concurrent callers reach about 40,000/s with FULL and 73,000/s with NORMAL
- * (`bun ts/store/sqlite/measure-appends.ts full|normal`; the FULL figure swings between 20,000
- * and 44,000/s with the machine's load, since every batch waits for one fsync).
+ * appends from 16 concurrent callers reach about 47,000-49,000/s with FULL and 90,000/s with
+ * NORMAL (`bun ts/store/sqlite/measure-appends.ts full|normal`; the FULL figure swings with the
+ * machine's load, since every batch waits for one fsync).
+ *
+ * Where a batch of 16 single-event appends spends its time with FULL (bench-shaped events, about
+ * 380 µs per batch in all): the COMMIT about 250-290 µs, of which ~150 µs is the fsync itself (a
+ * one-row commit costs that much) and the rest writing ~33 WAL frames; the inserts ~50 µs; the
+ * callers' own JS (validation, promises) ~55 µs. A batch cannot grow past the number of callers,
+ * so 50,000/s with 16 callers needs the whole batch in 320 µs: within reach on a quiet machine,
+ * not reliably on a shared one.
  *
  * Concurrency: each store has one writer connection and one reader connection. The writer takes
  * every append waiting at the moment (up to `maxAppendBatch`) into one `BEGIN IMMEDIATE`
@@ -89,15 +96,25 @@ const OPEN_BUSY_TIMEOUT_MS = 10_000
 
 /**
  * The page size of a new file (an existing file keeps its own). Every commit copies each page it
- * dirtied into the WAL, and a batch of 16 single-event appends with distinct tags dirties about 27
- * pages (16 of them leaves of the tag index, one per tag), so smaller pages mean fewer bytes
- * written and checksummed before the fsync. Measured with 16 single-event appends per commit,
- * synchronous=FULL, on the development machine: 4,096-byte pages 27 WAL frames (110 KB) and
- * ~280 µs per commit; 1,024-byte pages 41 frames (42 KB) and ~245 µs; 512 no better than 1,024;
- * 2,048 in between. Through the store (16 callers) that was about 37,500 -> 40,000 appends/s.
- * Rows larger than a page spill to overflow pages, which costs reads of big events a little.
+ * dirtied into the WAL (two writes per page) before the fsync, and a batch of 16 single-event
+ * appends with distinct tags dirties a leaf of the tag index per tag plus the right edges of the
+ * events table and its indexes. Measured on the development machine, synchronous=FULL, 16
+ * single-event appends per commit on 100,000 stored events: 4,096-byte pages 26 WAL frames
+ * (108 KB) per commit, 2,048 33 frames (68 KB), 1,024 42 frames (43 KB). Through the store
+ * (16 callers, bench-shaped events, fresh file) 4,096 gave 30,000-31,000 appends/s and 2,048
+ * 43,000-45,000; 1,024 was no faster than 2,048 but slower to read: `read('all')` of 200,000
+ * events took 288-384 ms, against 278 ms with 2,048 and 245-256 ms with 4,096.
  */
-const PAGE_SIZE = 1024
+const PAGE_SIZE = 2048
+
+/**
+ * WAL pages after which a commit also checkpoints the WAL into the file: 4 MB of WAL, as with
+ * SQLite's defaults (1,000 pages of 4 KiB). Left at 1,000 pages of 2 KiB, checkpoints come twice
+ * as often and copy the same hot pages (right edges, busy tag leaves) back each time: batches of
+ * 16 appends took 316/327/356 µs against 310/313/317 µs with 2,000 pages (three alternating
+ * runs); 4,000 pages was no better than 2,000.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 2000
 
 /**
  * Rows per multi-row INSERT. One statement for the batch's event rows and one for its tag rows
@@ -274,6 +291,7 @@ export class SqliteStore implements EventStore {
       // Only takes effect while the file is still empty: before WAL mode writes its first page.
       this.#writer.exec(`PRAGMA page_size = ${PAGE_SIZE}`)
       this.#writer.exec('PRAGMA journal_mode = WAL')
+      this.#writer.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`)
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
       this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
