@@ -5,7 +5,10 @@
  *   bun ts/store/sqlite/measure-appends.ts [full|normal] [total appends]
  *
  * Baseline for comparison: one commit per append (no group commit) on the same disk is about
- * 4,600/s with synchronous=FULL (see store.ts).
+ * 4,600/s with synchronous=FULL (see store.ts). With 4 KiB pages, one INSERT per row and the
+ * default checkpoint interval this printed 37,000-43,000/s (FULL) and 64,000/s (NORMAL); with
+ * 2 KiB pages, multi-row INSERTs and 4 MB of WAL between checkpoints, 43,000-49,000/s and
+ * about 89,000/s, runs alternated on the same machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
