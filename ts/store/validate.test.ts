@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'bun:test'
 import { defaultStoreOptions } from './types.ts'
 import {
+  newEventId,
   normalizeEvents,
+  prepareAppend,
   resolveOptions,
   validateCondition,
   validateQuery,
@@ -141,5 +143,31 @@ describe('validateReadOptions', () => {
     for (const bad of [{ after: 1 }, { after: -1n }, { limit: -1 }, { limit: 1.5 }, { backwards: 'yes' }, { signal: {} }]) {
       expect(codeOf(() => validateReadOptions(bad as never))).toBe('INVALID_OPTIONS')
     }
+  })
+})
+
+describe('generated ids and prepared appends', () => {
+  test('generated event ids are version-7 UUIDs that sort by creation time', () => {
+    const first = newEventId()
+    // Wait for the next millisecond: within one millisecond the order is random.
+    const created = Date.now()
+    while (Date.now() === created) {}
+    const second = newEventId()
+    expect(first).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(first < second).toBe(true)
+  })
+
+  test('prepareAppend copies the condition, so changing the caller object later changes nothing', () => {
+    const condition = { failIfEventsMatch: [{ tags: ['a:1'] }] as const, after: 3n }
+    const prepared = prepareAppend({ type: 'T' }, condition, undefined, resolveOptions())
+    condition.after = 9n
+    expect(prepared.condition).toEqual({ failIfEventsMatch: [{ tags: ['a:1'] }], after: 3n })
+    expect(prepared.events[0]!.idGiven).toBe(false)
+  })
+
+  test('prepareAppend rejects options that are not an object with INVALID_OPTIONS', () => {
+    expect(() => prepareAppend({ type: 'T' }, undefined, 5 as never, resolveOptions())).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTIONS' }),
+    )
   })
 })

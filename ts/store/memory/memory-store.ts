@@ -31,10 +31,8 @@ import type {
   SubscribeOptions,
 } from '../types.ts'
 import {
-  normalizeCommand,
-  normalizeEvents,
+  prepareAppend,
   resolveOptions,
-  validateCondition,
   validateQuery,
   validateReadOptions,
   type NormalizedCommand,
@@ -119,19 +117,7 @@ export class MemoryStore implements EventStore {
   ): Promise<AppendResult> {
     try {
       this.#assertOpen()
-      const normalized = normalizeEvents(events, this.#options)
-      validateCondition(condition)
-      if (options !== undefined && (typeof options !== 'object' || options === null)) {
-        throw new InvalidOptionsError('append options must be an object')
-      }
-      const command = options?.command === undefined ? undefined : normalizeCommand(options.command)
-      // Copy the condition: the caller may reuse and change its object while we wait.
-      const ownCondition =
-        condition === undefined
-          ? undefined
-          : condition.after === undefined
-            ? { failIfEventsMatch: condition.failIfEventsMatch }
-            : { failIfEventsMatch: condition.failIfEventsMatch, after: condition.after }
+      const { events: normalized, condition: ownCondition, command } = prepareAppend(events, condition, options, this.#options)
       return new Promise<AppendResult>((resolve, reject) => {
         this.#pending.push({ events: normalized, condition: ownCondition, command, resolve, reject })
         this.#startWriter()

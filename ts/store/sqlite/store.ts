@@ -57,12 +57,10 @@ import type {
   SubscribeOptions,
 } from '../types.ts'
 import {
-  normalizeEvents,
+  prepareAppend,
   resolveOptions,
-  validateCondition,
   validateQuery,
   validateReadOptions,
-  normalizeCommand,
   type NormalizedCommand,
   type NormalizedEvent,
 } from '../validate.ts'
@@ -329,18 +327,12 @@ export class SqliteStore implements EventStore {
   ): Promise<AppendResult> {
     try {
       this.#assertOpen()
-      const normalized = normalizeEvents(events, this.#options)
-      // Generated ids are time-ordered (UUIDv7), so they land at the right edge of the unique id
-      // index instead of on a random page: 11 µs instead of 27 µs per event inserted in batches
-      // of 16 (measured at 64,000 events), and that index stays compact.
-      for (const event of normalized) if (!event.idGiven) event.id = Bun.randomUUIDv7()
-      validateCondition(condition)
-      const command = options?.command === undefined ? undefined : normalizeCommand(options.command)
+      const { events: normalized, condition: own, command } = prepareAppend(events, condition, options, this.#options)
       return new Promise<AppendResult>((resolve, reject) => {
         this.#enqueue({
           kind: 'append',
           events: normalized,
-          condition,
+          condition: own,
           command,
           deadline: Date.now() + this.#options.appendTimeoutMs,
           resolve,
