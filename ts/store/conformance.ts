@@ -53,22 +53,24 @@ const fixture: EventInput[] = [
   { type: 'StudentSubscribed', tags: ['course:c1', 'student:s3'] },
 ]
 
+/** A test body runner that opens a fresh store for each test and always closes it. */
+export function withFreshStore(open: () => Promise<EventStore>) {
+  return (body: (store: EventStore) => Promise<void>) => async (): Promise<void> => {
+    const store = await open()
+    try {
+      await body(store)
+    } finally {
+      await store.close()
+    }
+  }
+}
+
 /**
  * Register the conformance tests for one backend under `describe(name)`.
  * `open` must return a fresh, empty store each time.
  */
 export function describeConformance(name: string, open: () => Promise<EventStore>): void {
-  /** Run a test body against a fresh store and always close it. */
-  function withStore(body: (store: EventStore) => Promise<void>): () => Promise<void> {
-    return async () => {
-      const store = await open()
-      try {
-        await body(store)
-      } finally {
-        await store.close()
-      }
-    }
-  }
+  const withStore = withFreshStore(open)
 
   async function seeded(store: EventStore): Promise<void> {
     await store.append(fixture)

@@ -19,6 +19,7 @@ import { confirmSignUp, initiateSignUp, TOKEN_TTL_MS } from '../../examples/opt-
 import { placeOrder, placeOrderWithEventId } from '../../examples/prevent-duplicate-submissions.ts'
 import { changeUsername, closeAccount, registerAccount } from '../../examples/unique-username.ts'
 import type { EventStore } from './types.ts'
+import { withFreshStore } from './conformance.ts'
 
 /** The domain reason of a refusal, or the error code, or 'ok'. */
 async function outcome(work: () => Promise<unknown>): Promise<string> {
@@ -38,16 +39,7 @@ function settledCount(results: PromiseSettledResult<unknown>[], status: 'fulfill
 
 /** Register the DCB scenario tests for one backend; `open` must return a fresh, empty store. */
 export function describeScenarios(name: string, open: () => Promise<EventStore>): void {
-  function withStore(body: (store: EventStore) => Promise<void>): () => Promise<void> {
-    return async () => {
-      const store = await open()
-      try {
-        await body(store)
-      } finally {
-        await store.close()
-      }
-    }
-  }
+  const withStore = withFreshStore(open)
 
   describe(`${name}: DCB scenario course subscriptions`, () => {
     test('a course is defined once', withStore(async (store) => {

@@ -4,6 +4,7 @@ import postgres from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
 import type { EventStore } from '../types.ts'
 import { migrate, openPostgresStore, SCHEMA_VERSION } from './index.ts'
+import { emptyLog as emptyLogOf } from './testdata/empty-log.ts'
 import { race, type RaceOutcome } from './testdata/race.ts'
 
 const child = join(import.meta.dir, 'testdata', 'child.ts')
@@ -14,13 +15,7 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-/** Empty the log between tests of this file (each test races on the same names). */
-async function emptyLog(): Promise<void> {
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} })
-  await migrate(sql)
-  await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
-  await sql.end()
-}
+const emptyLog = () => emptyLogOf(db.url)
 
 /** Check the invariants of a finished race over `rounds` usernames between `outcomes.length` racers. */
 async function expectRaceInvariants(store: EventStore, outcomes: RaceOutcome[], rounds: number): Promise<void> {

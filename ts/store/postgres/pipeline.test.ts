@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import postgres, { type Sql } from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
 import type { EventStore, SequencedEvent } from '../types.ts'
-import { migrate, openPostgresStore } from './index.ts'
+import { openPostgresStore } from './index.ts'
+import { emptyLog as emptyLogOf } from './testdata/empty-log.ts'
 import { APPEND_LOCK_KEY } from './schema.ts'
 
 let db: FreshDatabase
@@ -16,12 +17,7 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-async function emptyLog(): Promise<void> {
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} })
-  await migrate(sql)
-  await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
-  await sql.end()
-}
+const emptyLog = () => emptyLogOf(db.url)
 
 /** Poll a condition until it holds (the database has no event to wait on for these). */
 async function until(condition: () => Promise<boolean>): Promise<void> {
