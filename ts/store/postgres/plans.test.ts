@@ -61,3 +61,32 @@ test('a type-only condition is checked on events (type, position) inside the bat
   expect(walk).toBeDefined()
   expect(walk).toContain('using events_type_position on events')
 })
+
+test('the batch function plans its statements once (generic plans), and its condition walks stay on their indexes', async () => {
+  const [fn] = await sql`SELECT proconfig FROM pg_proc WHERE proname = 'ringstate_append_batch'`
+  expect(fn!.proconfig).toEqual(['plan_cache_mode=force_generic_plan'])
+
+  const plans: string[] = []
+  const traced = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(String(notice.message)) })
+  try {
+    await traced`LOAD 'auto_explain'`
+    await traced`SELECT set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_nested_statements', 'on', false), set_config('client_min_messages', 'log', false)`
+    // Seven calls, past the five custom plans the default mode would try first; each appends one
+    // event conditional on a tag item and on a type-only item, neither of which matches.
+    for (let i = 0; i < 7; i++) {
+      const rows = await traced`SELECT status FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Generic}', '{1}', '{1}', ${`{generic:${i}}`},
+        '{"null"}', '{"{}"}', ${`{generic-${i}}`}, '{1}', '{100}', '{1}', '{1}', ${`{missing:${i}}`}, '{1}', '{0}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
+        '{}', '{}', '{}', '{}')`
+      expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0 }])
+    }
+  } finally {
+    await traced.end()
+  }
+  const tagWalks = plans.filter((plan) => plan.includes('unnest(p_tc_append'))
+  const typeWalks = plans.filter((plan) => plan.includes('unnest(p_yc_append'))
+  expect(tagWalks).toHaveLength(7)
+  expect(typeWalks).toHaveLength(7)
+  // A generic plan shows the parameter ($15), where a custom plan shows its value ('{missing:0}').
+  for (const plan of tagWalks) expect(plan).toMatch(/Index Only Scan using event_tags_pkey on event_tags t .*\n\s+Index Cond: \(\(tag = \(\$\d+\)\[u\.tgf\]\)/)
+  for (const plan of typeWalks) expect(plan).toContain('using events_type_position on events')
+})
