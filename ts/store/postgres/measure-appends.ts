@@ -20,6 +20,10 @@
  * "before" formed conditional batches of 15 and 1 alternately (the writer took a batch before
  * every caller's continuation had run) and evaluated conditions in one UNION query over all item
  * kinds; see schema.ts for where the time of a batch goes now.
+ *
+ * Last, the ceiling the database sets: `ringstate_append_batch` called directly, serially, with
+ * batches of 16 single-event appends, with synchronous_commit on (what the store does) and off (to
+ * show the share of the commit's WAL flush, which the append lock is held through).
  */
 import postgres from 'postgres'
 import { freshDatabase } from '../../testing/postgres.ts'
@@ -52,6 +56,22 @@ try {
   await rate('baseline: raw single-row INSERT, 16 connections', 16, 10_000, (c) =>
     raw`INSERT INTO raw_events (type, tags, data) VALUES ('M', ${[`c:${c}`]}, ${JSON.stringify({ c })}::json)`)
   await raw.end()
+
+  const direct = postgres(db.url, { max: 1, onnotice: () => {} })
+  const batchOf16 = `SELECT count(*) FROM ringstate_append_batch(array_fill(1, ARRAY[16]), array_fill(false, ARRAY[16]),
+    ARRAY(SELECT generate_series(1, 16)), array_fill('M'::text, ARRAY[16]), ARRAY(SELECT generate_series(1, 16)),
+    ARRAY(SELECT generate_series(1, 16)), ARRAY(SELECT 'c:' || g FROM generate_series(1, 16) g), array_fill('{"c":1}'::text, ARRAY[16]),
+    array_fill('{}'::text, ARRAY[16]), ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, 16)),
+    '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
+  for (const mode of ['on', 'off', 'on', 'off']) {
+    await direct.unsafe(`SET synchronous_commit = ${mode}`)
+    const batches = 2_000
+    const started = performance.now()
+    for (let i = 0; i < batches; i++) await direct.unsafe(batchOf16, [], { prepare: true })
+    const ms = (performance.now() - started) / batches
+    console.log(`batch function alone, 16 appends a call, synchronous_commit ${mode}: ${ms.toFixed(3)} ms a batch = ${Math.round(16_000 / ms)} appends/s`)
+  }
+  await direct.end()
 } finally {
   await db.drop()
 }

@@ -19,15 +19,16 @@
  * The head is `max(position)` read under the lock (a backward step on the primary key, about 20 µs)
  * rather than a counter row: a counter would add an UPDATE, a dead tuple and its WAL to every batch.
  *
- * Where a batch's time goes (16 single-event appends, 16 callers on one store, same machine,
- * about 0.75 ms a batch): about 0.25 ms is the client, the round trip and an empty commit (the
- * function reduced to the lock); turning synchronous_commit off saves only about 0.05 ms; the rest
- * comes with writing the rows (two heap rows and four B-tree entries per event), of which the
- * backend's CPU for the two inserts, measured apart, is about 0.2 ms (events 9 µs a row, event_tags
- * 4.5 µs a row); the rest of the function (lock, head, loop) costs about 35 µs and 16 condition
- * walks about 70 µs. Both cores are half idle meanwhile: batches are serial, so with 16 callers
- * each awaiting its own append (batches of at most 16) the store tops out near 20,000 appends/s
- * here, whatever the function does around the inserts.
+ * Where a batch's time goes, and the ceiling it sets (pgbench calling the function directly, one
+ * client, generic plans, this 2-core machine, 2026-11-29): one batch of 16 single-event appends takes
+ * 0.46-0.65 ms with synchronous_commit on and 0.27-0.31 ms with it off, so the commit's WAL flush is
+ * 0.15-0.35 ms of it; one single-event append takes 0.22-0.28 ms (0.08 ms with the flush off). The
+ * append lock is held through that flush (a commit becomes visible only after its WAL is durable,
+ * and positions must become visible in order), so batches cannot overlap: with 16 callers each
+ * awaiting its own append (batches of at most 16) the database alone allows at most ~16 / 0.46 ms
+ * ≈ 35,000 appends/s here, before any client work. The store measured 28,000-32,000/s. Releasing
+ * the lock before the flush (asynchronous commit, then waiting for the flush) would let readers see
+ * events that a server crash then takes back, so it is not done.
  *
  * Data and metadata are `json`, not `jsonb`: `json` keeps exactly the text the caller's value
  * serialised to (key order, `\u0000` in strings, which `jsonb` rejects), and costs nothing to
