@@ -49,6 +49,24 @@ describe('postgres: concurrent writers', () => {
     await Promise.all(clients.map((sql) => sql.end()))
   })
 
+  test('a database at schema version 1 is upgraded in place: migration 2 gives the batch function generic plans', async () => {
+    await using fresh = await freshDatabase()
+    const sql = postgres(fresh.url, { max: 1, onnotice: () => {} })
+    try {
+      await migrate(sql)
+      // Back to what version 1 left: the function without its setting, version 2 not recorded.
+      await sql`ALTER FUNCTION ringstate_append_batch RESET plan_cache_mode`
+      await sql`DELETE FROM ringstate_schema_version WHERE version = 2`
+      expect(await migrate(sql)).toBe(SCHEMA_VERSION)
+      const [fn] = await sql`SELECT proconfig FROM pg_proc WHERE proname = 'ringstate_append_batch'`
+      expect(fn!.proconfig).toEqual(['plan_cache_mode=force_generic_plan'])
+      const versions = await sql`SELECT version FROM ringstate_schema_version ORDER BY version`
+      expect(versions.map((row) => row.version)).toEqual([1, 2])
+    } finally {
+      await sql.end()
+    }
+  })
+
   test('32 stores on separate connections race for a course and usernames: no overbooking, one owner per name, losers get APPEND_CONDITION_FAILED, disjoint boundaries never fail', async () => {
     await emptyLog()
     const stores = await Promise.all(Array.from({ length: 32 }, () => openPostgresStore(db.url, { max: 1 })))
