@@ -44,6 +44,12 @@ export interface CacheBackend<S> {
   toBytes(version: MapVersion<S>): Uint8Array
   /** Inverse of `toBytes`; SNAPSHOT_CORRUPT on bad input. */
   fromBytes(bytes: Uint8Array): MapVersion<S>
+  /**
+   * Frees `version` now rather than at garbage collection, for a version its owner drops and
+   * never handed out; the version must not be used afterwards. A no-op where the GC frees
+   * versions promptly (the TypeScript twin).
+   */
+  release(version: MapVersion<S>): void
 }
 
 /**
@@ -65,5 +71,6 @@ export function typescriptBackend<S>(codec: StateCodec<S>): CacheBackend<S> {
     },
     toBytes: (version) => toBytes(version as HamtMap<S>, codec.encode),
     fromBytes: (bytes) => fromBytes(bytes, codec.decode),
+    release: () => {},
   }
 }

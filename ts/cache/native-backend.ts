@@ -69,5 +69,8 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
     },
     toBytes: (version) => new Uint8Array((version as NativeVersion).map.toBytes()),
     fromBytes: (bytes) => new NativeVersion(addon.hamtFromBytes(bytes)),
+    // Native memory is invisible to the GC, which therefore finalizes versions late (see
+    // crates/ringstate-node/src/hamt.rs for the measurement); releasing frees the path copies now.
+    release: (version) => (version as NativeVersion).map.release(),
   }
 }

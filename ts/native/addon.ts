@@ -12,7 +12,11 @@ export interface NativeAddon {
   /** Test-only probes of the Node-API layer; see {@link NativeDiagnostics}. */
   diagnostics: NativeDiagnostics
   /** An empty persistent HAMT version (crates/hamt); see {@link NativeHamtMap}. */
-  HamtMap: new () => NativeHamtMap
+  HamtMap: {
+    new (): NativeHamtMap
+    /** Versions created and dropped (released or collected) so far, process-wide. */
+    stats(): NativeObjectStats
+  }
   /** Decodes the crates/hamt byte format; throws `SNAPSHOT_CORRUPT` on bad input. */
   hamtFromBytes(bytes: Uint8Array): NativeHamtMap
   /**
@@ -133,4 +137,9 @@ export interface NativeHamtMap {
   withChanges(changes: Uint8Array): NativeHamtMap
   /** The whole version in the crates/hamt byte format, as an ArrayBuffer over native memory. */
   toBytes(): ArrayBuffer
+  /**
+   * Frees this version now instead of when it is collected (nodes other versions share stay).
+   * Any later call on it throws `NATIVE_INVALID_ARGUMENT`; releasing twice is harmless.
+   */
+  release(): void
 }
