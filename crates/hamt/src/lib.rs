@@ -1,4 +1,5 @@
-//! A persistent hash array mapped trie (HAMT) from byte-string keys to values, in the CHAMP layout.
+//! A persistent hash array mapped trie (HAMT) from byte-string keys to byte-string values, in the
+//! CHAMP layout.
 //!
 //! This is the data structure behind ringstate's state cache: every committed append produces a new
 //! version of the map that shares all unchanged nodes with the previous one, so readers can hold an
@@ -8,8 +9,11 @@
 //! See [`HamtMap`] for the complexity table, the invariants and examples, [`hash`] for the fixed hash
 //! function, and [`HamtMap::to_bytes`] / [`HamtMap::apply_changes`] for the two byte formats.
 
+use std::alloc::{self, Layout};
 use std::fmt;
-use std::mem;
+use std::ptr::{self, NonNull};
+use std::slice;
+use std::sync::atomic::{self, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Bits of the hash consumed per trie level.
@@ -53,6 +57,8 @@ pub fn hash(key: &[u8]) -> u32 {
 thread_local! {
     /// Nodes alive on this thread; the `drops` tests check it returns to its start value.
     static LIVE_NODES: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    /// Entry blocks alive on this thread, for the same tests.
+    static LIVE_ENTRIES: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
 }
 
 #[inline]
@@ -61,33 +67,125 @@ fn node_created() {
     LIVE_NODES.with(|n| n.set(n.get() + 1));
 }
 
-struct Entry<V> {
-    key: Arc<[u8]>,
-    value: V,
+/// The header of an entry's heap block; the key bytes and then the value bytes follow it.
+#[repr(C)]
+struct Header {
+    refs: AtomicU32,
+    key_len: u32,
+    value_len: u32,
 }
 
-impl<V: Clone> Clone for Entry<V> {
-    fn clone(&self) -> Self {
-        Entry { key: Arc::clone(&self.key), value: self.value.clone() }
+const ENTRY_HEADER: usize = std::mem::size_of::<Header>();
+
+/// One key and its value in a single heap block, shared by reference count between the versions
+/// (and node copies) that hold it: `[refs u32][key len u32][value len u32][key][value]`.
+///
+/// Why one block: with `key: Arc<[u8]>, value: Arc<[u8]>` (two fat pointers, two blocks with 16-byte
+/// Arc headers), 1M entries of a 13-byte key and a ~110-byte JSON value took 221 MiB of requested
+/// bytes and 2.66M allocations, 257 MiB in glibc's arena (measured with a counting global
+/// allocator and `mallinfo2` in the addon). Per entry that was 32 (slot) + 48 + 144 (glibc chunks)
+/// = 224 bytes; one block behind a thin pointer is 8 + 144 = 152.
+struct Entry {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: the block is immutable after construction except for the atomic reference count, so
+// sharing and sending handles across threads is as safe as for `Arc<[u8]>`.
+unsafe impl Send for Entry {}
+// SAFETY: as above.
+unsafe impl Sync for Entry {}
+
+impl Entry {
+    fn layout(key_len: usize, value_len: usize) -> Layout {
+        Layout::from_size_align(ENTRY_HEADER + key_len + value_len, std::mem::align_of::<Header>()).expect("HamtMap: entry larger than isize::MAX bytes")
+    }
+
+    fn new(key: &[u8], value: &[u8]) -> Entry {
+        let key_len = u32::try_from(key.len()).expect("HamtMap: key longer than u32::MAX bytes");
+        let value_len = u32::try_from(value.len()).expect("HamtMap: value longer than u32::MAX bytes");
+        let layout = Entry::layout(key.len(), value.len());
+        // SAFETY: the layout is never zero-sized (it includes the header).
+        let raw = unsafe { alloc::alloc(layout) } as *mut Header;
+        let Some(ptr) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
+        // SAFETY: the block is fresh, aligned for Header and large enough for the header, the key
+        // and the value; the sources do not overlap it.
+        unsafe {
+            raw.write(Header { refs: AtomicU32::new(1), key_len, value_len });
+            let bytes = (raw as *mut u8).add(ENTRY_HEADER);
+            ptr::copy_nonoverlapping(key.as_ptr(), bytes, key.len());
+            ptr::copy_nonoverlapping(value.as_ptr(), bytes.add(key.len()), value.len());
+        }
+        #[cfg(test)]
+        LIVE_ENTRIES.with(|n| n.set(n.get() + 1));
+        Entry { ptr }
+    }
+
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the block lives while this handle holds a reference.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    fn key(&self) -> &[u8] {
+        let len = self.header().key_len as usize;
+        // SAFETY: `len` key bytes follow the header, initialized by `new`, immutable since.
+        unsafe { slice::from_raw_parts((self.ptr.as_ptr() as *const u8).add(ENTRY_HEADER), len) }
+    }
+
+    #[inline]
+    fn value(&self) -> &[u8] {
+        let header = self.header();
+        // SAFETY: the value bytes follow the key bytes, initialized by `new`, immutable since.
+        unsafe { slice::from_raw_parts((self.ptr.as_ptr() as *const u8).add(ENTRY_HEADER + header.key_len as usize), header.value_len as usize) }
     }
 }
 
-enum Node<V> {
-    /// `datamap` marks slots holding an entry inline, `nodemap` slots holding a child node; the
-    /// two never overlap. `data` and `nodes` are in slot order.
-    Branch { datamap: u32, nodemap: u32, data: Vec<Entry<V>>, nodes: Vec<Arc<Node<V>>> },
-    /// Two or more entries whose keys hash to the same 32 bits, sorted by key bytes.
-    Collision { hash: u32, entries: Vec<Entry<V>> },
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        // Relaxed, as in `Arc::clone`: a new reference can only be made from an existing one.
+        let previous = self.header().refs.fetch_add(1, Ordering::Relaxed);
+        // Abort rather than wrap: more than 2^31 copies of one entry means references are leaking.
+        if previous > i32::MAX as u32 {
+            std::process::abort();
+        }
+        Entry { ptr: self.ptr }
+    }
 }
 
-impl<V> Node<V> {
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Pairs with the Release above, as in `Arc::drop`: every use by other handles happens
+        // before the block is freed.
+        atomic::fence(Ordering::Acquire);
+        let header = self.header();
+        let layout = Entry::layout(header.key_len as usize, header.value_len as usize);
+        // SAFETY: this was the last reference; the block was allocated by `new` with this layout.
+        unsafe { alloc::dealloc(self.ptr.as_ptr() as *mut u8, layout) };
+        #[cfg(test)]
+        LIVE_ENTRIES.with(|n| n.set(n.get() - 1));
+    }
+}
+
+enum Node {
+    /// `datamap` marks slots holding an entry inline, `nodemap` slots holding a child node; the
+    /// two never overlap. `data` and `nodes` are in slot order.
+    Branch { datamap: u32, nodemap: u32, data: Vec<Entry>, nodes: Vec<Arc<Node>> },
+    /// Two or more entries whose keys hash to the same 32 bits, sorted by key bytes.
+    Collision { hash: u32, entries: Vec<Entry> },
+}
+
+impl Node {
     fn empty() -> Self {
         node_created();
         Node::Branch { datamap: 0, nodemap: 0, data: Vec::new(), nodes: Vec::new() }
     }
 }
 
-impl<V: Clone> Clone for Node<V> {
+impl Clone for Node {
     fn clone(&self) -> Self {
         node_created();
         match self {
@@ -103,7 +201,7 @@ impl<V: Clone> Clone for Node<V> {
 }
 
 #[cfg(test)]
-impl<V> Drop for Node<V> {
+impl Drop for Node {
     fn drop(&mut self) {
         LIVE_NODES.with(|n| n.set(n.get() - 1));
     }
@@ -120,10 +218,10 @@ fn index(map: u32, bit: u32) -> usize {
 }
 
 /// A node holding exactly two entries whose hashes agree below `shift`.
-fn merge<V>(a: Entry<V>, ha: u32, b: Entry<V>, hb: u32, shift: u32) -> Node<V> {
+fn merge(a: Entry, ha: u32, b: Entry, hb: u32, shift: u32) -> Node {
     node_created();
     if shift >= HASH_BITS {
-        let entries = if a.key < b.key { vec![a, b] } else { vec![b, a] };
+        let entries = if a.key() < b.key() { vec![a, b] } else { vec![b, a] };
         return Node::Collision { hash: ha, entries };
     }
     let (bit_a, bit_b) = (slot(ha, shift), slot(hb, shift));
@@ -136,39 +234,44 @@ fn merge<V>(a: Entry<V>, ha: u32, b: Entry<V>, hb: u32, shift: u32) -> Node<V> {
     }
 }
 
-fn insert<V: Clone>(node: &mut Node<V>, key: &[u8], value: V, hash: u32, shift: u32, hasher: HashFn) -> Option<V> {
+/// Stores `key` -> `value` below `node`; returns whether it replaced an entry.
+fn insert(node: &mut Node, key: &[u8], value: &[u8], hash: u32, shift: u32, hasher: HashFn) -> bool {
     match node {
         Node::Branch { datamap, nodemap, data, nodes } => {
             let bit = slot(hash, shift);
             if *datamap & bit != 0 {
                 let i = index(*datamap, bit);
-                if *data[i].key == *key {
-                    return Some(mem::replace(&mut data[i].value, value));
+                if data[i].key() == key {
+                    data[i] = Entry::new(key, value);
+                    return true;
                 }
                 let existing = data.remove(i);
                 *datamap ^= bit;
-                let existing_hash = hasher(&existing.key);
-                let fresh = Entry { key: Arc::from(key), value };
+                let existing_hash = hasher(existing.key());
+                let fresh = Entry::new(key, value);
                 let child = merge(existing, existing_hash, fresh, hash, shift + BITS);
                 let j = index(*nodemap, bit);
                 *nodemap |= bit;
                 nodes.insert(j, Arc::new(child));
-                None
+                false
             } else if *nodemap & bit != 0 {
                 let j = index(*nodemap, bit);
                 insert(Arc::make_mut(&mut nodes[j]), key, value, hash, shift + BITS, hasher)
             } else {
                 let i = index(*datamap, bit);
                 *datamap |= bit;
-                data.insert(i, Entry { key: Arc::from(key), value });
-                None
+                data.insert(i, Entry::new(key, value));
+                false
             }
         }
-        Node::Collision { entries, .. } => match entries.binary_search_by(|e| (*e.key).cmp(key)) {
-            Ok(i) => Some(mem::replace(&mut entries[i].value, value)),
+        Node::Collision { entries, .. } => match entries.binary_search_by(|e| e.key().cmp(key)) {
+            Ok(i) => {
+                entries[i] = Entry::new(key, value);
+                true
+            }
             Err(i) => {
-                entries.insert(i, Entry { key: Arc::from(key), value });
-                None
+                entries.insert(i, Entry::new(key, value));
+                false
             }
         },
     }
@@ -176,17 +279,17 @@ fn insert<V: Clone>(node: &mut Node<V>, key: &[u8], value: V, hash: u32, shift: 
 
 /// Removes `key` (known to be present) and keeps the shape canonical: a child left holding a single
 /// entry and no children is replaced by that entry, inline in this node.
-fn remove<V: Clone>(node: &mut Node<V>, key: &[u8], hash: u32, shift: u32) -> Option<V> {
+fn remove(node: &mut Node, key: &[u8], hash: u32, shift: u32) -> Option<Entry> {
     match node {
         Node::Branch { datamap, nodemap, data, nodes } => {
             let bit = slot(hash, shift);
             if *datamap & bit != 0 {
                 let i = index(*datamap, bit);
-                if *data[i].key != *key {
+                if data[i].key() != key {
                     return None;
                 }
                 *datamap ^= bit;
-                Some(data.remove(i).value)
+                Some(data.remove(i))
             } else if *nodemap & bit != 0 {
                 let j = index(*nodemap, bit);
                 let child = Arc::make_mut(&mut nodes[j]);
@@ -203,14 +306,14 @@ fn remove<V: Clone>(node: &mut Node<V>, key: &[u8], hash: u32, shift: u32) -> Op
             }
         }
         Node::Collision { entries, .. } => {
-            let i = entries.binary_search_by(|e| (*e.key).cmp(key)).ok()?;
-            Some(entries.remove(i).value)
+            let i = entries.binary_search_by(|e| e.key().cmp(key)).ok()?;
+            Some(entries.remove(i))
         }
     }
 }
 
 /// The node's only entry, taken out, when the node holds exactly one entry and no children.
-fn take_single<V>(node: &mut Node<V>) -> Option<Entry<V>> {
+fn take_single(node: &mut Node) -> Option<Entry> {
     match node {
         Node::Branch { nodemap: 0, data, .. } if data.len() == 1 => data.pop(),
         Node::Collision { entries, .. } if entries.len() == 1 => entries.pop(),
@@ -218,7 +321,7 @@ fn take_single<V>(node: &mut Node<V>) -> Option<Entry<V>> {
     }
 }
 
-/// A persistent (immutable, structurally shared) map from byte-string keys to values of type `V`.
+/// A persistent (immutable, structurally shared) map from byte-string keys to byte-string values.
 ///
 /// Cloning a map is O(1): it copies one `Arc` and shares every node. Editing a map through `&mut self`
 /// changes only that version: a node is edited in place when this version is its only owner
@@ -249,42 +352,42 @@ fn take_single<V>(node: &mut Node<V>) -> Option<Entry<V>> {
 ///
 /// ```
 /// use hamt::HamtMap;
-/// let mut v1: HamtMap<u32> = HamtMap::new();
-/// v1.insert(b"order:1", 10);
+/// let mut v1 = HamtMap::new();
+/// v1.insert(b"order:1", b"10");
 /// let mut v2 = v1.clone(); // O(1) version handle
-/// v2.insert(b"order:2", 20);
+/// v2.insert(b"order:2", b"20");
 /// assert_eq!(v1.len(), 1); // the old version is unchanged
-/// assert_eq!(v2.get(b"order:2"), Some(&20));
+/// assert_eq!(v2.get(b"order:2"), Some(&b"20"[..]));
 /// ```
-pub struct HamtMap<V> {
-    root: Arc<Node<V>>,
+pub struct HamtMap {
+    root: Arc<Node>,
     len: usize,
     hasher: HashFn,
 }
 
-impl<V> Clone for HamtMap<V> {
+impl Clone for HamtMap {
     fn clone(&self) -> Self {
         HamtMap { root: Arc::clone(&self.root), len: self.len, hasher: self.hasher }
     }
 }
 
-impl<V: Clone> Default for HamtMap<V> {
+impl Default for HamtMap {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: Clone + fmt::Debug> fmt::Debug for HamtMap<V> {
+impl fmt::Debug for HamtMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), v))).finish()
+        f.debug_map().entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))).finish()
     }
 }
 
-impl<V: Clone> HamtMap<V> {
+impl HamtMap {
     /// An empty map using the fixed [`hash`].
     ///
     /// ```
-    /// let map: hamt::HamtMap<Vec<u8>> = hamt::HamtMap::new();
+    /// let map = hamt::HamtMap::new();
     /// assert!(map.is_empty());
     /// ```
     pub fn new() -> Self {
@@ -296,9 +399,9 @@ impl<V: Clone> HamtMap<V> {
     ///
     /// ```
     /// let mut map = hamt::HamtMap::with_hasher(|_| 7);
-    /// map.insert(b"a", 1);
-    /// map.insert(b"b", 2);
-    /// assert_eq!(map.get(b"b"), Some(&2));
+    /// map.insert(b"a", b"1");
+    /// map.insert(b"b", b"2");
+    /// assert_eq!(map.get(b"b"), Some(&b"2"[..]));
     /// ```
     pub fn with_hasher(hasher: HashFn) -> Self {
         HamtMap { root: Arc::new(Node::empty()), len: 0, hasher }
@@ -308,7 +411,7 @@ impl<V: Clone> HamtMap<V> {
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// map.insert(b"k", ());
+    /// map.insert(b"k", b"");
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
@@ -318,7 +421,7 @@ impl<V: Clone> HamtMap<V> {
     /// Whether the map has no entries.
     ///
     /// ```
-    /// assert!(hamt::HamtMap::<()>::new().is_empty());
+    /// assert!(hamt::HamtMap::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -328,13 +431,13 @@ impl<V: Clone> HamtMap<V> {
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// map.insert(b"k", 1);
-    /// assert_eq!(map.get(b"k"), Some(&1));
+    /// map.insert(b"k", b"1");
+    /// assert_eq!(map.get(b"k"), Some(&b"1"[..]));
     /// assert_eq!(map.get(b"x"), None);
     /// ```
-    pub fn get(&self, key: &[u8]) -> Option<&V> {
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         let hash = (self.hasher)(key);
-        let mut node: &Node<V> = &self.root;
+        let mut node: &Node = &self.root;
         let mut shift = 0;
         loop {
             match node {
@@ -342,7 +445,7 @@ impl<V: Clone> HamtMap<V> {
                     let bit = slot(hash, shift);
                     if datamap & bit != 0 {
                         let entry = &data[index(*datamap, bit)];
-                        return if *entry.key == *key { Some(&entry.value) } else { None };
+                        return if entry.key() == key { Some(entry.value()) } else { None };
                     }
                     if nodemap & bit == 0 {
                         return None;
@@ -351,7 +454,7 @@ impl<V: Clone> HamtMap<V> {
                     shift += BITS;
                 }
                 Node::Collision { entries, .. } => {
-                    return entries.binary_search_by(|e| (*e.key).cmp(key)).ok().map(|i| &entries[i].value);
+                    return entries.binary_search_by(|e| e.key().cmp(key)).ok().map(|i| entries[i].value());
                 }
             }
         }
@@ -361,58 +464,63 @@ impl<V: Clone> HamtMap<V> {
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// map.insert(b"k", 1);
+    /// map.insert(b"k", b"1");
     /// assert!(map.contains_key(b"k"));
     /// ```
     pub fn contains_key(&self, key: &[u8]) -> bool {
         self.get(key).is_some()
     }
 
-    /// Stores `value` under `key` in this version and returns the value it replaced. Other
-    /// versions sharing nodes with this one are not affected.
+    /// Stores `value` under `key` in this version; returns whether it replaced a value. Other
+    /// versions sharing nodes with this one are not affected. The key and the value are copied
+    /// into one new heap block (see the layout note on the entry type).
+    ///
+    /// Panics with "HamtMap: key longer than u32::MAX bytes" (or value) on lengths the byte
+    /// formats cannot represent.
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// assert_eq!(map.insert(b"k", 1), None);
-    /// assert_eq!(map.insert(b"k", 2), Some(1));
+    /// assert!(!map.insert(b"k", b"1"));
+    /// assert!(map.insert(b"k", b"2"));
+    /// assert_eq!(map.get(b"k"), Some(&b"2"[..]));
     /// ```
-    pub fn insert(&mut self, key: &[u8], value: V) -> Option<V> {
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> bool {
         let hash = (self.hasher)(key);
-        let old = insert(Arc::make_mut(&mut self.root), key, value, hash, 0, self.hasher);
-        if old.is_none() {
+        let replaced = insert(Arc::make_mut(&mut self.root), key, value, hash, 0, self.hasher);
+        if !replaced {
             self.len += 1;
         }
-        old
+        replaced
     }
 
-    /// Removes `key` from this version and returns its value. Removing an absent key copies
-    /// nothing, even when nodes are shared.
+    /// Removes `key` from this version; returns whether it was present. Removing an absent key
+    /// copies nothing, even when nodes are shared.
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// map.insert(b"k", 1);
-    /// assert_eq!(map.remove(b"k"), Some(1));
-    /// assert_eq!(map.remove(b"k"), None);
+    /// map.insert(b"k", b"1");
+    /// assert!(map.remove(b"k"));
+    /// assert!(!map.remove(b"k"));
     /// ```
-    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+    pub fn remove(&mut self, key: &[u8]) -> bool {
         if !self.contains_key(key) {
-            return None;
+            return false;
         }
         let hash = (self.hasher)(key);
-        let old = remove(Arc::make_mut(&mut self.root), key, hash, 0);
-        debug_assert!(old.is_some(), "a key found by get must be removable");
+        let removed = remove(Arc::make_mut(&mut self.root), key, hash, 0);
+        debug_assert!(removed.is_some(), "a key found by get must be removable");
         self.len -= 1;
-        old
+        true
     }
 
     /// A new version with `key` set to `value`; `self` is unchanged.
     ///
     /// ```
     /// let v1 = hamt::HamtMap::new();
-    /// let v2 = v1.with_inserted(b"k", 1);
+    /// let v2 = v1.with_inserted(b"k", b"1");
     /// assert!(v1.is_empty() && v2.len() == 1);
     /// ```
-    pub fn with_inserted(&self, key: &[u8], value: V) -> Self {
+    pub fn with_inserted(&self, key: &[u8], value: &[u8]) -> Self {
         let mut next = self.clone();
         next.insert(key, value);
         next
@@ -421,7 +529,7 @@ impl<V: Clone> HamtMap<V> {
     /// A new version without `key`; `self` is unchanged.
     ///
     /// ```
-    /// let v1 = hamt::HamtMap::new().with_inserted(b"k", 1);
+    /// let v1 = hamt::HamtMap::new().with_inserted(b"k", b"1");
     /// let v2 = v1.with_removed(b"k");
     /// assert!(v1.len() == 1 && v2.is_empty());
     /// ```
@@ -434,7 +542,7 @@ impl<V: Clone> HamtMap<V> {
     /// Whether both handles are the same version (share the root node).
     ///
     /// ```
-    /// let v1 = hamt::HamtMap::<u8>::new();
+    /// let v1 = hamt::HamtMap::new();
     /// assert!(v1.ptr_eq(&v1.clone()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
@@ -445,25 +553,25 @@ impl<V: Clone> HamtMap<V> {
     ///
     /// ```
     /// let mut map = hamt::HamtMap::new();
-    /// map.insert(b"a", 1);
-    /// map.insert(b"b", 2);
-    /// let mut sum = 0;
-    /// for (_key, value) in map.iter() { sum += value; }
-    /// assert_eq!(sum, 3);
+    /// map.insert(b"a", b"1");
+    /// map.insert(b"b", b"22");
+    /// let mut total = 0;
+    /// for (_key, value) in map.iter() { total += value.len(); }
+    /// assert_eq!(total, 3);
     /// ```
-    pub fn iter(&self) -> Iter<'_, V> {
+    pub fn iter(&self) -> Iter<'_> {
         Iter { stack: vec![(&*self.root, 0)], remaining: self.len }
     }
 }
 
 /// Iterator over `(key, value)` pairs of a [`HamtMap`], created by [`HamtMap::iter`].
-pub struct Iter<'a, V> {
-    stack: Vec<(&'a Node<V>, usize)>,
+pub struct Iter<'a> {
+    stack: Vec<(&'a Node, usize)>,
     remaining: usize,
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (&'a [u8], &'a V);
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -474,7 +582,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
                     if pos < data.len() {
                         self.stack[top].1 += 1;
                         self.remaining -= 1;
-                        return Some((&data[pos].key, &data[pos].value));
+                        return Some((data[pos].key(), data[pos].value()));
                     }
                     if let Some(child) = nodes.get(pos - data.len()) {
                         self.stack[top].1 += 1;
@@ -487,7 +595,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
                     if let Some(entry) = entries.get(pos) {
                         self.stack[top].1 += 1;
                         self.remaining -= 1;
-                        return Some((&entry.key, &entry.value));
+                        return Some((entry.key(), entry.value()));
                     }
                     self.stack.pop();
                 }
@@ -500,12 +608,12 @@ impl<'a, V> Iterator for Iter<'a, V> {
     }
 }
 
-impl<V> ExactSizeIterator for Iter<'_, V> {}
+impl ExactSizeIterator for Iter<'_> {}
 
-impl<'a, V: Clone> IntoIterator for &'a HamtMap<V> {
-    type Item = (&'a [u8], &'a V);
-    type IntoIter = Iter<'a, V>;
-    fn into_iter(self) -> Iter<'a, V> {
+impl<'a> IntoIterator for &'a HamtMap {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
 }
@@ -600,7 +708,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl<V: Clone + AsRef<[u8]>> HamtMap<V> {
+impl HamtMap {
     /// The whole version as one buffer, in iteration order:
     ///
     /// ```text
@@ -614,8 +722,8 @@ impl<V: Clone + AsRef<[u8]>> HamtMap<V> {
     /// equal buffers because the shape, and so the order, is canonical.
     ///
     /// ```
-    /// let mut map: hamt::HamtMap<Vec<u8>> = hamt::HamtMap::new();
-    /// map.insert(b"k", b"v".to_vec());
+    /// let mut map = hamt::HamtMap::new();
+    /// map.insert(b"k", b"v");
     /// let bytes = map.to_bytes();
     /// assert_eq!(&bytes[..4], b"RSHM");
     /// ```
@@ -625,7 +733,6 @@ impl<V: Clone + AsRef<[u8]>> HamtMap<V> {
         out.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0]);
         out.extend_from_slice(&(self.len as u64).to_le_bytes());
         for (key, value) in self.iter() {
-            let value = value.as_ref();
             write_varint(&mut out, key.len() as u32);
             out.extend_from_slice(key);
             write_varint(&mut out, value.len() as u32);
@@ -635,16 +742,16 @@ impl<V: Clone + AsRef<[u8]>> HamtMap<V> {
     }
 }
 
-impl<V: Clone + for<'a> From<&'a [u8]>> HamtMap<V> {
+impl HamtMap {
     /// Decodes a buffer written by [`HamtMap::to_bytes`]. Corrupt input (bad magic or version,
     /// truncation, malformed lengths, duplicate keys, trailing bytes) is an error, never a panic.
     ///
     /// ```
-    /// let mut map: hamt::HamtMap<Vec<u8>> = hamt::HamtMap::new();
-    /// map.insert(b"k", b"v".to_vec());
-    /// let copy = hamt::HamtMap::<Vec<u8>>::from_bytes(&map.to_bytes()).unwrap();
-    /// assert_eq!(copy.get(b"k"), Some(&b"v".to_vec()));
-    /// assert!(hamt::HamtMap::<Vec<u8>>::from_bytes(b"nonsense").is_err());
+    /// let mut map = hamt::HamtMap::new();
+    /// map.insert(b"k", b"v");
+    /// let copy = hamt::HamtMap::from_bytes(&map.to_bytes()).unwrap();
+    /// assert_eq!(copy.get(b"k"), Some(&b"v"[..]));
+    /// assert!(hamt::HamtMap::from_bytes(b"nonsense").is_err());
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         Self::from_bytes_with_hasher(bytes, hash)
@@ -653,8 +760,8 @@ impl<V: Clone + for<'a> From<&'a [u8]>> HamtMap<V> {
     /// [`HamtMap::from_bytes`] into a map that uses `hasher`.
     ///
     /// ```
-    /// let map = hamt::HamtMap::<Vec<u8>>::with_hasher(|_| 1).with_inserted(b"k", vec![1]);
-    /// let copy = hamt::HamtMap::<Vec<u8>>::from_bytes_with_hasher(&map.to_bytes(), |_| 1).unwrap();
+    /// let map = hamt::HamtMap::with_hasher(|_| 1).with_inserted(b"k", &[1]);
+    /// let copy = hamt::HamtMap::from_bytes_with_hasher(&map.to_bytes(), |_| 1).unwrap();
     /// assert_eq!(copy.len(), 1);
     /// ```
     pub fn from_bytes_with_hasher(bytes: &[u8], hasher: HashFn) -> Result<Self, DecodeError> {
@@ -682,7 +789,7 @@ impl<V: Clone + for<'a> From<&'a [u8]>> HamtMap<V> {
             let key = reader.bytes(key_len)?;
             let value_len = reader.varint()?;
             let value = reader.bytes(value_len)?;
-            if map.insert(key, V::from(value)).is_some() {
+            if map.insert(key, value) {
                 return Err(DecodeError::DuplicateKey);
             }
         }
@@ -701,10 +808,10 @@ impl<V: Clone + for<'a> From<&'a [u8]>> HamtMap<V> {
     /// were applied.
     ///
     /// ```
-    /// let mut map: hamt::HamtMap<Vec<u8>> = hamt::HamtMap::new();
+    /// let mut map = hamt::HamtMap::new();
     /// let changes = [1, 1, b'a', 1, b'x', 1, 1, b'b', 0, 0, 1, b'a'];
     /// assert_eq!(map.apply_changes(&changes), Ok(3));
-    /// assert_eq!(map.get(b"b"), Some(&vec![]));
+    /// assert_eq!(map.get(b"b"), Some(&b""[..]));
     /// assert!(!map.contains_key(b"a"));
     /// ```
     pub fn apply_changes(&mut self, changes: &[u8]) -> Result<usize, DecodeError> {
@@ -713,7 +820,7 @@ impl<V: Clone + for<'a> From<&'a [u8]>> HamtMap<V> {
         let applied = for_each_change(changes, |_, _| {})?;
         for_each_change(changes, |key, value| match value {
             Some(value) => {
-                self.insert(key, V::from(value));
+                self.insert(key, value);
             }
             None => {
                 self.remove(key);

@@ -1,6 +1,5 @@
 use super::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 /// SplitMix64: a small seeded PRNG so every run explores the same operations.
 struct Rng(u64);
@@ -22,9 +21,20 @@ fn live_nodes() -> isize {
     LIVE_NODES.with(|n| n.get())
 }
 
+fn live_entries() -> isize {
+    LIVE_ENTRIES.with(|n| n.get())
+}
+
+/// A value of 0 to 40 bytes: lengths vary so the one-block entry layout is exercised at every
+/// offset, empty values included.
+fn random_value(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.below(41) as usize;
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
 /// Walks the trie and checks every invariant documented on `HamtMap`; returns the entry count.
-fn check_invariants<V: Clone>(map: &HamtMap<V>) {
-    fn walk<V>(node: &Node<V>, is_root: bool, shift: u32, prefix: u32, hasher: HashFn) -> usize {
+fn check_invariants(map: &HamtMap) {
+    fn walk(node: &Node, is_root: bool, shift: u32, prefix: u32, hasher: HashFn) -> usize {
         match node {
             Node::Branch { datamap, nodemap, data, nodes } => {
                 assert_eq!(datamap & nodemap, 0, "a slot holds both an entry and a node");
@@ -33,7 +43,7 @@ fn check_invariants<V: Clone>(map: &HamtMap<V>) {
                 assert!(shift < HASH_BITS, "branch below the last level");
                 let low = if shift == 0 { 0 } else { u32::MAX >> (HASH_BITS - shift) };
                 for (i, entry) in data.iter().enumerate() {
-                    let h = hasher(&entry.key);
+                    let h = hasher(entry.key());
                     assert_eq!(h & low, prefix, "entry stored off its hash path");
                     let bit = slot(h, shift);
                     assert!(datamap & bit != 0 && index(*datamap, bit) == i, "entry in the wrong slot");
@@ -52,8 +62,8 @@ fn check_invariants<V: Clone>(map: &HamtMap<V>) {
             Node::Collision { hash, entries } => {
                 assert!(shift >= HASH_BITS, "collision node above the last level");
                 assert!(entries.len() >= 2, "collision node with fewer than two entries");
-                assert!(entries.windows(2).all(|w| w[0].key < w[1].key), "collision entries not sorted");
-                assert!(entries.iter().all(|e| hasher(&e.key) == *hash));
+                assert!(entries.windows(2).all(|w| w[0].key() < w[1].key()), "collision entries not sorted");
+                assert!(entries.iter().all(|e| hasher(e.key()) == *hash));
                 assert_eq!(*hash, prefix, "collision node off its hash path");
                 entries.len()
             }
@@ -66,24 +76,24 @@ fn check_invariants<V: Clone>(map: &HamtMap<V>) {
 
 fn model_based(hasher: HashFn, ops: usize, key_space: u64, seed: u64) {
     let mut rng = Rng(seed);
-    let mut map: HamtMap<u64> = HamtMap::with_hasher(hasher);
-    let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut map = HamtMap::with_hasher(hasher);
+    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     for step in 0..ops {
         let key = format!("entity:{}", rng.below(key_space)).into_bytes();
         match rng.below(10) {
             0..=4 => {
-                let value = rng.next();
-                assert_eq!(map.insert(&key, value), model.insert(key.clone(), value));
+                let value = random_value(&mut rng);
+                assert_eq!(map.insert(&key, &value), model.insert(key.clone(), value).is_some());
             }
-            5..=7 => assert_eq!(map.remove(&key), model.remove(&key)),
-            _ => assert_eq!(map.get(&key), model.get(&key)),
+            5..=7 => assert_eq!(map.remove(&key), model.remove(&key).is_some()),
+            _ => assert_eq!(map.get(&key), model.get(&key).map(|v| &v[..])),
         }
         assert_eq!(map.len(), model.len());
         if step % 997 == 0 {
             check_invariants(&map);
-            let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
+            let mut seen: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
             for (k, v) in map.iter() {
-                assert!(seen.insert(k.to_vec(), *v).is_none(), "iteration yielded a key twice");
+                assert!(seen.insert(k.to_vec(), v.to_vec()).is_none(), "iteration yielded a key twice");
             }
             assert_eq!(seen, model);
         }
@@ -91,7 +101,7 @@ fn model_based(hasher: HashFn, ops: usize, key_space: u64, seed: u64) {
     // Remove everything: the map must shrink back to an empty root.
     let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
     for key in keys {
-        assert_eq!(map.remove(&key), model.remove(&key));
+        assert_eq!(map.remove(&key), model.remove(&key).is_some());
     }
     check_invariants(&map);
     assert!(map.is_empty());
@@ -117,36 +127,30 @@ fn matches_a_hash_map_with_few_distinct_hashes() {
 fn the_shape_is_canonical_whatever_the_history() {
     let mut rng = Rng(4);
     let keys: Vec<Vec<u8>> = (0..3_000).map(|i| format!("k{i}").into_bytes()).collect();
-    let mut direct: HamtMap<u64> = HamtMap::with_hasher(|k| hash(k) & 0xc000_03ff);
+    let mut direct = HamtMap::with_hasher(|k| hash(k) & 0xc000_03ff);
     for key in &keys[..1_000] {
-        direct.insert(key, 1);
+        direct.insert(key, b"1");
     }
-    let mut churned: HamtMap<u64> = HamtMap::with_hasher(|k| hash(k) & 0xc000_03ff);
+    let mut churned = HamtMap::with_hasher(|k| hash(k) & 0xc000_03ff);
     for _ in 0..20_000 {
         let key = &keys[rng.below(3_000) as usize];
-        churned.insert(key, 1);
+        churned.insert(key, b"2");
     }
     for key in &keys[1_000..] {
         churned.remove(key);
     }
     for key in &keys[..1_000] {
-        churned.insert(key, 1);
+        churned.insert(key, b"1");
     }
     check_invariants(&churned);
-    assert_eq!(churned.to_bytes_for_test(), direct.to_bytes_for_test());
-}
-
-impl HamtMap<u64> {
-    fn to_bytes_for_test(&self) -> Vec<u8> {
-        self.iter().flat_map(|(k, v)| k.iter().copied().chain(v.to_le_bytes())).collect()
-    }
+    assert_eq!(churned.to_bytes(), direct.to_bytes());
 }
 
 #[test]
 fn old_versions_are_unchanged_by_later_edits() {
     let mut rng = Rng(5);
-    let mut versions: Vec<(HamtMap<u64>, HashMap<Vec<u8>, u64>)> = Vec::new();
-    let mut map: HamtMap<u64> = HamtMap::new();
+    let mut versions: Vec<(HamtMap, HashMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+    let mut map = HamtMap::new();
     let mut model = HashMap::new();
     for _ in 0..50 {
         versions.push((map.clone(), model.clone()));
@@ -156,8 +160,8 @@ fn old_versions_are_unchanged_by_later_edits() {
                 map.remove(&key);
                 model.remove(&key);
             } else {
-                let v = rng.next();
-                map.insert(&key, v);
+                let v = random_value(&mut rng);
+                map.insert(&key, &v);
                 model.insert(key, v);
             }
         }
@@ -166,60 +170,41 @@ fn old_versions_are_unchanged_by_later_edits() {
         check_invariants(version);
         assert_eq!(version.len(), expected.len());
         for (k, v) in expected {
-            assert_eq!(version.get(k), Some(v));
+            assert_eq!(version.get(k), Some(&v[..]));
         }
     }
-    let functional = versions[10].0.with_inserted(b"new", 1).with_removed(b"e1");
+    let functional = versions[10].0.with_inserted(b"new", b"1").with_removed(b"e1");
     assert!(!versions[10].0.contains_key(b"new"));
     assert!(functional.contains_key(b"new") && !functional.contains_key(b"e1"));
 }
 
 #[test]
 fn edits_of_an_unshared_version_copy_no_nodes() {
-    let mut map: HamtMap<u64> = HamtMap::new();
+    let mut map = HamtMap::new();
     for i in 0..10_000u64 {
-        map.insert(format!("k{i}").as_bytes(), i);
+        map.insert(format!("k{i}").as_bytes(), i.to_string().as_bytes());
     }
     let before = live_nodes();
+    let entries_before = live_entries();
     for i in 0..10_000u64 {
-        map.insert(format!("k{i}").as_bytes(), i + 1);
+        map.insert(format!("k{i}").as_bytes(), (i + 1).to_string().as_bytes());
     }
     assert_eq!(live_nodes(), before, "overwriting values in an owned map created nodes");
+    assert_eq!(live_entries(), entries_before, "overwritten entries of an owned map were not freed");
     let shared = map.clone();
-    map.insert(b"k1", 0);
+    map.insert(b"k1", b"0");
     let copied = live_nodes() - before;
     assert!((1..=8).contains(&copied), "one edit of a shared version copied {copied} nodes, not one path");
     drop(shared);
 }
 
-/// A value that counts its live instances, to prove the map drops what it no longer reaches.
-#[derive(Debug)]
-struct Counted(Arc<AtomicIsize>);
-
-impl Counted {
-    fn new(counter: &Arc<AtomicIsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Counted(Arc::clone(counter))
-    }
-}
-impl Clone for Counted {
-    fn clone(&self) -> Self {
-        Counted::new(&self.0)
-    }
-}
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[test]
-fn drops_every_node_and_value_when_the_versions_are_dropped() {
-    let values = Arc::new(AtomicIsize::new(0));
+fn drops_every_node_and_entry_when_the_versions_are_dropped() {
     let nodes_before = live_nodes();
+    let entries_before = live_entries();
     {
         let mut rng = Rng(6);
-        let mut map: HamtMap<Counted> = HamtMap::with_hasher(|k| hash(k) & 0xf000_0fff);
+        let mut map = HamtMap::with_hasher(|k| hash(k) & 0xf000_0fff);
         let mut kept = Vec::new();
         for round in 0..20 {
             for _ in 0..500 {
@@ -227,30 +212,48 @@ fn drops_every_node_and_value_when_the_versions_are_dropped() {
                 if rng.below(4) == 0 {
                     map.remove(&key);
                 } else {
-                    map.insert(&key, Counted::new(&values));
+                    map.insert(&key, &random_value(&mut rng));
                 }
             }
             if round % 3 == 0 {
                 kept.push(map.clone());
             }
         }
-        assert!(values.load(Ordering::SeqCst) > 0);
+        assert!(live_entries() - entries_before > map.len() as isize, "the kept versions hold entries of their own");
         drop(kept);
-        // Only the latest version is alive now: exactly its entries' values remain.
-        assert_eq!(values.load(Ordering::SeqCst), map.len() as isize);
+        // Only the latest version is alive now: exactly its entries remain.
+        assert_eq!(live_entries() - entries_before, map.len() as isize);
     }
-    assert_eq!(values.load(Ordering::SeqCst), 0, "values leaked");
+    assert_eq!(live_entries(), entries_before, "entries leaked");
     assert_eq!(live_nodes(), nodes_before, "nodes leaked");
 }
 
-fn sample_map() -> HamtMap<Vec<u8>> {
+#[test]
+fn an_entry_shared_by_versions_lives_until_the_last_of_them_is_dropped() {
+    let entries_before = live_entries();
+    let mut v1 = HamtMap::new();
+    v1.insert(b"a", b"first");
+    v1.insert(b"b", b"kept");
+    let mut v2 = v1.clone();
+    v2.insert(b"a", b"second");
+    // "a" -> "first" (v1 only), "a" -> "second" (v2 only), "b" shared by both.
+    assert_eq!(live_entries() - entries_before, 3);
+    drop(v1);
+    assert_eq!(live_entries() - entries_before, 2);
+    assert_eq!(v2.get(b"a"), Some(&b"second"[..]));
+    assert_eq!(v2.get(b"b"), Some(&b"kept"[..]));
+    drop(v2);
+    assert_eq!(live_entries(), entries_before);
+}
+
+fn sample_map() -> HamtMap {
     let mut map = HamtMap::new();
     for i in 0..2_000u32 {
         let value = format!("{{\"n\":{i}}}").into_bytes();
-        map.insert(format!("entity:{i}").as_bytes(), value);
+        map.insert(format!("entity:{i}").as_bytes(), &value);
     }
-    map.insert(b"", Vec::new());
-    map.insert("ключ-é".as_bytes(), vec![0, 255, 7]);
+    map.insert(b"", b"");
+    map.insert("ключ-é".as_bytes(), &[0, 255, 7]);
     map
 }
 
@@ -258,25 +261,25 @@ fn sample_map() -> HamtMap<Vec<u8>> {
 fn a_version_round_trips_through_bytes() {
     let map = sample_map();
     let bytes = map.to_bytes();
-    let copy = HamtMap::<Vec<u8>>::from_bytes(&bytes).unwrap();
+    let copy = HamtMap::from_bytes(&bytes).unwrap();
     check_invariants(&copy);
     assert_eq!(copy.len(), map.len());
     for (k, v) in map.iter() {
         assert_eq!(copy.get(k), Some(v));
     }
     assert_eq!(copy.to_bytes(), bytes, "equal maps must serialise identically");
-    let empty = HamtMap::<Vec<u8>>::new().to_bytes();
+    let empty = HamtMap::new().to_bytes();
     assert_eq!(empty.len(), HEADER_LEN);
-    assert!(HamtMap::<Vec<u8>>::from_bytes(&empty).unwrap().is_empty());
-    let colliding = HamtMap::<Vec<u8>>::with_hasher(|_| 3).with_inserted(b"b", vec![2]).with_inserted(b"a", vec![1]);
-    let copy = HamtMap::<Vec<u8>>::from_bytes_with_hasher(&colliding.to_bytes(), |_| 3).unwrap();
-    assert_eq!(copy.get(b"a"), Some(&vec![1]));
+    assert!(HamtMap::from_bytes(&empty).unwrap().is_empty());
+    let colliding = HamtMap::with_hasher(|_| 3).with_inserted(b"b", &[2]).with_inserted(b"a", &[1]);
+    let copy = HamtMap::from_bytes_with_hasher(&colliding.to_bytes(), |_| 3).unwrap();
+    assert_eq!(copy.get(b"a"), Some(&[1u8][..]));
 }
 
 #[test]
 fn corrupt_buffers_are_rejected_with_an_error() {
     let good = sample_map().to_bytes();
-    let decode = |bytes: &[u8]| HamtMap::<Vec<u8>>::from_bytes(bytes).map(|m| m.len());
+    let decode = |bytes: &[u8]| HamtMap::from_bytes(bytes).map(|m| m.len());
     assert_eq!(decode(b""), Err(DecodeError::Truncated));
     assert_eq!(decode(b"XXXX"), Err(DecodeError::BadMagic));
     let mut bad = good.clone();
@@ -297,11 +300,11 @@ fn corrupt_buffers_are_rejected_with_an_error() {
     let mut bad = good.clone();
     bad[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     assert_eq!(decode(&bad), Err(DecodeError::Truncated));
-    let mut dup = HamtMap::<Vec<u8>>::new().with_inserted(b"a", vec![1]).to_bytes();
+    let mut dup = HamtMap::new().with_inserted(b"a", &[1]).to_bytes();
     dup[8] = 2;
     dup.extend_from_slice(&[1, b'a', 1, 1]);
     assert_eq!(decode(&dup), Err(DecodeError::DuplicateKey));
-    let mut overlong = HamtMap::<Vec<u8>>::new().to_bytes();
+    let mut overlong = HamtMap::new().to_bytes();
     overlong[8] = 1;
     overlong.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     assert_eq!(decode(&overlong), Err(DecodeError::BadLength));
@@ -332,10 +335,10 @@ fn a_batch_of_changes_applies_all_or_nothing() {
     set(&mut changes, b"b", b"2");
     set(&mut changes, b"a", b"3");
     changes.extend_from_slice(&[0, 1, b'b']);
-    let base = HamtMap::<Vec<u8>>::new().with_inserted(b"c", b"0".to_vec());
+    let base = HamtMap::new().with_inserted(b"c", b"0");
     let mut next = base.clone();
     assert_eq!(next.apply_changes(&changes), Ok(4));
-    assert_eq!(next.get(b"a"), Some(&b"3".to_vec()));
+    assert_eq!(next.get(b"a"), Some(&b"3"[..]));
     assert!(!next.contains_key(b"b"));
     assert_eq!(next.len(), 2);
     assert_eq!(base.len(), 1);

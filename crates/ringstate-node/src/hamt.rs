@@ -13,7 +13,6 @@
 //! from its history and never handed out, so the superseded copies are freed at promote time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use hamt::HamtMap;
 use node_api::{codes, CallContext, Env, JsError, JsResult, TypedArray, Value};
@@ -25,15 +24,15 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// The wrapped value: one version, sharing nodes with the versions it was derived from; `None`
 /// once released.
-struct Version(Option<HamtMap<Arc<[u8]>>>);
+struct Version(Option<HamtMap>);
 
 impl Version {
-    fn new(map: HamtMap<Arc<[u8]>>) -> Version {
+    fn new(map: HamtMap) -> Version {
         CREATED.fetch_add(1, Ordering::Relaxed);
         Version(Some(map))
     }
 
-    fn map(&self) -> JsResult<&HamtMap<Arc<[u8]>>> {
+    fn map(&self) -> JsResult<&HamtMap> {
         self.0.as_ref().ok_or_else(|| JsError::new(codes::NATIVE_INVALID_ARGUMENT, "HamtMap version used after release()"))
     }
 }
@@ -57,7 +56,7 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
         .method("get", |v: &mut Version, cx| {
             let key: String = cx.arg_as(0)?;
             match v.map()?.get(key.as_bytes()) {
-                Some(value) => cx.ret(&value[..]),
+                Some(value) => cx.ret(value),
                 None => cx.ret(()),
             }
         })
