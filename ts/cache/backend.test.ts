@@ -90,6 +90,38 @@ for (const backend of backends) {
       expect(contents(next)).toEqual([['b', { n: 2, tag: '' }]])
     })
 
+    test('commits that consume their base build the same versions as copying commits', () => {
+      const next = rng(12)
+      let copied = backend.empty()
+      let consumed = backend.empty()
+      for (let batch = 0; batch < 100; batch++) {
+        const changes = new Map<string, State | undefined>()
+        for (let i = 0; i < 40; i++) changes.set(`entity:${next(500)}`, next(5) === 0 ? undefined : { n: next(1000), tag: 'ü' })
+        copied = apply(backend, copied, changes)
+        const draft = backend.edit(consumed)
+        for (const [id, state] of changes) draft.update(id, () => state, undefined)
+        const base = consumed
+        consumed = draft.commit(true)
+        if (backend.kind === 'native') {
+          // The base's memory now belongs to the new version: using it is a misuse, and says so.
+          expect(() => base.get('entity:1')).toThrow(expect.objectContaining({ code: ErrorCode.NATIVE_INVALID_ARGUMENT }))
+        }
+      }
+      expect(contents(consumed)).toEqual(contents(copied))
+      expect(backend.toBytes(consumed)).toEqual(backend.toBytes(copied))
+    })
+
+    test('releasing a version leaves the versions that share its nodes intact', () => {
+      const first = apply(backend, backend.empty(), new Map([['a', { n: 1, tag: '' }], ['b', { n: 2, tag: '' }]]))
+      const second = apply(backend, first, new Map([['c', { n: 3, tag: '' }]]))
+      backend.release(first)
+      backend.release(first)
+      expect(contents(second)).toEqual(contents(apply(backend, backend.empty(), new Map([['a', { n: 1, tag: '' }], ['b', { n: 2, tag: '' }], ['c', { n: 3, tag: '' }]]))))
+      if (backend.kind === 'native') {
+        expect(() => first.size).toThrow(expect.objectContaining({ code: ErrorCode.NATIVE_INVALID_ARGUMENT }))
+      }
+    })
+
     test('a version round-trips through bytes and restores in every other backend', () => {
       const changes = new Map<string, State | undefined>()
       for (let i = 0; i < 3000; i++) changes.set(`entity:${i}`, { n: i, tag: i % 2 ? 'ü' : '' })
@@ -112,3 +144,10 @@ for (const backend of backends) {
     })
   })
 }
+
+test.skipIf(addon === null)('a malformed change buffer leaves a version usable even when asked to consume it', () => {
+  const base = new addon!.HamtMap().withChanges(Uint8Array.of(1, 1, 0x61, 1, 0x78))
+  expect(() => base.withChanges(Uint8Array.of(7), true)).toThrow(expect.objectContaining({ code: ErrorCode.NATIVE_INVALID_ARGUMENT }))
+  expect(base.size).toBe(1)
+  expect(base.get('a')).toEqual(Uint8Array.of(0x78))
+})

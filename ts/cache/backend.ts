@@ -29,8 +29,12 @@ export interface Draft<S> {
    * the draft is unchanged.
    */
   update<A>(id: string, fn: (state: S | undefined, arg: A) => S | undefined, arg: A): void
-  /** Freezes the edits into a new version; the draft cannot be used afterwards. */
-  commit(): MapVersion<S>
+  /**
+   * Freezes the edits into a new version; the draft cannot be used afterwards. `consumeBase` says
+   * the caller drops the base right after (and nobody else holds it): the backend may then build
+   * the new version out of the base's memory, and the base must not be used again.
+   */
+  commit(consumeBase?: boolean): MapVersion<S>
 }
 
 /** Builds versions. */
@@ -66,6 +70,7 @@ export function typescriptBackend<S>(codec: StateCodec<S>): CacheBackend<S> {
       return {
         get: (id) => draft.get(id),
         update: (id, fn, arg) => void draft.update(id, fn, arg),
+        // A transient already edits in place every node it owns, so consuming the base adds nothing.
         commit: () => draft.persistent(),
       }
     },

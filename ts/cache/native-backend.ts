@@ -50,7 +50,7 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
       return {
         get,
         update: (id, fn, arg) => void changes.set(id, fn(get(id), arg)),
-        commit() {
+        commit(consumeBase) {
           if (changes.size === 0) return base
           const out = new ByteWriter(64 + changes.size * 128)
           for (const [id, state] of changes) {
@@ -63,7 +63,7 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
               out.blob(codec.encode(state))
             }
           }
-          return new NativeVersion((base as NativeVersion).map.withChanges(out.finish()))
+          return new NativeVersion((base as NativeVersion).map.withChanges(out.finish(), consumeBase === true))
         },
       }
     },

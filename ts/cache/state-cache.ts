@@ -333,7 +333,10 @@ export class StateCache<S> implements InlineProjector {
     this.#draft = undefined
     this.#touched = []
     this.#pendingPosition = undefined
-    const version = draft === undefined ? this.#current.version : draft.commit()
+    const base = this.#current.version
+    // With one kept version the base is dropped by this promote; unless a caller holds it, the
+    // next version can reuse its memory (native: no path copies, nothing to free afterwards).
+    const version = draft === undefined ? base : draft.commit(this.#keep === 1 && !this.#handedOut.has(base))
     if (this.#hot.size > 0) {
       for (const id of touched) {
         if (!this.#hot.has(id)) continue
@@ -409,9 +412,10 @@ export class StateCache<S> implements InlineProjector {
         if (event.position <= position) return
         if (this.#fold(draft, event) !== undefined && ++staged === REPLAY_CHUNK) {
           const previous = version
-          version = draft.commit()
-          // Nobody outside this replay has seen `previous`: without this, a long replay keeps one
-          // superseded native version per chunk alive until the GC gets to them.
+          // Nobody outside this replay has seen `previous`, so the next chunk may reuse its
+          // memory; without that (or a release) a long replay keeps one superseded native
+          // version per chunk alive until the GC gets to them.
+          version = draft.commit(true)
           if (previous !== version) this.#release(previous)
           draft = this.#backend.edit(version)
           staged = 0
@@ -423,7 +427,7 @@ export class StateCache<S> implements InlineProjector {
       for (const event of restoring.committed) replay(event)
       if (staged > 0) {
         const previous = version
-        version = draft.commit()
+        version = draft.commit(true)
         if (previous !== version) this.#release(previous)
       }
       this.#hot.clear()

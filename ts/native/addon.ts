@@ -132,9 +132,11 @@ export interface NativeHamtMap {
   /**
    * A new version with a batch of changes applied, all or nothing (one call per transaction).
    * Records: `1`, varint key length, key, varint value length, value (set) or `0`, varint key
-   * length, key (remove). Throws `NATIVE_INVALID_ARGUMENT` on a malformed buffer.
+   * length, key (remove). Throws `NATIVE_INVALID_ARGUMENT` on a malformed buffer (and then leaves
+   * this version usable). With `consume`, this version is released and its nodes are edited in
+   * place instead of copied: for a caller that would release it right after anyway.
    */
-  withChanges(changes: Uint8Array): NativeHamtMap
+  withChanges(changes: Uint8Array, consume?: boolean): NativeHamtMap
   /** The whole version in the crates/hamt byte format, as an ArrayBuffer over native memory. */
   toBytes(): ArrayBuffer
   /**

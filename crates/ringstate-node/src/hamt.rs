@@ -65,10 +65,23 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
             cx.ret(v.map()?.contains_key(key.as_bytes()))
         })
         .method("withChanges", |v: &mut Version, cx| {
-            let changes: TypedArray<u8> = cx.arg_as(0)?;
+            let (changes, consume): (TypedArray<u8>, Option<bool>) = cx.args()?;
             let mut next = v.map()?.clone();
-            next.apply_changes(changes.as_slice())
-                .map_err(|e| JsError::new(codes::NATIVE_INVALID_ARGUMENT, format!("malformed change buffer: {e}")))?;
+            if consume == Some(true) {
+                // Dropping this handle first leaves `next` the only owner of every node this
+                // version did not share, so the batch edits them in place: no path copies now
+                // and none to free later (see the note at the top of this file).
+                v.0 = None;
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(e) = next.apply_changes(changes.as_slice()) {
+                // All or nothing: `next` is still this version, so a consumed one is given back.
+                if v.0.is_none() {
+                    v.0 = Some(next);
+                    DROPPED.fetch_sub(1, Ordering::Relaxed);
+                }
+                return Err(JsError::new(codes::NATIVE_INVALID_ARGUMENT, format!("malformed change buffer: {e}")));
+            }
             cx.env().new_instance(Version::new(next))
         })
         .method("toBytes", |v: &mut Version, cx| cx.env().external_arraybuffer(v.map()?.to_bytes()))
