@@ -8,21 +8,33 @@
  *
  * | operation            | TypeScript twin | native HAMT | raw twin HamtMap | immutable.js | JS Map | default    |
  * |----------------------|-----------------|-------------|------------------|--------------|--------|------------|
- * | bulk apply, µs/tx    | 1,777           | 10,381      | 973              | 1,857        | 166    | TypeScript |
- * | hot get, ns          | 6.8             | 6.8         | 52               | 52           | 5.1    | either     |
- * | cold get, ns         | 1,499           | 4,165       | 1,376            | 2,230        | 66     | TypeScript |
- * | RSS after load, MiB  | 596 (446 *)     | 778         | 387              | 377          | 207    | TypeScript |
- * | snapshot / restore ms| 2,902 / 2,539   | 543 / 424   | -                | -            | -      | native     |
+ * | bulk apply, µs/tx    | 1,359           | 9,014 (4,483 *) | 905          | 1,659        | 166    | TypeScript |
+ * | hot get, ns          | 3.7             | 3.6         | 43               | 43           | 3.6    | either     |
+ * | cold get, ns         | 857             | 3,234       | 970              | 1,604        | 94     | TypeScript |
+ * | RSS after load, MiB  | 595 (446 *)     | 286 (232 *) | 386              | 376          | 206    | native     |
+ * | snapshot / restore ms| 1,910 / 1,739   | 486 / 465   | -                | -            | -      | native     |
  *
- * (*) with keepVersions 1 (`CACHE_BENCH_KEEP=1`): the 16 versions kept by default hold ~150 MiB
- * after a load of 10,000-entity transactions; far less once transactions are small.
+ * (*) with keepVersions 1 (`CACHE_BENCH_KEEP=1`, a separate run): the 16 versions kept by default
+ * hold ~150 MiB (twin) / ~55 MiB (native) after a load of 10,000-entity transactions; far less
+ * once transactions are small. With one kept version the native commit also edits the version it
+ * replaces in place (`Draft.commit(consumeBase)`), hence the faster bulk apply.
+ *
+ * Native memory, measured with a counting global allocator and glibc `mallinfo2` in the addon
+ * (1M entities loaded in 100 transactions, keepVersions 1): it was 773 MiB RSS because Bun ran no
+ * finalizer during the load, so all 101 versions (677 MiB of path copies) stayed alive, and glibc
+ * kept the 742 MiB arena afterwards. Versions the cache drops are now released at once (`#release`),
+ * and crates/hamt stores an entry as one block (221 -> 165 MiB requested, 2.66M -> 1.66M blocks,
+ * ~194 MiB in glibc's arena); the rest of the RSS is the JavaScript side of the load. The price at
+ * keepVersions 16 is bulk apply (~6,500 -> ~9,000 µs/tx): the transaction that drops a version now
+ * frees its path copies, touching each shared entry's cold reference count, where before that
+ * work was deferred to finalizers that never ran (and memory grew without bound meanwhile).
  *
  * One map must serve every operation, so the TypeScript twin is the default: native bulk apply
  * loses because the user's `apply` needs the previous state of each updated entity, one boundary
- * crossing plus a decode per event (~1.5 µs here), and cold reads lose for the same reason. The
- * native HAMT wins snapshot and restore by 5x (its values already are the snapshot's bytes), so
- * `implementation: 'native'` is offered for caches where restart time matters more than append
- * throughput.
+ * crossing plus a decode per event (~0.8 µs native get + ~0.3 µs JSON decode per event here), and
+ * cold reads lose for the same reason. The native HAMT wins snapshot and restore by 4x (its values
+ * already are the snapshot's bytes) and memory by 2x, so `implementation: 'native'` is offered for
+ * caches where restart time and memory matter more than append throughput.
  *
  * A transaction is staged straight into a transient draft of the current version (see `#fold`):
  * the read of the previous state and the write share one key hash and one warm trie path, and
@@ -31,7 +43,9 @@
  * - bulk apply >= 3x immutable.js: a cold persistent `get` alone costs ~390 ns at 200k (hash ~80
  *   ns of it, the key's chars are a cache miss), i.e. 390 µs per 1,000-event transaction, more
  *   than the 270 µs target; the cache must read every previous state for `apply`.
- * - memory <= 0.5x immutable.js: 188 MiB is below the JS Map's 207 MiB holding the same states.
+ * - memory <= 0.5x immutable.js (~188 MiB): below the JS Map's 206 MiB holding the same states.
+ *   The native map is at 232 MiB with keepVersions 1; its ~135 bytes of key and JSON per entry
+ *   alone are 129 MiB, glibc adds 8-16 bytes per block.
  * - twin snapshot/restore <= 1 s: at 1M, only touching each key in trie order costs ~0.8 s (the
  *   keys and states are scattered over the heap: a cache and TLB miss each), stringifying each
  *   state in trie order ~1.9 s (0.27 s in allocation order), zstd 0.3 s; JSON.parse of every state
