@@ -122,6 +122,16 @@ for (const backend of backends) {
       }
     })
 
+    test('reads return states of any size, larger than any read buffer included', () => {
+      const big = { n: 1, tag: 'x'.repeat(5000) + 'é' }
+      const huge = { n: 2, tag: 'y'.repeat(70_000) }
+      const version = apply(backend, backend.empty(), new Map([['big', big], ['small', { n: 0, tag: '' }], ['huge', huge]]))
+      expect(version.get('small')).toEqual({ n: 0, tag: '' })
+      expect(version.get('big')).toEqual(big)
+      expect(version.get('huge')).toEqual(huge)
+      expect(version.get('small')).toEqual({ n: 0, tag: '' })
+    })
+
     test('a version round-trips through bytes and restores in every other backend', () => {
       const changes = new Map<string, State | undefined>()
       for (let i = 0; i < 3000; i++) changes.set(`entity:${i}`, { n: i, tag: i % 2 ? 'ü' : '' })
@@ -150,4 +160,16 @@ test.skipIf(addon === null)('a malformed change buffer leaves a version usable e
   expect(() => base.withChanges(Uint8Array.of(7), true)).toThrow(expect.objectContaining({ code: ErrorCode.NATIVE_INVALID_ARGUMENT }))
   expect(base.size).toBe(1)
   expect(base.get('a')).toEqual(Uint8Array.of(0x78))
+})
+
+test.skipIf(addon === null)('a custom codec may keep the bytes it decodes: each native read gets its own copy', () => {
+  const raw = { encode: (bytes: Uint8Array) => bytes, decode: (bytes: Uint8Array) => bytes }
+  const backend = nativeBackend<Uint8Array>(addon!, raw)
+  const draft = backend.edit(backend.empty())
+  draft.update('a', () => Uint8Array.of(1, 2, 3), undefined)
+  draft.update('b', () => Uint8Array.of(9, 9, 9), undefined)
+  const version = draft.commit()
+  const a = version.get('a')
+  version.get('b')
+  expect(a).toEqual(Uint8Array.of(1, 2, 3))
 })

@@ -127,6 +127,11 @@ export interface NativeDiagnostics {
 export interface NativeHamtMap {
   /** A copy of the value bytes under `key`. */
   get(key: string): Uint8Array | undefined
+  /**
+   * The length of the value under `key` (-1 when absent), copied into `out` when it fits;
+   * cheaper than `get` because no buffer is created.
+   */
+  getInto(key: string, out: Uint8Array): number
   has(key: string): boolean
   readonly size: number
   /**

@@ -88,6 +88,18 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
                 None => cx.ret(()),
             }
         })
+        // `get` without a new ArrayBuffer per call (~300 of its ~470 ns when the path is cached):
+        // copies the value into the caller's buffer when it fits; returns its length, or -1.
+        .method("getInto", |v: &mut Version, cx| {
+            let (key, mut out): (String, TypedArray<u8>) = cx.args()?;
+            let Some(value) = v.map()?.get(key.as_bytes()) else { return cx.ret(-1i32) };
+            // SAFETY: the caller's buffer is not otherwise viewed from native code during the call.
+            let out = unsafe { out.as_mut_slice() };
+            if let Some(target) = out.get_mut(..value.len()) {
+                target.copy_from_slice(value);
+            }
+            cx.ret(value.len())
+        })
         .method("has", |v: &mut Version, cx| {
             let key: String = cx.arg_as(0)?;
             cx.ret(v.map()?.contains_key(key.as_bytes()))
