@@ -56,10 +56,11 @@ static DROP_THREAD: OnceLock<Option<Mutex<SyncSender<HamtMap>>>> = OnceLock::new
 /// Frees `map` on a helper thread, or here when the queue is full or no thread could be started.
 ///
 /// Freeing a version dropped from a history of 16 touches the cold reference count of every
-/// child and entry its path copies share: at 1M entities that made a 1,000-change transaction
-/// ~1 ms slower (tx p50 2,450 -> 1,900 µs with this thread; bench/cache.bench.ts bulk 9,100 ->
-/// 7,200-8,000 µs/tx, one run each, 2 shared cores). The transaction that drops a version need not
-/// wait for it. Reference counts are atomic, so versions sharing those nodes stay usable meanwhile.
+/// child and entry its path copies share. At 1M entities, keepVersions 16, a 1,000-change
+/// transaction took 8,900-9,300 µs (median of 400) freeing inline and 6,500-7,400 µs with this
+/// thread (3 runs each, 2 shared cores; bench/cache.bench.ts bulk 9,100 -> 7,200-8,000 µs/tx).
+/// The transaction that drops a version need not wait for it. Reference counts are atomic, so
+/// versions sharing those nodes stay usable meanwhile.
 fn drop_soon(map: HamtMap) {
     let queue = DROP_THREAD.get_or_init(|| {
         let (sender, receiver) = mpsc::sync_channel::<HamtMap>(DROP_QUEUE);
@@ -88,7 +89,7 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
                 None => cx.ret(()),
             }
         })
-        // `get` without a new ArrayBuffer per call (~300 of its ~470 ns when the path is cached):
+        // `get` without a new ArrayBuffer per call (~260 of its ~450 ns when the path is cached):
         // copies the value into the caller's buffer when it fits; returns its length, or -1.
         .method("getInto", |v: &mut Version, cx| {
             let (key, mut out): (String, TypedArray<u8>) = cx.args()?;
