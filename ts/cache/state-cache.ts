@@ -8,11 +8,11 @@
  *
  * | operation            | TypeScript twin | native HAMT | raw twin HamtMap | immutable.js | JS Map | default    |
  * |----------------------|-----------------|-------------|------------------|--------------|--------|------------|
- * | bulk apply, µs/tx    | 1,359           | 9,014 (4,483 *) | 905          | 1,659        | 166    | TypeScript |
- * | hot get, ns          | 3.7             | 3.6         | 43               | 43           | 3.6    | either     |
- * | cold get, ns         | 857             | 3,234       | 970              | 1,604        | 94     | TypeScript |
- * | RSS after load, MiB  | 595 (446 *)     | 286 (232 *) | 386              | 376          | 206    | native     |
- * | snapshot / restore ms| 1,910 / 1,739   | 486 / 465   | -                | -            | -      | native     |
+ * | bulk apply, µs/tx    | 1,488           | 6,916 (4,909 *) | 859          | 1,618        | 176    | TypeScript |
+ * | hot get, ns          | 3.6             | 3.6         | 44               | 43           | 3.6    | either     |
+ * | cold get, ns         | 1,033           | 3,072       | 920              | 1,642        | 108    | TypeScript |
+ * | RSS after load, MiB  | 595 (446 *)     | 283 (227 *) | 387              | 375          | 205    | native     |
+ * | snapshot / restore ms| 2,031 / 1,842   | 482 / 435   | -                | -            | -      | native     |
  *
  * (*) with keepVersions 1 (`CACHE_BENCH_KEEP=1`, a separate run): the 16 versions kept by default
  * hold ~150 MiB (twin) / ~55 MiB (native) after a load of 10,000-entity transactions; far less
@@ -24,10 +24,10 @@
  * finalizer during the load, so all 101 versions (677 MiB of path copies) stayed alive, and glibc
  * kept the 742 MiB arena afterwards. Versions the cache drops are now released at once (`#release`),
  * and crates/hamt stores an entry as one block (221 -> 165 MiB requested, 2.66M -> 1.66M blocks,
- * ~194 MiB in glibc's arena); the rest of the RSS is the JavaScript side of the load. The price at
- * keepVersions 16 is bulk apply (~6,500 -> ~9,000 µs/tx): the transaction that drops a version now
- * frees its path copies, touching each shared entry's cold reference count, where before that
- * work was deferred to finalizers that never ran (and memory grew without bound meanwhile).
+ * ~194 MiB in glibc's arena); the rest of the RSS is the JavaScript side of the load. Freeing has a
+ * price at keepVersions 16: dropping a version touches the cold reference counts its path copies
+ * share (~2 ms per 1,000-change version), work that finalizers used to defer without ever doing
+ * it; the addon does it on a helper thread, so bulk apply stays near the 6,500 µs/tx it was.
  *
  * One map must serve every operation, so the TypeScript twin is the default: native bulk apply
  * loses because the user's `apply` needs the previous state of each updated entity, one boundary
@@ -44,7 +44,7 @@
  *   ns of it, the key's chars are a cache miss), i.e. 390 µs per 1,000-event transaction, more
  *   than the 270 µs target; the cache must read every previous state for `apply`.
  * - memory <= 0.5x immutable.js (~188 MiB): below the JS Map's 206 MiB holding the same states.
- *   The native map is at 232 MiB with keepVersions 1; its ~135 bytes of key and JSON per entry
+ *   The native map is at 227 MiB with keepVersions 1; its ~135 bytes of key and JSON per entry
  *   alone are 129 MiB, glibc adds 8-16 bytes per block.
  * - twin snapshot/restore <= 1 s: at 1M, only touching each key in trie order costs ~0.8 s (the
  *   keys and states are scattered over the heap: a cache and TLB miss each), stringifying each
