@@ -74,10 +74,13 @@ fn check_invariants(map: &HamtMap) {
     assert_eq!(map.iter().count(), map.len());
 }
 
+/// What a version should hold, for the model-based tests.
+type Model = HashMap<Vec<u8>, Vec<u8>>;
+
 fn model_based(hasher: HashFn, ops: usize, key_space: u64, seed: u64) {
     let mut rng = Rng(seed);
     let mut map = HamtMap::with_hasher(hasher);
-    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut model: Model = HashMap::new();
     for step in 0..ops {
         let key = format!("entity:{}", rng.below(key_space)).into_bytes();
         match rng.below(10) {
@@ -149,7 +152,7 @@ fn the_shape_is_canonical_whatever_the_history() {
 #[test]
 fn old_versions_are_unchanged_by_later_edits() {
     let mut rng = Rng(5);
-    let mut versions: Vec<(HamtMap, HashMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+    let mut versions: Vec<(HamtMap, Model)> = Vec::new();
     let mut map = HamtMap::new();
     let mut model = HashMap::new();
     for _ in 0..50 {
@@ -324,7 +327,7 @@ fn corrupt_buffers_are_rejected_with_an_error() {
 #[test]
 fn a_batch_of_changes_applies_all_or_nothing() {
     let mut changes = Vec::new();
-    let mut set = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
+    let set = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
         out.push(1);
         write_varint(out, key.len() as u32);
         out.extend_from_slice(key);
