@@ -142,6 +142,28 @@ for (const each of implementations) describe(`StateCache (${each})`, () => {
     expect(cache.get('account:a')).toEqual({ balance: 6 })
   })
 
+  test('a promote whose hot-set refresh throws still leaves the new version current, with no stale hot state', () => {
+    let failDecode = false
+    const codec = {
+      encode: (state: Account) => new TextEncoder().encode(JSON.stringify(state)),
+      decode: (bytes: Uint8Array): Account => {
+        if (failDecode) throw new Error('decode failed')
+        return JSON.parse(new TextDecoder().decode(bytes))
+      },
+    }
+    const cache = new StateCache<Account>({ implementation, name: 'accounts', keepVersions: 1, codec, key: (e) => e.tags[0], apply: (s, e) => ({ balance: (s?.balance ?? 0) + (e.data as { amount: number }).amount }) })
+    commit(cache, [event(1n, 'a', 5)])
+    // Enough misses for the hot set to admit the entity (one miss in eight is kept).
+    for (let i = 0; i < 16; i++) expect(cache.get('account:a')).toEqual({ balance: 5 })
+    cache.apply(event(2n, 'a', 1), undefined)
+    failDecode = true
+    if (implementation === 'native') expect(() => cache.promote()).toThrow('decode failed')
+    else cache.promote()
+    failDecode = false
+    expect(cache.position).toBe(2n)
+    expect(cache.get('account:a')).toEqual({ balance: 6 })
+  })
+
   test('a view is an immutable snapshot that later appends do not change', () => {
     const cache = accounts()
     commit(cache, [event(1n, 'a', 5)])

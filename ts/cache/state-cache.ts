@@ -351,15 +351,17 @@ export class StateCache<S> implements InlineProjector {
     // With one kept version the base is dropped by this promote; unless a caller holds it, the
     // next version can reuse its memory (native: no path copies, nothing to free afterwards).
     const version = draft === undefined ? base : draft.commit(this.#keep === 1 && !this.#handedOut.has(base))
+    // Installed before the hot set is refreshed, and stale hot states dropped before any is
+    // re-read: if a (custom) decode throws below, neither a consumed base nor an old state stays
+    // visible.
+    this.#install(new CacheView<S>(position, version))
     if (this.#hot.size > 0) {
-      for (const id of touched) {
-        if (!this.#hot.has(id)) continue
+      const refresh = touched.filter((id) => this.#hot.delete(id))
+      for (const id of refresh) {
         const state = version.get(id)
-        if (state === undefined) this.#hot.delete(id)
-        else this.#hot.set(id, state)
+        if (state !== undefined) this.#hot.set(id, state)
       }
     }
-    this.#install(new CacheView<S>(position, version))
   }
 
   /** InlineProjector: the transaction rolled back; forget its changes. */
