@@ -19,16 +19,17 @@
  * The head is `max(position)` read under the lock (a backward step on the primary key, about 20 µs)
  * rather than a counter row: a counter would add an UPDATE, a dead tuple and its WAL to every batch.
  *
- * Where a batch's time goes, and the ceiling it sets (pgbench calling the function directly, one
- * client, generic plans, this 2-core machine, 2026-11-29): one batch of 16 single-event appends takes
- * 0.46-0.65 ms with synchronous_commit on and 0.27-0.31 ms with it off, so the commit's WAL flush is
- * 0.15-0.35 ms of it; one single-event append takes 0.22-0.28 ms (0.08 ms with the flush off). The
- * append lock is held through that flush (a commit becomes visible only after its WAL is durable,
- * and positions must become visible in order), so batches cannot overlap: with 16 callers each
- * awaiting its own append (batches of at most 16) the database alone allows at most ~16 / 0.46 ms
- * ≈ 35,000 appends/s here, before any client work. The store measured 28,000-32,000/s. Releasing
- * the lock before the flush (asynchronous commit, then waiting for the flush) would let readers see
- * events that a server crash then takes back, so it is not done.
+ * Where a batch's time goes, and the ceiling it sets (2-core machine, local PostgreSQL 15,
+ * 2026-11-29): the function called directly and serially with batches of 16 single-event appends
+ * (`measure-appends.ts`, arrays sent as the store sends them) takes 0.48-0.52 ms a batch with
+ * synchronous_commit on and 0.31-0.33 ms with it off, so the commit's WAL flush is ~0.18 ms of it
+ * (pgbench, one single-event append a call: 0.22-0.28 ms, 0.08 ms with the flush off). The append
+ * lock is held through that flush (a commit becomes visible only once its WAL is durable, and
+ * positions must become visible in order), so batches cannot overlap: with 16 callers each
+ * awaiting its own append (batches of at most 16), one connection doing nothing but these calls
+ * reaches 31,000-33,000 appends/s here, and the store measured 32,000-35,000/s in the same runs.
+ * Releasing the lock before the flush (asynchronous commit, then waiting for the flush) would let
+ * readers see events that a server crash then takes back, so it is not done.
  *
  * Data and metadata are `json`, not `jsonb`: `json` keeps exactly the text the caller's value
  * serialised to (key order, `\u0000` in strings, which `jsonb` rejects), and costs nothing to
