@@ -740,9 +740,7 @@ impl HamtMap {
         }
         out
     }
-}
 
-impl HamtMap {
     /// Decodes a buffer written by [`HamtMap::to_bytes`]. Corrupt input (bad magic or version,
     /// truncation, malformed lengths, duplicate keys, trailing bytes) is an error, never a panic.
     ///
