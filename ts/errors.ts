@@ -22,6 +22,17 @@ export const ErrorCode = {
   SNAPSHOT_CORRUPT: 'SNAPSHOT_CORRUPT',
   NATIVE_UNAVAILABLE: 'NATIVE_UNAVAILABLE',
   STORAGE_ERROR: 'STORAGE_ERROR',
+  OVERLOADED: 'OVERLOADED',
+  LEASE_LOST: 'LEASE_LOST',
+  RUNTIME_UPDATE_FAILED: 'RUNTIME_UPDATE_FAILED',
+  RUNTIME_COMMAND_FAILED: 'RUNTIME_COMMAND_FAILED',
+  // HTTP-only codes (ringstate/http problem details):
+  NOT_FOUND: 'NOT_FOUND',
+  WAIT_TIMEOUT: 'WAIT_TIMEOUT',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  INTERNAL: 'INTERNAL',
   // Thrown by the native addon's boundary layer (crates/node-api `codes`), as plain Errors:
   NATIVE_PANIC: 'NATIVE_PANIC', // Rust panicked inside a call; the panic was caught
   NATIVE_INVALID_ARGUMENT: 'NATIVE_INVALID_ARGUMENT', // wrong type or out-of-range argument (TypeError/RangeError)
@@ -122,4 +133,40 @@ export class StorageError extends RingstateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.STORAGE_ERROR, message, options)
   }
+}
+
+/**
+ * Too much work is queued (appends past `maxPendingAppends`, SSE clients past `maxClients`).
+ * Retriable: nothing was written; try again after a short wait.
+ */
+export class OverloadedError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.OVERLOADED, message) }
+}
+/** A projection runner's lease on a shard expired or was taken over; its batch rolled back. */
+export class LeaseLostError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.LEASE_LOST, message) }
+}
+/** A runtime program's `update` or `view` threw; `cause` holds the error, `position` the delivery's. */
+export class RuntimeUpdateFailedError extends RingstateError {
+  readonly position: bigint | undefined
+  constructor(message: string, options: { cause?: unknown; position?: bigint }) {
+    super(ErrorCode.RUNTIME_UPDATE_FAILED, message, options)
+    this.position = options.position
+  }
+}
+/** A runtime command threw or rejected; `cause` holds the error, `position` the delivery's. */
+export class RuntimeCommandFailedError extends RingstateError {
+  readonly position: bigint | undefined
+  constructor(message: string, options: { cause?: unknown; position?: bigint }) {
+    super(ErrorCode.RUNTIME_COMMAND_FAILED, message, options)
+    this.position = options.position
+  }
+}
+/** Something asked for by name or key does not exist (a cache entry, a projection, a route). */
+export class NotFoundError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.NOT_FOUND, message) }
+}
+/** A read-your-writes wait (`waitFor`, `Prefer: wait`) did not reach its position in time. */
+export class WaitTimeoutError extends RingstateError {
+  constructor(message: string) { super(ErrorCode.WAIT_TIMEOUT, message) }
 }

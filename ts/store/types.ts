@@ -6,10 +6,19 @@
  * `EventStore` and passes the same conformance suite.
  */
 
+/**
+ * Names each event type's data: `{ OrderPlaced: { total: number }; OrderShipped: { carrier: string } }`.
+ * The untyped default is `Record<string, unknown>`: any type, data `unknown`.
+ */
+export type EventMap = Record<string, unknown>
+
+/** The event types of a map, as strings. */
+export type EventType<E extends EventMap> = keyof E & string
+
 /** An event to append. */
-export interface EventInput<D = unknown> {
-  /** 1..128 characters. */
-  type: string
+export interface EventInput<D = unknown, T extends string = string> {
+  /** 1..128 characters; no NUL and no lone surrogate. */
+  type: T
   /** "key:value" by convention; each 1..256 characters; duplicates are dropped. */
   tags?: readonly string[]
   /** Any JSON-serialisable value (no BigInt, cycles, functions; not undefined at the top). */
@@ -21,15 +30,21 @@ export interface EventInput<D = unknown> {
 }
 
 /** An event as stored, with its position in the log. */
-export interface SequencedEvent<D = unknown> {
+export interface SequencedEvent<D = unknown, T extends string = string> {
   position: bigint
-  type: string
+  type: T
   tags: string[]
   data: D
   metadata: Record<string, unknown>
   id: string
   recordedAt: Date
 }
+
+/** Any event of a map, as appended: a union narrowed by `type`. */
+export type InputOf<E extends EventMap> = { [T in EventType<E>]: EventInput<E[T], T> }[EventType<E>]
+
+/** Any event of a map, as read: a union narrowed by `event.type`. */
+export type EventOf<E extends EventMap> = { [T in EventType<E>]: SequencedEvent<E[T], T> }[EventType<E>]
 
 /**
  * One alternative of a query. An event matches when (no types, or its type is one of `types`)
@@ -49,15 +64,22 @@ export interface AppendCondition {
   after?: bigint
 }
 
-/** What an append returns: the position of its last event and how many it wrote. */
+/**
+ * What an append returns: the position of its last event, how many it wrote, and the id of
+ * every event in order (generated ones included), so an append whose outcome is unknown can be
+ * retried with the same ids and is then answered idempotently.
+ */
 export interface AppendResult {
   position: bigint
   count: number
+  ids: string[]
 }
 
 export interface ReadOptions {
   /** Only events with position > after. */
   after?: bigint
+  /** Only events with position < before (exclusive), with or without `backwards`. */
+  before?: bigint
   /** At most this many events. */
   limit?: number
   /** Newest first. With `after`, events above `after` are still the only ones read. */
@@ -71,15 +93,51 @@ export interface SubscribeOptions {
   signal?: AbortSignal
 }
 
+export interface FollowOptions extends SubscribeOptions {
+  /** Largest number of events in one batch. Default: the store's `streamBatchSize`. */
+  batchSize?: number
+}
+
+/**
+ * One batch of `follow`: every matching event at or below `through` has been delivered (in this
+ * batch or an earlier one). `through` never decreases and may run past the last matching event
+ * (the follower scanned that far). `caughtUp` is true once the batch reached the head.
+ */
+export interface FollowBatch<Ev = SequencedEvent> {
+  events: Ev[]
+  through: bigint
+  caughtUp: boolean
+}
+
 /** A decision-model projector: a fold over the events its query matches. */
-export interface Projector<S> {
+export interface Projector<S, E extends EventMap = EventMap> {
   query: Query
   initial: S
-  apply(state: S, event: SequencedEvent): S
+  apply(state: S, event: EventOf<E>): S
 }
-export type StateOf<P> = P extends Projector<infer S> ? S : never
 
-export interface ProjectResult<P extends Record<string, Projector<any>>> {
+/**
+ * A projector written as one handler per event type. Its query is derived:
+ * `[{ types: keys of when, tags }]`.
+ *
+ * @example
+ * const total: HandlerProjector<number, Shop> = {
+ *   initial: 0, tags: ['customer:c1'],
+ *   when: { OrderPlaced: (sum, event) => sum + event.data.total },
+ * }
+ */
+export interface HandlerProjector<S, E extends EventMap = EventMap> {
+  initial: S
+  tags?: readonly string[]
+  when: { [T in EventType<E>]?: (state: S, event: SequencedEvent<E[T], T>) => S }
+}
+
+/** Either form of projector. */
+export type AnyProjector<S = any, E extends EventMap = EventMap> = Projector<S, E> | HandlerProjector<S, E>
+
+export type StateOf<P> = P extends { initial: infer S } ? S : never
+
+export interface ProjectResult<P extends Record<string, AnyProjector<any, any>>> {
   states: { [K in keyof P]: StateOf<P[K]> }
   condition: AppendCondition
 }
@@ -113,6 +171,16 @@ export interface RecordedCommand extends Required<CommandRecord> {
 export interface AppendOptions {
   /** Written to the commands audit table atomically with the events (used by `execute`). */
   command?: CommandRecord
+  /**
+   * Upserts the checkpoint `name` to `position` in the same transaction as the events, so a
+   * consumer that appends its outputs gets exactly-once effects. Read it back with `checkpoint(name)`.
+   */
+  checkpoint?: { name: string; position: bigint }
+}
+
+export interface SaveSnapshotOptions {
+  /** Keep only the newest `keep` snapshots of this name (by position). Default: all. */
+  keep?: number
 }
 
 /** A stored snapshot of a named projection (the state cache writes one). */
@@ -139,6 +207,22 @@ export interface StoreOptions {
   pollIntervalMs?: number
   /** How long an append may wait (queue + database) before failing, in ms. Default 30000. */
   appendTimeoutMs?: number
+  /** Appends queued per store instance before `append` rejects with OVERLOADED (retriable). Default 10000. */
+  maxPendingAppends?: number
+  /** Largest serialised size of one append call (every event's data + metadata), in bytes. Default 64 MiB. */
+  maxAppendBytes?: number
+  /** Largest number of items in one query or condition. Default 100. */
+  maxQueryItems?: number
+}
+
+/** Options that are not numbers, shared by every backend. */
+export interface StoreHooks {
+  /**
+   * Called when an inline projector's `promote` or `discard` throws; the projector is then
+   * detached and marked failed. The callers of the batch still get their own results (the events
+   * are durable). Default: the error is written to stderr.
+   */
+  onProjectorError?: (error: unknown, name: string) => void
 }
 
 export const defaultStoreOptions: Required<StoreOptions> = {
@@ -148,9 +232,38 @@ export const defaultStoreOptions: Required<StoreOptions> = {
   maxEventBytes: 1 << 20,
   pollIntervalMs: 1000,
   appendTimeoutMs: 30_000,
+  maxPendingAppends: 10_000,
+  maxAppendBytes: 64 << 20,
+  maxQueryItems: 100,
 }
 
-export interface EventStore {
+/**
+ * The transaction a store hands to ringstate's own modules (projections write their read models
+ * and checkpoints through it): the postgres.js transaction and the schema of the store's tables on
+ * PostgreSQL, the writer's bun:sqlite `Database` inside its write transaction on SQLite (use it
+ * synchronously), nothing on memory.
+ */
+export type StoreTransaction =
+  | { backend: 'memory' }
+  | { backend: 'sqlite'; db: unknown }
+  | { backend: 'postgres'; sql: unknown; schema: string }
+
+/**
+ * Runs `fn` inside one write transaction of the store, serialised with appends (on SQLite through
+ * the one writer). A throw rolls back everything `fn` wrote. Not part of the public contract:
+ * ringstate's projections use it; it is a symbol so it never collides with user code.
+ */
+export const storeTransaction: unique symbol = Symbol.for('ringstate.store.transaction')
+
+export interface TransactionalStore {
+  [storeTransaction]<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T>
+}
+
+/**
+ * The event store. `E` names each event type's data (section 2.2 of DESIGN.md): `append` takes only
+ * those types with their data, and every read yields `EventOf<E>`, narrowed by `event.type`.
+ */
+export interface EventStore<E extends EventMap = EventMap> {
   /**
    * Append events, all or nothing, optionally under a condition that must hold atomically with
    * the write. Resolves to the position of the last event and the count. When every event id is
@@ -170,16 +283,24 @@ export interface EventStore {
    * }
    */
   append(
-    events: EventInput | readonly EventInput[],
+    events: InputOf<E> | readonly InputOf<E>[],
     condition?: AppendCondition,
     options?: AppendOptions,
   ): Promise<AppendResult>
-  /** Every matching event (collects `read`). */
-  query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]>
+  /** Every matching event (collects `read`). An aborted query rejects ABORTED. */
+  query(query: Query, options?: ReadOptions): Promise<EventOf<E>[]>
   /** Matching events in position order (newest first with `backwards`), fetched in batches. */
-  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent>
-  /** Matching events after `options.after`, then new ones as they commit, until the signal aborts. */
-  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent>
+  read(query: Query, options?: ReadOptions): AsyncIterable<EventOf<E>>
+  /**
+   * Matching events after `options.after`, then new ones as they commit, until the signal aborts
+   * or the store closes. Live subscribers of one store share one tail reader.
+   */
+  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<EventOf<E>>
+  /**
+   * The batch form of `subscribe`: catch up in batches of up to `batchSize`, then follow the tail.
+   * When caught up and idle it yields an empty batch whenever `through` advances.
+   */
+  follow(query: Query, options?: FollowOptions): AsyncIterable<FollowBatch<EventOf<E>>>
   /**
    * Fold each projector over the events its query matches, in one read, and return the states
    * with the condition that keeps a decision based on them safe: `failIfEventsMatch` is the OR
@@ -196,17 +317,22 @@ export interface EventStore {
    *   await store.append({ type: 'StudentEnrolled', tags: ['course:c1', 'student:s1'] }, condition)
    * }
    */
-  project<P extends Record<string, Projector<any>>>(
+  project<P extends Record<string, AnyProjector<any, E>>>(
     projectors: P,
     options?: { signal?: AbortSignal },
   ): Promise<ProjectResult<P>>
   head(): Promise<bigint>
   attach(projector: InlineProjector): () => void
+  /** The position stored by `AppendOptions.checkpoint` under this name, if any. */
+  checkpoint(name: string): Promise<bigint | undefined>
   /** Store a snapshot of a named projection (kept beside the log, in the same database). */
-  saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void>
+  saveSnapshot(name: string, position: bigint, data: Uint8Array, options?: SaveSnapshotOptions): Promise<void>
   /** The newest snapshot of a named projection, if any. */
   loadSnapshot(name: string): Promise<StoredSnapshot | undefined>
-  /** The commands audit table, oldest first (written by `execute`). */
+  /** Delete every snapshot of this name. */
+  deleteSnapshots(name: string): Promise<void>
+  /** The commands audit table, oldest first (written by `execute`); no cap beyond `limit`. */
   commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]>
+  /** Close the store. May be called more than once; every call resolves once the store is closed. */
   close(): Promise<void>
 }
