@@ -10,7 +10,7 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { execute } from './execute.ts'
-import type { EventInput, EventStore, InlineProjector, Query, SequencedEvent } from './types.ts'
+import type { EventInput, EventMap, EventStore, InlineProjector, Query, SequencedEvent } from './types.ts'
 
 /** Collect an iterable, also when creating it throws (a backend may validate eagerly or lazily). */
 async function collect<T>(make: () => AsyncIterable<T>): Promise<T[]> {
@@ -54,11 +54,13 @@ const fixture: EventInput[] = [
 ]
 
 /** A test body runner that opens a fresh store for each test and always closes it. */
-export function withFreshStore(open: () => Promise<EventStore>) {
-  return (body: (store: EventStore) => Promise<void>) => async (): Promise<void> => {
+export function withFreshStore<E extends EventMap = EventMap>(open: () => Promise<EventStore>) {
+  return (body: (store: EventStore<E>) => Promise<void>) => async (): Promise<void> => {
     const store = await open()
     try {
-      await body(store)
+      // A backend stores any events; a test that speaks one example's event map reads the fresh
+      // store through that map, exactly as `openStore<E>` does.
+      await body(store as unknown as EventStore<E>)
     } finally {
       await store.close()
     }

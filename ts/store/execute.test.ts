@@ -18,7 +18,7 @@ describe('execute', () => {
   test('returning no events appends and records nothing', async () => {
     const store = new MemoryStore()
     const result = await execute(store, { type: 'Noop' }, () => [])
-    expect(result).toEqual({ position: 0n, count: 0 })
+    expect(result).toEqual({ position: 0n, count: 0, ids: [] })
     expect(await store.head()).toBe(0n)
     expect(await store.commands()).toEqual([])
     await store.close()
