@@ -4,6 +4,7 @@
 //   2. bun test            RINGSTATE_NATIVE=1 (the addon is demanded) and RINGSTATE_NATIVE=0 (pure-TS twins)
 //   3. node --test         the addon's smoke suite under Node
 //   4. deno test           the addon's smoke suite under Deno
+// Before them, every ```ts block of README.md is type-checked (scripts/check-readme.mjs).
 // PostgreSQL: DATABASE_URL when set; otherwise one throwaway cluster (initdb + pg_ctl in a temp dir)
 // serves both bun runs and is removed afterwards. Each test file creates its own database on it.
 // The last line totals every runner: "tests: N passed, N failed".
@@ -35,6 +36,13 @@ const counters = {
   bun: (out) => [lastNumber(out, /^\s*(\d+) pass$/gm), lastNumber(out, /^\s*(\d+) fail$/gm)],
   node: (out) => [lastNumber(out, /^# pass (\d+)$/gm), lastNumber(out, /^# fail (\d+)$/gm)],
   deno: (out) => sumAll(out, /ok \| (\d+) passed \| (\d+) failed|FAILED \| (\d+) passed \| (\d+) failed/g),
+  // Our own scripts print one "name: N passed, N failed" line.
+  plain: (out) => sumAll(out, /^\w+: (\d+) passed, (\d+) failed$/gm),
+  // tsc prints nothing when clean: one check passed; otherwise every error counts as a failure.
+  tsc: (out) => {
+    const errors = (out.match(/error TS\d+/g) ?? []).length
+    return [errors === 0 ? 1 : 0, errors]
+  },
 }
 function sumAll(out, pattern) {
   let passed = 0, failed = 0
@@ -72,6 +80,7 @@ if (!process.env.DATABASE_URL) {
 }
 
 try {
+  await step('README examples type-check', 'plain', process.execPath, ['scripts/check-readme.mjs'])
   await step('cargo test', 'cargo', 'cargo', ['test', '--workspace', '--release'])
   await step('bun test (native addon)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '1' })
   await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '0' })
