@@ -110,12 +110,14 @@ export interface RestoreResult {
  * keeps its version's nodes alive (and nothing else).
  */
 export class CacheView<S> {
+  /** The last log position this view includes. */
+  readonly position: bigint
+  /** @internal */ readonly version: MapVersion<S>
   /** @internal */
-  constructor(
-    /** The last log position this view includes. */
-    readonly position: bigint,
-    /** @internal */ readonly version: MapVersion<S>,
-  ) {}
+  constructor(position: bigint, version: MapVersion<S>) {
+    this.position = position
+    this.version = version
+  }
 
   /** Number of entities. */
   get size(): number {
