@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-// Builds the native addon and puts it where the loader (ts/native/index.ts) looks for it.
+// Builds the native addon with the napi-rs CLI (`napi build`, a devDependency) and puts it where the
+// loader (ts/native/index.ts) and the platform package look for it.
 //
 //   node scripts/build-native.mjs                 the addon that ships
-//     cargo build --release -p ringstate-node
+//     napi build --platform --release -p ringstate-node -c npm/napi.json
 //     -> <repo root>/ringstate.<triple>.node              (the loader's "locally built file")
-//     -> <repo root>/npm/<triple>/ringstate.<triple>.node (the platform package, when npm/<triple> exists)
+//     -> <repo root>/npm/<triple>/ringstate.<triple>.node (the platform package @ringstate/<triple>)
 //   node scripts/build-native.mjs --test-exports  the test build, with the test-only `diagnostics`
-//     cargo build --release -p ringstate-node --features test-exports, in <target>/test-exports
+//     the same with --features test-exports, in <target>/test-exports
 //     -> <repo root>/ringstate.<triple>.test.node  (loaded by the addon's smoke tests only)
 //
 // <triple> is <platform>-<arch>[-<libc>] (libc gnu | musl, Linux only), the napi-rs naming.
+// `napi build` runs cargo and names the file; it generates no JavaScript binding or .d.ts for this
+// crate (that needs the napi-derive macros; ts/native/addon.ts is written by hand instead).
 // The test build has its own target directory so that switching between the two feature sets
 // never rebuilds either: each stays an incremental no-op when nothing changed.
 // CARGO_TARGET_DIR is respected (default ./target). Exits non-zero, with the reason, on failure.
@@ -28,13 +31,6 @@ function platformTriple() {
   // glibc reports its runtime version; musl does not.
   const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime
   return `${platform}-${arch}-${glibc ? 'gnu' : 'musl'}`
-}
-
-/** What cargo names a cdylib called ringstate_node on this platform. */
-function libraryFileName() {
-  if (process.platform === 'darwin') return 'libringstate_node.dylib'
-  if (process.platform === 'win32') return 'ringstate_node.dll'
-  return 'libringstate_node.so'
 }
 
 function fail(message) {
@@ -56,23 +52,22 @@ function install(built, destination) {
   console.error(`[build-native] ${destination}`)
 }
 
-const cargo = process.env.CARGO ?? 'cargo'
 const baseTarget = resolve(root, process.env.CARGO_TARGET_DIR ?? 'target')
 const targetDir = testExports ? join(baseTarget, 'test-exports') : baseTarget
-const args = ['build', '--release', '-p', 'ringstate-node', ...(testExports ? ['--features', 'test-exports'] : [])]
-const build = spawnSync(cargo, args, { cwd: root, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: targetDir } })
-if (build.error) {
-  if (build.error.code === 'ENOENT') {
-    fail(`'${cargo}' was not found on PATH: install a Rust toolchain (https://rustup.rs) to build the addon`)
-  }
-  fail(`could not run ${cargo}: ${build.error.message}`)
-}
-if (build.status !== 0) fail(`cargo build failed (exit ${build.status ?? build.signal})`)
-
-const built = join(targetDir, 'release', libraryFileName())
-if (!existsSync(built)) fail(`cargo succeeded but ${built} does not exist`)
+const outputDir = join(targetDir, 'napi-out')
+const napi = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'napi.cmd' : 'napi')
+if (!existsSync(napi)) fail(`${napi} is missing: run npm install (it installs @napi-rs/cli)`)
+const cargo = spawnSync(process.env.CARGO ?? 'cargo', ['--version'], { stdio: 'ignore' })
+if (cargo.error) fail('cargo was not found on PATH: install a Rust toolchain (https://rustup.rs) to build the addon')
+const args = ['build', '--platform', '--release', '-p', 'ringstate-node', '-c', join(root, 'npm', 'napi.json'),
+  '--target-dir', targetDir, '-o', outputDir, ...(testExports ? ['--features', 'test-exports'] : [])]
+const build = spawnSync(napi, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+if (build.error) fail(`could not run ${napi}: ${build.error.message}`)
+if (build.status !== 0) fail(`napi build failed (exit ${build.status ?? build.signal})`)
 
 const triple = platformTriple()
+const built = join(outputDir, `ringstate.${triple}.node`)
+if (!existsSync(built)) fail(`napi build succeeded but ${built} does not exist`)
 if (testExports) {
   install(built, join(root, `ringstate.${triple}.test.node`))
 } else {
