@@ -7,6 +7,8 @@
 //   2. bun test            RINGSTATE_NATIVE=1 (the addon is demanded) and RINGSTATE_NATIVE=0 (pure-TS twins)
 //   3. node --test         the addon's smoke suite under Node
 //   4. deno test           the addon's smoke suite under Deno
+//   5. node --test         the packing test (scripts/pack-test.mjs): npm pack, install the tarballs
+//                          into a fresh project without Rust, smoke it under Bun, Node and Deno
 // PostgreSQL: DATABASE_URL when set; otherwise one throwaway cluster (initdb + pg_ctl in a temp dir)
 // serves both bun runs and is removed afterwards. Each test file creates its own database on it.
 // The last line totals every runner: "tests: N passed, N failed".
@@ -88,6 +90,7 @@ try {
   await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '0' })
   await step('node smoke', 'node', process.execPath, ['--test', 'ts/native/smoke.node.mjs'])
   await step('deno smoke', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/native/smoke.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
+  await step('packing', 'node', process.execPath, ['--test', 'scripts/pack-test.mjs'])
 } finally {
   await cluster?.stop()
 }
