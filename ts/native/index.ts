@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import process from 'node:process'
@@ -64,6 +64,7 @@ interface Candidate {
   /** How the reason names this place. */
   label: string
   path?: string
+  /** Why there is no file to try (a package not installed, or of another version). */
   missing?: string
 }
 
@@ -114,7 +115,20 @@ export function platformPackageName(): string {
   return `@ringstate/${platformTriple()}`
 }
 
-/** The installed platform package's addon file, or why there is none. */
+/** The `version` field of a package.json, or undefined when it cannot be read. */
+function manifestVersion(path: string): string | undefined {
+  try {
+    const version = (JSON.parse(readFileSync(path, 'utf8')) as { version?: unknown }).version
+    return typeof version === 'string' ? version : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The installed platform package's addon file, or why there is none. A package of another version
+ * than this one is passed over (as napi-rs loaders do): its addon was built for other bindings.
+ */
 function platformPackageCandidate(): Candidate {
   const name = platformPackageName()
   const label = `platform package ${name}`
@@ -123,6 +137,11 @@ function platformPackageCandidate(): Candidate {
     manifest = requireAddon.resolve(`${name}/package.json`)
   } catch {
     return { source: 'package', label, missing: 'not installed' }
+  }
+  const installed = manifestVersion(manifest)
+  const expected = manifestVersion(join(packageRoot, 'package.json'))
+  if (expected !== undefined && installed !== expected) {
+    return { source: 'package', label, missing: `version ${installed ?? 'unknown'} installed, ringstate is ${expected}` }
   }
   return { source: 'package', label, path: join(dirname(manifest), addonFileName()) }
 }

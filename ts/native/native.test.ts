@@ -27,9 +27,10 @@ let roots = 0
  * addon as a locally built file and/or as an installed platform package
  * (`<root>/node_modules/@ringstate/<triple>`). Returns the loader's path and the addon paths.
  */
-function isolatedPackage(options: { local?: boolean; platformPackage?: boolean } = {}) {
+function isolatedPackage(options: { local?: boolean; platformPackage?: boolean; platformVersion?: string } = {}) {
   const root = join(scratch, `pkg${++roots}`)
   mkdirSync(join(root, 'ts', 'native'), { recursive: true })
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'ringstate', version: cargoVersion(), type: 'module' }))
   for (const file of ['native/index.ts', 'native/addon.ts', 'errors.ts']) copyFileSync(join(here, '..', file), join(root, 'ts', file))
   const local = join(root, addonFileName())
   const packageDir = join(root, 'node_modules', ...platformPackageName().split('/'))
@@ -37,7 +38,8 @@ function isolatedPackage(options: { local?: boolean; platformPackage?: boolean }
   if (options.local) copyFileSync(nativeInfo().path!, local)
   if (options.platformPackage) {
     mkdirSync(packageDir, { recursive: true })
-    writeFileSync(join(packageDir, 'package.json'), JSON.stringify({ name: platformPackageName(), version: cargoVersion(), main: addonFileName() }))
+    const version = options.platformVersion ?? cargoVersion()
+    writeFileSync(join(packageDir, 'package.json'), JSON.stringify({ name: platformPackageName(), version, main: addonFileName() }))
     copyFileSync(nativeInfo().path!, packaged)
   }
   return { root, loader: join(root, 'ts', 'native', 'index.ts'), local, packaged }
@@ -176,6 +178,14 @@ if (native) {
         path: local,
         reason: `loaded the locally built file ${local}; tried before it:\n  platform package ${platformPackageName()}: not installed`,
       })
+    })
+
+    test('a platform package of another version is passed over for the locally built file, and the reason says so', () => {
+      const { loader, local } = isolatedPackage({ local: true, platformPackage: true, platformVersion: '0.0.1' })
+      const result = probe(loader, { RINGSTATE_NATIVE: '1' })
+      expect(result.info.source).toBe('local')
+      expect(result.info.path).toBe(local)
+      expect(result.info.reason).toContain(`platform package ${platformPackageName()}: version 0.0.1 installed, ringstate is ${cargoVersion()}`)
     })
 
     test('RINGSTATE_NATIVE_PATH is tried before the platform package and the package root', () => {
