@@ -182,6 +182,30 @@ for (const [name, executable, args, entry] of runtimes) {
   })
 }
 
+test('a TypeScript consumer type-checks against the installed .d.ts files (the types condition), with no casts', () => {
+  writeFileSync(join(project, 'consumer.ts'), `
+import { openStore, type EventStore } from 'ringstate'
+import { EventBus } from 'ringstate/bus'
+import { StateCache } from 'ringstate/cache'
+import { nativeInfo, type NativeInfo } from 'ringstate/native'
+export async function use(): Promise<string> {
+  const store: EventStore = await openStore('memory:')
+  await store.append({ type: 'Typed', tags: ['t:1'] })
+  const bus = new EventBus<{ type: 'ping' }>({ capacity: 8, overrun: 'error' })
+  bus.publish({ type: 'ping' })
+  const info: NativeInfo = nativeInfo()
+  await store.close()
+  return info.mode + typeof StateCache
+}
+`)
+  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: [], lib: ['es2023', 'dom'] },
+    files: ['consumer.ts'],
+  }))
+  const tsc = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], { cwd: project, expectSuccess: false })
+  assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr)
+})
+
 test('the installed ringstate command answers --version without Bun on PATH', () => {
   const env = { ...userEnv, PATH: [join(project, 'node_modules', '.bin'), dirname(process.execPath)].join(delimiter) }
   const { stdout } = run(join(project, 'node_modules', '.bin', 'ringstate'), ['--version'], { cwd: project, env })
