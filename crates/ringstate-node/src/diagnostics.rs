@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use node_api::{sys, ArrayBufferRef, BigI64, BigU64, CallContext, Env, JsError, JsResult, Null, TypedArray, TypedArrayElement, Value};
@@ -45,9 +45,10 @@ struct NativeBytes {
     ptr: *mut u8,
     len: usize,
 }
-// SAFETY: NativeBytes only owns a heap block; access is coordinated by the tests (one thread).
+// SAFETY: NativeBytes owns a heap block and frees it once, on whichever thread drops the last Arc.
 unsafe impl Send for NativeBytes {}
-// SAFETY: as above; native reads happen inside calls on the thread that owns the ArrayBuffer.
+// SAFETY: through a shared NativeBytes, native code only reads the block, with atomic byte loads
+// (readExternal), so a JavaScript write on the owning thread meanwhile is not a data race.
 unsafe impl Sync for NativeBytes {}
 impl NativeBytes {
     fn new(len: usize, fill: u8) -> NativeBytes {
@@ -235,9 +236,16 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
         let id: u32 = cx.arg_as(0)?;
         let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = registry.as_ref().and_then(|r| r.get(&id)).ok_or_else(|| JsError::range_error("NATIVE_INVALID_ARGUMENT", "unknown external buffer id"))?;
-        // SAFETY: the registry's Arc keeps the block alive; nothing writes it during this call.
-        let view = unsafe { std::slice::from_raw_parts(bytes.ptr, bytes.len) };
-        cx.ret(view)
+        // The registry is process-global, so the thread whose JavaScript owns the buffer may be
+        // writing it while another thread reads it here: read each byte atomically.
+        let copy: Vec<u8> = (0..bytes.len)
+            .map(|i| {
+                // SAFETY: i < len, and the registry's Arc keeps the block alive for this call;
+                // AtomicU8 has the size and alignment of u8.
+                unsafe { AtomicU8::from_ptr(bytes.ptr.add(i)) }.load(Ordering::Relaxed)
+            })
+            .collect();
+        cx.ret(&copy[..])
     })?;
     d.set_function("releaseExternal", |cx| {
         let id: u32 = cx.arg_as(0)?;
