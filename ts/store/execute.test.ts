@@ -51,7 +51,7 @@ describe('execute', () => {
       return { type: 'C' }
     }, { baseDelayMs: 0 })
     expect(runs).toBe(2)
-    expect(result).toEqual({ position: 4n, count: 1 })
+    expect(result).toEqual({ position: 4n, count: 1, ids: [expect.any(String)] })
     await store.close()
   })
 
@@ -66,7 +66,7 @@ describe('execute', () => {
       return { type: 'B' }
     }, { baseDelayMs: 0 })
     expect(seen).toEqual([0, 1])
-    expect(result).toEqual({ position: 2n, count: 1 })
+    expect(result).toEqual({ position: 2n, count: 1, ids: [expect.any(String)] })
     await store.close()
   })
 

@@ -4,7 +4,7 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { InlineProjector, SequencedEvent } from '../types.ts'
+import { storeTransaction, type EventStore, type InlineProjector, type SequencedEvent, type TransactionalStore } from '../types.ts'
 import { openSqliteStore } from './index.ts'
 import { SCHEMA_VERSION } from './schema.ts'
 
@@ -107,7 +107,7 @@ describe('sqlite: the file', () => {
   test('synchronous=normal stores and reads back like the default', async () => {
     const path = freshPath()
     const store = await openSqliteStore(path, { synchronous: 'normal' })
-    expect(await store.append([{ type: 'A' }, { type: 'B' }])).toEqual({ position: 2n, count: 2 })
+    expect(await store.append([{ type: 'A' }, { type: 'B' }])).toMatchObject({ position: 2n, count: 2 })
     await store.close()
     const again = await openSqliteStore(path)
     expect((await again.query('all')).map((event) => event.type)).toEqual(['A', 'B'])
@@ -124,10 +124,10 @@ describe('sqlite: appends sharing one transaction', () => {
       store.append({ type: 'Claimed', tags: ['name:ada'] }, { failIfEventsMatch: [{ tags: ['name:ada'] }] }),
       store.append({ type: 'Claimed', tags: ['name:ada'], id: 'claim-1' }),
     ])
-    expect(first).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect(first).toMatchObject({ status: 'fulfilled', value: { position: 1n, count: 1 } })
     expect(conflicting.status).toBe('rejected')
     expect((conflicting as PromiseRejectedResult).reason.code).toBe('APPEND_CONDITION_FAILED')
-    expect(repeat).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect(repeat).toMatchObject({ status: 'fulfilled', value: { position: 1n, count: 1 } })
     expect((await store.query('all')).map((event) => event.id)).toEqual(['claim-1'])
     await store.close()
   })
@@ -205,10 +205,10 @@ describe('sqlite: two stores on one file', () => {
       await hold.entered
       expect(await codeOf(() => waiter.append({ type: 'Waiter' }))).toBe('STORAGE_ERROR')
       hold.release()
-      expect(await held).toEqual({ position: 1n, count: 1 })
+      expect(await held).toMatchObject({ position: 1n, count: 1 })
       expect((await waiter.query('all')).map((event) => event.type)).toEqual(['Held'])
       // Once the lock is free the waiting store appends normally.
-      expect(await waiter.append({ type: 'Waiter' })).toEqual({ position: 2n, count: 1 })
+      expect(await waiter.append({ type: 'Waiter' })).toMatchObject({ position: 2n, count: 1 })
     } finally {
       await holder.close()
       await waiter.close()
@@ -238,4 +238,56 @@ describe('sqlite: an open write transaction is invisible to readers', () => {
       }
     })
   }
+})
+
+describe('sqlite: the transaction hook and storage errors', () => {
+  test('the transaction hook runs on the writer connection inside its write transaction; a throw rolls back', async () => {
+    const store = await openSqliteStore(freshPath())
+    const transact = (store as EventStore & TransactionalStore)[storeTransaction].bind(store)
+    try {
+      await transact((tx) => {
+        if (tx.backend !== 'sqlite') throw new Error('not sqlite')
+        const db = tx.db as Database
+        expect(db.inTransaction).toBe(true)
+        db.exec('CREATE TABLE read_model (k TEXT PRIMARY KEY, v INTEGER)')
+        db.query('INSERT INTO read_model VALUES (?, ?)').run('a', 1)
+      })
+      const error = await transact((tx) => {
+        ;((tx as { db: unknown }).db as Database).query('INSERT INTO read_model VALUES (?, ?)').run('b', 2)
+        throw new Error('changed my mind')
+      }).catch((caught) => caught)
+      expect((error as Error).message).toBe('changed my mind')
+      const raw = new Database((store as unknown as { path: string }).path, { readonly: true })
+      try {
+        expect(raw.query('SELECT k, v FROM read_model').all()).toEqual([{ k: 'a', v: 1 }])
+      } finally {
+        raw.close()
+      }
+      expect(await store.append({ type: 'After' })).toMatchObject({ position: 1n })
+    } finally {
+      await store.close()
+    }
+  })
+
+  test("a storage error keeps SQLite's code and message only", async () => {
+    const path = freshPath()
+    const store = await openSqliteStore(path)
+    try {
+      await store.append({ type: 'Warmup' }, undefined, { checkpoint: { name: 'c', position: 1n } })
+      const raw = new Database(path)
+      raw.exec('DROP TABLE checkpoints')
+      raw.close()
+      const error = await store
+        .append({ type: 'Payment', data: { card: '4111-1111-1111-1111' } }, undefined, { checkpoint: { name: 'c', position: 2n } })
+        .catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'STORAGE_ERROR' })
+      const cause = (error as Error).cause as Record<string, unknown>
+      expect(typeof cause.message).toBe('string')
+      expect(Object.keys(cause).filter((key) => key !== 'code' && key !== 'name')).toEqual([])
+      expect(JSON.stringify({ message: (error as Error).message, cause: cause.message, stack: cause.stack })).not.toContain('4111')
+      expect(await store.head()).toBe(1n)
+    } finally {
+      await store.close()
+    }
+  })
 })
