@@ -1,7 +1,7 @@
 /**
  * A quick measurement (not a test) of the PostgreSQL store's append throughput.
  *
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bun ts/store/postgres/measure-appends.ts
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bun bench/measure-postgres-appends.ts
  *
  * Creates a scratch database on that server, prints appends/s for: 1 and 16 concurrent callers of
  * unconditional single-event appends (one store, so 16 callers share group commits), 16 callers of
@@ -19,15 +19,15 @@
  *
  * "before" formed conditional batches of 15 and 1 alternately (the writer took a batch before
  * every caller's continuation had run) and evaluated conditions in one UNION query over all item
- * kinds; see schema.ts for where the time of a batch goes now.
+ * kinds; see ts/store/postgres/schema.ts for where the time of a batch goes now.
  *
  * Last, the ceiling the database sets: `ringstate_append_batch` called directly, serially, with
  * batches of 16 single-event appends, with synchronous_commit on (what the store does) and off (to
  * show the share of the commit's WAL flush, which the append lock is held through).
  */
 import postgres from 'postgres'
-import { freshDatabase } from '../../testing/postgres.ts'
-import { openPostgresStore } from './index.ts'
+import { freshDatabase } from '../ts/testing/postgres.ts'
+import { openPostgresStore } from '../ts/store/postgres/index.ts'
 
 const db = await freshDatabase()
 try {
