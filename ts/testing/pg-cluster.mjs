@@ -85,7 +85,8 @@ function freePort() {
  * @param {{ durable?: boolean }} [options] durable: keep fsync on (for tests that crash the server)
  * @returns {Promise<{ url: string, port: number, dir: string, stop(): Promise<void> }>}
  *   `url` reaches the `postgres` database as the `postgres` superuser over TCP; `stop()` runs
- *   `pg_ctl stop -m immediate` and removes the directory (calling it twice is harmless).
+ *   `pg_ctl stop -m immediate` and removes the directory (calling it twice is harmless); `crash()`
+ *   stops the server the same way but keeps the directory, `restart()` starts it again on the port.
  */
 export async function startCluster(options = {}) {
   const binDir = findBinDir()
@@ -130,7 +131,16 @@ export async function startCluster(options = {}) {
       const start = run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
       if (start.status === 0) {
         const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-        return { url, port, dir, stop: async () => stopSync(), stopSync }
+        // For tests that crash the server itself: stop it like a power cut, start it on the same port.
+        const crash = async () => {
+          const result = run('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w'])
+          if (result.status !== 0) throw new Error(`pg_ctl stop -m immediate failed (exit ${result.status}): ${result.stderr.trim()}`)
+        }
+        const restart = async () => {
+          const result = run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
+          if (result.status !== 0) throw new Error(`pg_ctl start failed (exit ${result.status}): ${result.stderr.trim()}`)
+        }
+        return { url, port, dir, stop: async () => stopSync(), stopSync, crash, restart }
       }
       if (attempt >= 3) {
         const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-10).join('\n') : ''
