@@ -369,8 +369,22 @@ function describeOp(op: Op): string {
   return JSON.stringify(op, (_, value) => (typeof value === 'bigint' ? `${value}n` : value))
 }
 
-/** Drive `subject` and the reference through `ops` operations drawn from `seed`. */
-async function differential(subjectStore: EventStore, seed: number, ops: number): Promise<void> {
+/** What a run exercised, counted on the reference: so a generator that stops producing a case shows. */
+type Tally = Record<string, number>
+
+function count(tally: Tally, key: string): void {
+  tally[key] = (tally[key] ?? 0) + 1
+}
+
+function tallyAppend(tally: Tally, outcome: Outcome, head: bigint): void {
+  if ('error' in outcome) count(tally, `append failed ${outcome.error.code}`)
+  else if (outcome.ok.position <= head) count(tally, 'append answered from stored ids')
+  else count(tally, 'append wrote')
+}
+
+/** Drive `subject` and the reference through `ops` operations drawn from `seed`; what it exercised. */
+async function differential(subjectStore: EventStore, seed: number, ops: number): Promise<Tally> {
+  const tally: Tally = {}
   const random = prng(seed)
   const subject = new Side('subject', subjectStore)
   const reference = new Side('memory', new MemoryStore())
@@ -405,6 +419,8 @@ async function differential(subjectStore: EventStore, seed: number, ops: number)
           const got = await subject.run(op.append)
           const expected = await reference.run(op.append)
           same('append result', got, expected)
+          tallyAppend(tally, expected, model.head)
+          if (op.append.condition !== undefined) count(tally, 'append with a condition')
           if ('ok' in expected && expected.ok.position > model.head) model.written.push({ key: op.append.key, events: op.append.events })
           break
         }
@@ -424,6 +440,8 @@ async function differential(subjectStore: EventStore, seed: number, ops: number)
           const expected: Outcome[] = new Array(members.length)
           for (const m of order) expected[m] = await reference.run(members[m]!)
           same('outcomes of appends started together (replayed on the memory store in commit order)', got, expected)
+          count(tally, 'concurrent batch')
+          for (const outcome of expected) tallyAppend(tally, outcome, model.head)
           const wrote = new Set<number>()
           for (const m of order) {
             const outcome = expected[m]!
@@ -442,13 +460,16 @@ async function differential(subjectStore: EventStore, seed: number, ops: number)
               : await collect(() => side.store.read(query, options))
             return Array.isArray(events) ? events.map((event) => side.view(event)) : events
           }
-          same(`${via} result`, await run(subject), await run(reference))
+          const expected = await run(reference)
+          same(`${via} result`, await run(subject), expected)
+          count(tally, Array.isArray(expected) ? (options.before !== undefined ? 'read with before' : 'read') : `read failed ${expected.error.code}`)
           break
         }
         case 'follow': {
           const { query, after, batchSize } = op
           const expected = await followToHead(reference, query, after, batchSize)
           same('events delivered by follow up to the head', await followToHead(subject, query, after, batchSize), expected)
+          count(tally, Array.isArray(expected) ? 'follow' : `follow failed ${expected.error.code}`)
           break
         }
         case 'head':
@@ -487,6 +508,35 @@ async function differential(subjectStore: EventStore, seed: number, ops: number)
     await Promise.all(liveRuns)
     await reference.store.close()
   }
+  return tally
+}
+
+/** A full-size run must have exercised every kind of case, or the test proves less than it says. */
+function expectCoverage(tally: Tally, ops: number): void {
+  console.log(`differential run (RINGSTATE_SEED=${SEED}, ${ops} operations): ${JSON.stringify(tally)}`)
+  if (ops < 1_000) return
+  const at = (key: string) => tally[key] ?? 0
+  expect({
+    wrote: at('append wrote') >= 200,
+    conditional: at('append with a condition') >= 100,
+    conditionFailed: at('append failed APPEND_CONDITION_FAILED') >= 20,
+    answeredFromIds: at('append answered from stored ids') >= 20,
+    invalid: at('append failed INVALID_EVENT') >= 3,
+    concurrent: at('concurrent batch') >= 50,
+    reads: at('read') + at('read with before') >= 200,
+    readsWithBefore: at('read with before') >= 50,
+    follows: at('follow') >= 30,
+  }).toEqual({
+    wrote: true,
+    conditional: true,
+    conditionFailed: true,
+    answeredFromIds: true,
+    invalid: true,
+    concurrent: true,
+    reads: true,
+    readsWithBefore: true,
+    follows: true,
+  })
 }
 
 /** A `subscribe` and a `follow` from the start, collecting into `side.live` until `signal` aborts. */
@@ -519,7 +569,7 @@ describe('randomized differential test against the memory store', () => {
   test(`SQLite agrees with the memory store on ${OPS} random operations (RINGSTATE_SEED=${SEED})`, async () => {
     const store = await openStore(`sqlite:${join(dir, 'differential.db')}`)
     try {
-      await differential(store, SEED, OPS)
+      expectCoverage(await differential(store, SEED, OPS), OPS)
     } finally {
       await store.close()
     }
@@ -529,7 +579,7 @@ describe('randomized differential test against the memory store', () => {
     db = await freshDatabase()
     const store = await openStore(db.url)
     try {
-      await differential(store, SEED, OPS)
+      expectCoverage(await differential(store, SEED, OPS), OPS)
     } finally {
       await store.close()
     }
