@@ -21,7 +21,7 @@
  * try { console.log(cluster.url) } finally { await cluster.stop() }
  * ```
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -99,6 +99,15 @@ export async function startCluster(options = {}) {
     if (result.error) throw new Error(`${name} could not run: ${result.error.message}`)
     return result
   }
+  // The same without blocking the event loop: a crash test keeps its clients running meanwhile.
+  const runAsync = (name, args) => {
+    const [command, argv] = user ? ['runuser', ['-u', user.name, '--', bin(name), ...args]] : [bin(name), args]
+    return new Promise((resolve) => {
+      execFile(command, argv, { encoding: 'utf8', cwd: dir }, (error, stdout, stderr) => {
+        resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr: stderr || error?.message || '' })
+      })
+    })
+  }
 
   const dir = mkdtempSync(join(tmpdir(), 'ringstate-pg-'))
   const data = join(dir, 'data')
@@ -133,11 +142,11 @@ export async function startCluster(options = {}) {
         const url = `postgres://postgres@127.0.0.1:${port}/postgres`
         // For tests that crash the server itself: stop it like a power cut, start it on the same port.
         const crash = async () => {
-          const result = run('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w'])
+          const result = await runAsync('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w'])
           if (result.status !== 0) throw new Error(`pg_ctl stop -m immediate failed (exit ${result.status}): ${result.stderr.trim()}`)
         }
         const restart = async () => {
-          const result = run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
+          const result = await runAsync('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
           if (result.status !== 0) throw new Error(`pg_ctl start failed (exit ${result.status}): ${result.stderr.trim()}`)
         }
         return { url, port, dir, stop: async () => stopSync(), stopSync, crash, restart }
