@@ -109,12 +109,13 @@ test('a server crash under 32 concurrent appenders loses no acknowledged append,
     phase = 'back'
     markRestarted()
 
-    // The same instance appends again, by itself, within the deadline: every caller gets through.
+    // The same instance appends again, by itself: every caller gets through. How fast is checked
+    // last, so a slow recovery still gets the durability checks below.
     await until('every caller has an acknowledged append issued after the restart', () =>
       Array.from({ length: CALLERS }, (_, c) => c).every((c) =>
         attempts.some((a) => a.caller === c && a.afterRestart && a.outcome !== undefined && 'ok' in a.outcome),
       ),
-    RECOVERY_DEADLINE_MS)
+    )
     const recoveredMs = Date.now() - restartedAt
     stop = true
     await Promise.all(callers)
@@ -183,8 +184,9 @@ test('a server crash under 32 concurrent appenders loses no acknowledged append,
     console.log(
       `server crash: ${attempts.length} appends issued, ${acknowledged()} acknowledged, ${failed.length} unknown ` +
         `(${unknown.filter((u) => u.before.length > 0).length} of them had been stored); appends succeeded again ` +
-        `${recoveredMs} ms after the restart`,
+        `${recoveredMs} ms after the restart (bound: ${RECOVERY_DEADLINE_MS} ms)`,
     )
+    expect(recoveredMs).toBeLessThanOrEqual(RECOVERY_DEADLINE_MS)
   } finally {
     stop = true
     markRestarted()
