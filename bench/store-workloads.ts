@@ -61,11 +61,13 @@ export interface Rate {
 /**
  * Run `clients` callers, each awaiting one append before issuing the next, until `seconds` have
  * passed; the clock stops when the last in-flight append settles. A short warm-up first opens
- * connections and lets the JIT settle.
+ * connections and lets the JIT settle; `ready`, when given, runs between the warm-up and the timed
+ * run (the multi-process workloads wait there for the signal that starts every process at once).
  */
-export async function timeBoxed(clients: number, seconds: number, op: AppendOp): Promise<Rate> {
+export async function timeBoxed(clients: number, seconds: number, op: AppendOp, ready?: () => Promise<void>): Promise<Rate> {
   const counters = new Array<number>(clients).fill(0)
   await drive(clients, Math.min(0.3, seconds / 4), op, counters)
+  await ready?.()
   return drive(clients, seconds, op, counters)
 }
 

@@ -29,12 +29,33 @@
 // appends) is timed the same way, best of two passes each. A summary table of ratios ends the run.
 // BENCH_BACKENDS=postgres,sqlite,memory picks backends (default all).
 //
+// PostgreSQL only, after those:
+//   - the append curve: single-event unconditional appends/s against the number of concurrent
+//     callers, 1, 16, 64, 256 and 1,024, first in one process on one store, then the same total
+//     spread over 4 child processes (real processes, each with its own store; started together on
+//     a signal after their warm-up; the 1-caller point has no 4-process form). Baseline: raw
+//     postgres.js single-row autocommit INSERTs from the same callers over min(callers, 100)
+//     connections per process. Peer: UmaDB's published ~114,000 appends/s at 1,024 clients (its
+//     gRPC server with batched durable commits, umadb.io/benchmarks.html, on an Apple M4 MacBook
+//     Pro with 14 cores: a larger machine than ours), printed beside every point as a ratio.
+//     Target: >= 50,000 appends/s at 256 callers in one process (group commits of up to
+//     maxAppendBatch, 256 by default).
+//   - appends beside live readers: 16 callers' single-event appends with no reader, then with 100
+//     live readers on the same store (50 `subscribe`, 50 `follow`, each its own query: distinct
+//     tags, and a type for the followers; 16 of each match the appends), then again after aborting
+//     all 100. Target: with readers >= 0.8x without; after the abort, back to the first rate.
+//     The readers must also have received every event they match before the figure counts.
+// BENCH_PARTS=scenarios,reads,curve,readers picks PostgreSQL parts (default all).
+// BENCH_SIZE=small shrinks everything to check the file runs in seconds (0.3 s per timed workload,
+// 20,000 events to read); its figures mean nothing. The lead takes the real ones on a quiet machine.
+//
 // PostgreSQL: the server is DATABASE_URL when set, else postgres://postgres@127.0.0.1:5432/postgres;
 // the benchmark creates two fresh databases `ringstate_bench_<random>[_read]` there and drops them
 // at the end. When no server answers, the PostgreSQL scenarios are skipped with a message.
 //
 // Run from the repository root: ./node_modules/.bin/bun bench/store.bench.ts
 import { Database } from 'bun:sqlite'
+import type { Subprocess } from 'bun'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,10 +78,25 @@ import {
 } from './store-workloads.ts'
 
 const CLIENTS = 16
-const SECONDS = positiveNumber('BENCH_SECONDS', 2)
-const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', 1_000_000)
+/** BENCH_SIZE=small: a check that everything runs, in seconds; not a measurement. */
+const SMALL = process.env.BENCH_SIZE === 'small'
+const SECONDS = positiveNumber('BENCH_SECONDS', SMALL ? 0.3 : 2)
+const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', SMALL ? 20_000 : 1_000_000)
 /** Which backends to run, e.g. BENCH_BACKENDS=sqlite,memory (default: all three). */
 const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'postgres,sqlite,memory').split(',').map((name) => name.trim()))
+/** Which PostgreSQL parts to run, e.g. BENCH_PARTS=curve,readers (default: all). */
+const PARTS = new Set((process.env.BENCH_PARTS || 'scenarios,reads,curve,readers').split(',').map((name) => name.trim()))
+/** Concurrent callers of the append curve (in total, whether in one process or four). */
+const CURVE_CALLERS = [1, 16, 64, 256, 1024] as const
+const CURVE_PROCESSES = 4
+/** Raw baseline connections per process: enough to keep the server busy, within max_connections. */
+const RAW_MAX_CONNECTIONS = 100
+/** UmaDB's published single-event append rate at 1,024 concurrent clients (umadb.io/benchmarks.html). */
+const UMADB_1024_CLIENTS = 114_000
+/** Live readers beside the 16 appending callers: half `subscribe`, half `follow`. */
+const READERS = 100
+/** How long readers may take to deliver everything they match once the appends stop. */
+const DRAIN_DEADLINE_MS = 60_000
 /** Events per append when loading the read benchmark's log. */
 const LOAD_BATCH = 10_000
 /** Events per account in the loaded log: `project` folds one account. */
@@ -305,14 +341,19 @@ async function postgresDatabases(): Promise<{ appendUrl: string; readUrl: string
   }
 }
 
+/** The baseline's table: the store's columns, written the plain way. */
+async function createRawTable(sql: Sql<any>): Promise<void> {
+  await sql`CREATE TABLE IF NOT EXISTS bench_raw_events (
+    position bigserial PRIMARY KEY, type text NOT NULL, tags text[] NOT NULL, data jsonb NOT NULL,
+    metadata jsonb NOT NULL, id text NOT NULL UNIQUE, recorded_at timestamptz NOT NULL DEFAULT now())`
+}
+
 async function postgresAppends(url: string, rows: SummaryRow[]): Promise<void> {
   const store = await openStore(url)
   const raw1 = postgres(url, { max: 1, onnotice: () => {} })
   const raw16 = postgres(url, { max: CLIENTS, onnotice: () => {} })
   try {
-    await raw1`CREATE TABLE bench_raw_events (
-      position bigserial PRIMARY KEY, type text NOT NULL, tags text[] NOT NULL, data jsonb NOT NULL,
-      metadata jsonb NOT NULL, id text NOT NULL UNIQUE, recorded_at timestamptz NOT NULL DEFAULT now())`
+    await createRawTable(raw1)
     await appendScenarios(
       {
         name: 'postgres',
@@ -473,6 +514,264 @@ async function postgresReads(url: string, rows: SummaryRow[]): Promise<void> {
   }
 }
 
+/** One single-event unconditional append per call, on the caller's own account. */
+function singleAppend(store: EventStore, prefix: string): AppendOp {
+  return async (client) => {
+    await store.append(deposits(`${prefix}-${client}`, 1))
+    return 1
+  }
+}
+
+/** The baseline of the curve: one autocommit single-row INSERT per call. */
+function rawSingleInsert(sql: Sql<any>, prefix: string): AppendOp {
+  return rawPostgres(sql, 0).op(scenarios[0]!, prefix) as AppendOp
+}
+
+function rawConnections(callers: number): number {
+  return Math.min(callers, RAW_MAX_CONNECTIONS)
+}
+
+/**
+ * A child process of the multi-process curve: `bun bench/store.bench.ts curve-worker <store|raw>
+ * <url> <callers> <seconds> <prefix>`. It opens its own store (or pool), warms up, prints `ready`,
+ * waits for one line on stdin, runs the timed workload and prints its Rate as JSON.
+ */
+async function curveWorker(argv: readonly string[]): Promise<void> {
+  const [kind, url, callerText, secondsText, prefix] = argv
+  const callers = Number(callerText)
+  const seconds = Number(secondsText)
+  if ((kind !== 'store' && kind !== 'raw') || !url || !(callers > 0) || !(seconds > 0) || !prefix) {
+    throw new Error('usage: store.bench.ts curve-worker <store|raw> <url> <callers> <seconds> <prefix>')
+  }
+  const go = async () => {
+    console.log('ready')
+    const reader = Bun.stdin.stream().getReader()
+    await reader.read()
+    reader.releaseLock()
+  }
+  if (kind === 'store') {
+    const store = await openStore(url)
+    try {
+      console.log(JSON.stringify(await timeBoxed(callers, seconds, singleAppend(store, prefix), go)))
+    } finally {
+      await store.close()
+    }
+  } else {
+    const sql = postgres(url, { max: rawConnections(callers), onnotice: () => {} })
+    try {
+      console.log(JSON.stringify(await timeBoxed(callers, seconds, rawSingleInsert(sql, prefix), go)))
+    } finally {
+      await sql.end()
+    }
+  }
+}
+
+/** Lines of a child's stdout, as they come. */
+async function* stdoutLines(child: Subprocess<'pipe', 'pipe', 'inherit'>): AsyncGenerator<string> {
+  const decoder = new TextDecoder()
+  let buffered = ''
+  const reader = child.stdout.getReader()
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    buffered += decoder.decode(chunk.value, { stream: true })
+    let newline: number
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      yield buffered.slice(0, newline)
+      buffered = buffered.slice(newline + 1)
+    }
+  }
+  if (buffered.length > 0) yield buffered
+}
+
+/** Run `callers` callers spread over CURVE_PROCESSES child processes started together; the summed rate. */
+async function multiProcessRate(kind: 'store' | 'raw', url: string, callers: number, prefix: string): Promise<number> {
+  const each = callers / CURVE_PROCESSES
+  const children = Array.from({ length: CURVE_PROCESSES }, (_, p) =>
+    Bun.spawn([process.execPath, import.meta.path, 'curve-worker', kind, url, String(each), String(SECONDS), `${prefix}-p${p}`], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'inherit',
+    }),
+  )
+  try {
+    const lines = children.map((child) => stdoutLines(child))
+    // Every process has opened its connections and warmed up before any is timed.
+    for (const line of lines) {
+      const first = await line.next()
+      if (first.value !== 'ready') throw new Error(`a curve worker did not get ready (said ${JSON.stringify(first.value)})`)
+    }
+    for (const child of children) {
+      child.stdin.write('go\n')
+      await child.stdin.flush()
+    }
+    let total = 0
+    for (const [p, line] of lines.entries()) {
+      const result = await line.next()
+      if (result.done) throw new Error(`curve worker ${p} ended without a result (exit ${await children[p]!.exited})`)
+      total += (JSON.parse(result.value) as Rate).appendsPerSec
+    }
+    for (const [p, child] of children.entries()) {
+      const code = await child.exited
+      if (code !== 0) throw new Error(`curve worker ${p} exited with ${code}`)
+    }
+    return total
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  }
+}
+
+/** The append curve: appends/s against concurrent callers, one process and four, with baseline and peer. */
+async function postgresCurve(url: string, rows: SummaryRow[]): Promise<void> {
+  console.log(
+    `\n=== postgres: single-event append curve, 1 process and ${CURVE_PROCESSES} processes (timed, ${SECONDS} s each) ===\n` +
+      `peer: UmaDB ${formatRate(UMADB_1024_CLIENTS)} at 1,024 clients (published; Apple M4, 14 cores); ` +
+      `baseline: raw postgres.js single-row INSERT, min(callers, ${RAW_MAX_CONNECTIONS}) connections per process`,
+  )
+  const admin = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    await createRawTable(admin)
+  } finally {
+    await admin.end()
+  }
+  const header = ['callers', 'processes', 'ringstate', 'raw INSERT', 'vs raw', 'vs UmaDB@1024']
+  const widths = [7, 9, 12, 12, 7, 13]
+  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ')
+  console.log(line(header))
+  const store = await openStore(url)
+  try {
+    for (const callers of CURVE_CALLERS) {
+      for (const processes of [1, CURVE_PROCESSES]) {
+        if (callers < processes) continue
+        const prefix = `curve-${callers}-${processes}-${workloads++}`
+        let ringstate: number
+        let raw: number
+        if (processes === 1) {
+          ringstate = (await timeBoxed(callers, SECONDS, singleAppend(store, prefix))).appendsPerSec
+          const sql = postgres(url, { max: rawConnections(callers), onnotice: () => {} })
+          try {
+            raw = (await timeBoxed(callers, SECONDS, rawSingleInsert(sql, `${prefix}-raw`))).appendsPerSec
+          } finally {
+            await sql.end()
+          }
+        } else {
+          ringstate = await multiProcessRate('store', url, callers, prefix)
+          raw = await multiProcessRate('raw', url, callers, `${prefix}-raw`)
+        }
+        console.log(
+          line([
+            callers.toLocaleString('en-US'),
+            String(processes),
+            formatRate(ringstate),
+            formatRate(raw),
+            `${(ringstate / raw).toFixed(2)}x`,
+            `${(ringstate / UMADB_1024_CLIENTS).toFixed(2)}x`,
+          ]),
+        )
+        const goal = callers === 256 && processes === 1 ? { target: '≥50,000/s', met: ringstate >= 50_000 } : undefined
+        rows.push({
+          scenario: `postgres append 1 ev, ${callers.toLocaleString('en-US')} caller${callers === 1 ? '' : 's'}, ${processes} process${processes === 1 ? '' : 'es'} (UmaDB@1024: ${(ringstate / UMADB_1024_CLIENTS).toFixed(2)}x)`,
+          ringstate: formatRate(ringstate),
+          baseline: formatRate(raw),
+          ratio: ringstate / raw,
+          target: goal?.target,
+          met: goal?.met,
+        })
+      }
+    }
+  } finally {
+    await store.close()
+  }
+}
+
+/**
+ * 16 callers' appends with no reader, with 100 live readers on the same store, and after aborting
+ * them: the cost of the shared tail reader and the fan-out, and that aborted readers cost nothing.
+ */
+async function postgresReaders(url: string, rows: SummaryRow[]): Promise<void> {
+  console.log(`\n=== postgres: ${CLIENTS} callers appending, beside ${READERS} live readers (timed, ${SECONDS} s each) ===`)
+  const store = await openStore(url)
+  try {
+    const run = `readers-${workloads++}`
+    const none = (await timeBoxed(CLIENTS, SECONDS, singleAppend(store, `${run}-none`))).appendsPerSec
+    console.log(`no readers:            ${formatRate(none).padStart(12)} appends`)
+
+    // Reader i watches account `${run}-live-${i}`: the 16 callers append to accounts 0..15, so 16
+    // subscribers and 16 followers receive events and the other 68 only match.
+    const account = (i: number) => `account:${run}-live-${i}`
+    const stop = new AbortController()
+    const received = new Array<number>(READERS).fill(0)
+    const failures: unknown[] = []
+    const from = await store.head()
+    const readers = Array.from({ length: READERS }, async (_, r) => {
+      const half = READERS / 2
+      try {
+        if (r < half) {
+          for await (const _event of store.subscribe([{ tags: [account(r)] }], { after: from, signal: stop.signal })) received[r]!++
+        } else {
+          const query = [{ types: ['MoneyDeposited'], tags: [account(r - half)] }]
+          for await (const batch of store.follow(query, { after: from, signal: stop.signal })) received[r]! += batch.events.length
+        }
+      } catch (error) {
+        if (!stop.signal.aborted) failures.push(error)
+      }
+    })
+    // One event every reader matches: once all have it, all 100 are live.
+    await store.append({ type: 'MoneyDeposited', tags: Array.from({ length: READERS / 2 }, (_, i) => account(i)), data: { warm: true } })
+    await until('every reader received the warm-up event', () => failures.length > 0 || received.every((n) => n >= 1))
+
+    const withReaders = (await timeBoxed(CLIENTS, SECONDS, async (client) => {
+      await store.append(deposits(`${run}-live-${client}`, 1))
+      return 1
+    })).appendsPerSec
+    // Count only what the readers really got: each must have every event of its account.
+    const drainStarted = performance.now()
+    const expected = await Promise.all(
+      Array.from({ length: READERS / 2 }, async (_, i) => (await store.query([{ tags: [account(i)] }], { after: from })).length),
+    )
+    await until('every reader received every event it matches', () =>
+      failures.length > 0 || received.every((n, r) => n >= expected[r % (READERS / 2)]!),
+    DRAIN_DEADLINE_MS)
+    if (failures.length > 0) throw new Error(`a live reader failed: ${String(failures[0])}`)
+    const drainMs = performance.now() - drainStarted
+    console.log(
+      `${READERS} live readers:      ${formatRate(withReaders).padStart(12)} appends  (${(withReaders / none).toFixed(2)}x; ` +
+        `readers drained ${drainMs.toFixed(0)} ms after the last append, ${received.reduce((a, b) => a + b, 0).toLocaleString('en-US')} deliveries)`,
+    )
+    stop.abort()
+    await Promise.all(readers)
+
+    const after = (await timeBoxed(CLIENTS, SECONDS, singleAppend(store, `${run}-after`))).appendsPerSec
+    console.log(`readers aborted:       ${formatRate(after).padStart(12)} appends  (${(after / none).toFixed(2)}x of no readers)`)
+    rows.push(
+      { scenario: `postgres append 1 ev, ${CLIENTS} clients, no live reader`, ringstate: formatRate(none), baseline: '—' },
+      {
+        scenario: `postgres append 1 ev, ${CLIENTS} clients, ${READERS} live readers (vs none)`,
+        ringstate: formatRate(withReaders),
+        baseline: formatRate(none),
+        ratio: withReaders / none,
+        target: '≥0.8x',
+        met: withReaders / none >= 0.8,
+      },
+      {
+        scenario: `postgres append 1 ev, ${CLIENTS} clients, after aborting them (vs none)`,
+        ringstate: formatRate(after),
+        baseline: formatRate(none),
+        ratio: after / none,
+      },
+    )
+  } finally {
+    await store.close()
+  }
+}
+
+/** Resolves once `check()` holds, polling every 10 ms; throws `what` after `deadlineMs`. */
+async function until(what: string, check: () => boolean, deadlineMs = DRAIN_DEADLINE_MS): Promise<void> {
+  const deadline = Date.now() + deadlineMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
 async function sqliteAppends(dir: string, rows: SummaryRow[]): Promise<void> {
   const store = await openStore(`sqlite:${join(dir, 'store.db')}`)
   const raw = rawSqlite(join(dir, 'raw.db'))
@@ -505,7 +804,9 @@ async function memoryAppends(rows: SummaryRow[]): Promise<void> {
   )
 }
 
-if (import.meta.main) {
+if (import.meta.main && process.argv[2] === 'curve-worker') {
+  await curveWorker(process.argv.slice(3))
+} else if (import.meta.main) {
   console.log(
     `store benchmark: Bun ${Bun.version}, ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ` +
       `${SECONDS} s per timed workload, ${READ_EVENTS.toLocaleString('en-US')} events to read`,
@@ -523,8 +824,10 @@ if (import.meta.main) {
   })
   try {
     if (databases) {
-      await postgresAppends(databases.appendUrl, rows)
-      await postgresReads(databases.readUrl, rows)
+      if (PARTS.has('scenarios')) await postgresAppends(databases.appendUrl, rows)
+      if (PARTS.has('reads')) await postgresReads(databases.readUrl, rows)
+      if (PARTS.has('curve')) await postgresCurve(databases.appendUrl, rows)
+      if (PARTS.has('readers')) await postgresReaders(databases.appendUrl, rows)
     }
     if (BACKENDS.has('sqlite')) await sqliteAppends(dir, rows)
     if (BACKENDS.has('memory')) await memoryAppends(rows)
@@ -536,7 +839,9 @@ if (import.meta.main) {
       'Rates are appends/s unless marked ev (events/s); ratio = ringstate speed / baseline speed (>1: ringstate faster).\n' +
       'Baselines: postgres = raw postgres.js autocommit INSERT per append (1 connection for 1 client, 16 for 16);\n' +
       'conditional rows compare against the same unconditional INSERT; sqlite = raw bun:sqlite, 1 transaction per append,\n' +
-      'WAL + synchronous=FULL, serial (its 16-client figure is its serial rate); memory has none.',
+      'WAL + synchronous=FULL, serial (its 16-client figure is its serial rate); memory has none.\n' +
+      `Curve rows: baseline = raw single-row INSERTs from the same callers; peer UmaDB ${formatRate(UMADB_1024_CLIENTS)} at 1,024 clients (published, larger machine).` +
+      (SMALL ? '\nBENCH_SIZE=small: a run check only, these figures mean nothing.' : ''),
   )
   printSummary(rows)
 }

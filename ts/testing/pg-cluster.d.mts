@@ -9,6 +9,10 @@ export interface StartedCluster {
   stop(): Promise<void>
   /** The same, synchronously (for `process.on('exit')`). */
   stopSync(): void
+  /** `pg_ctl stop -m immediate` (as a power cut would), keeping the data directory. */
+  crash(): Promise<void>
+  /** Start the crashed server again with the same settings, on the same port (crash recovery runs first). */
+  restart(): Promise<void>
 }
 export function findBinDir(): string | undefined
 export function startCluster(options?: { durable?: boolean }): Promise<StartedCluster>

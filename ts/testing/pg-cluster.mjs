@@ -21,7 +21,7 @@
  * try { console.log(cluster.url) } finally { await cluster.stop() }
  * ```
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -85,7 +85,8 @@ function freePort() {
  * @param {{ durable?: boolean }} [options] durable: keep fsync on (for tests that crash the server)
  * @returns {Promise<{ url: string, port: number, dir: string, stop(): Promise<void> }>}
  *   `url` reaches the `postgres` database as the `postgres` superuser over TCP; `stop()` runs
- *   `pg_ctl stop -m immediate` and removes the directory (calling it twice is harmless).
+ *   `pg_ctl stop -m immediate` and removes the directory (calling it twice is harmless); `crash()`
+ *   stops the server the same way but keeps the directory, `restart()` starts it again on the port.
  */
 export async function startCluster(options = {}) {
   const binDir = findBinDir()
@@ -97,6 +98,15 @@ export async function startCluster(options = {}) {
     const result = spawnSync(command, argv, { encoding: 'utf8', cwd: dir })
     if (result.error) throw new Error(`${name} could not run: ${result.error.message}`)
     return result
+  }
+  // The same without blocking the event loop: a crash test keeps its clients running meanwhile.
+  const runAsync = (name, args) => {
+    const [command, argv] = user ? ['runuser', ['-u', user.name, '--', bin(name), ...args]] : [bin(name), args]
+    return new Promise((resolve) => {
+      execFile(command, argv, { encoding: 'utf8', cwd: dir }, (error, stdout, stderr) => {
+        resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr: stderr || error?.message || '' })
+      })
+    })
   }
 
   const dir = mkdtempSync(join(tmpdir(), 'ringstate-pg-'))
@@ -130,7 +140,16 @@ export async function startCluster(options = {}) {
       const start = run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
       if (start.status === 0) {
         const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-        return { url, port, dir, stop: async () => stopSync(), stopSync }
+        // For tests that crash the server itself: stop it like a power cut, start it on the same port.
+        const crash = async () => {
+          const result = await runAsync('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w'])
+          if (result.status !== 0) throw new Error(`pg_ctl stop -m immediate failed (exit ${result.status}): ${result.stderr.trim()}`)
+        }
+        const restart = async () => {
+          const result = await runAsync('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', log, '-o', settings])
+          if (result.status !== 0) throw new Error(`pg_ctl start failed (exit ${result.status}): ${result.stderr.trim()}`)
+        }
+        return { url, port, dir, stop: async () => stopSync(), stopSync, crash, restart }
       }
       if (attempt >= 3) {
         const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-10).join('\n') : ''

@@ -21,7 +21,7 @@
  *
  * Where a batch's time goes, and the ceiling it sets (2-core machine, local PostgreSQL 15,
  * 2026-11-29): the function called directly and serially with batches of 16 single-event appends
- * (`measure-appends.ts`, arrays sent as the store sends them) takes 0.48-0.52 ms a batch with
+ * (`bench/measure-postgres-appends.ts`, arrays sent as the store sends them) takes 0.48-0.52 ms a batch with
  * synchronous_commit on and 0.31-0.33 ms with it off, so the commit's WAL flush is ~0.18 ms of it
  * (pgbench, one single-event append a call: 0.22-0.28 ms, 0.08 ms with the flush off). The append
  * lock is held through that flush (a commit becomes visible only once its WAL is durable, and

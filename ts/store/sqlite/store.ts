@@ -9,7 +9,7 @@
  * 4,600 commits/s, NORMAL about 100,000 commits/s. Group commit amortises the fsync over every
  * append waiting at the moment, which is why FULL is affordable as the default: single-event
  * appends from 16 concurrent callers reach about 47,000-49,000/s with FULL and 90,000/s with
- * NORMAL (`bun ts/store/sqlite/measure-appends.ts full|normal`; the FULL figure swings with the
+ * NORMAL (`bun bench/measure-sqlite-appends.ts full|normal`; the FULL figure swings with the
  * machine's load, since every batch waits for one fsync).
  *
  * Where a batch of 16 single-event appends spends its time with FULL (bench-shaped events, about
