@@ -6,7 +6,7 @@
  * default makes each run start from an empty log, so the printed story is always the same; on a
  * persistent store a second run sees the events of the first (which is what a store is for).
  */
-import { openStore, type EventStore } from '../ts/index.ts'
+import { openStore, type EventMap, type EventStore } from '../ts/index.ts'
 
 /** The URL the example will open: argv, then RINGSTATE_URL, then 'memory:'. */
 export function exampleUrl(): string {
@@ -14,11 +14,14 @@ export function exampleUrl(): string {
 }
 
 /** Open the example's store, run the story, close the store; print a refusal's reason. */
-export async function runExample(title: string, story: (store: EventStore) => Promise<void>): Promise<void> {
+export async function runExample<E extends EventMap>(
+  title: string,
+  story: (store: EventStore<E>) => Promise<void>,
+): Promise<void> {
   const url = exampleUrl()
   // Print only the scheme: a postgres URL may hold a password.
   console.log(`${title} (store: ${url.slice(0, url.indexOf(':') + 1)})`)
-  const store = await openStore(url)
+  const store = await openStore<E>(url)
   try {
     await story(store)
   } finally {

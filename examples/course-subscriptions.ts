@@ -6,40 +6,52 @@
  *
  * Run: bun examples/course-subscriptions.ts [store URL]   (default memory:)
  */
-import { execute, type EventStore, type ExecuteOptions, type Projector, type SequencedEvent } from '../ts/index.ts'
+import { execute, type EventStore, type ExecuteOptions, type HandlerProjector } from '../ts/index.ts'
 import { attempt, runExample } from './_run.ts'
 
 export const MAX_COURSES_PER_STUDENT = 3
 
+/** The events of this example and their data. */
+export type CourseEvents = {
+  CourseDefined: { courseId: string; capacity: number }
+  CourseCapacityChanged: { courseId: string; capacity: number }
+  StudentSubscribedToCourse: { studentId: string; courseId: string }
+}
+type Store = EventStore<CourseEvents>
+type CourseProjector<S> = HandlerProjector<S, CourseEvents>
+
 const courseTag = (courseId: string) => `course:${courseId}`
 const studentTag = (studentId: string) => `student:${studentId}`
 
-function courseExists(courseId: string): Projector<boolean> {
-  return { query: [{ types: ['CourseDefined'], tags: [courseTag(courseId)] }], initial: false, apply: () => true }
+function courseExists(courseId: string): CourseProjector<boolean> {
+  return { initial: false, tags: [courseTag(courseId)], when: { CourseDefined: () => true } }
 }
 
-function courseCapacity(courseId: string): Projector<number> {
+function courseCapacity(courseId: string): CourseProjector<number> {
   return {
-    query: [{ types: ['CourseDefined', 'CourseCapacityChanged'], tags: [courseTag(courseId)] }],
     initial: 0,
-    apply: (_, event: SequencedEvent) => (event.data as { capacity: number }).capacity,
+    tags: [courseTag(courseId)],
+    when: {
+      CourseDefined: (_, event) => event.data.capacity,
+      CourseCapacityChanged: (_, event) => event.data.capacity,
+    },
   }
 }
 
-function subscriptionCount(tag: string): Projector<number> {
-  return { query: [{ types: ['StudentSubscribedToCourse'], tags: [tag] }], initial: 0, apply: (n) => n + 1 }
+function subscriptionCount(tag: string): CourseProjector<number> {
+  return { initial: 0, tags: [tag], when: { StudentSubscribedToCourse: (n) => n + 1 } }
 }
 
-function alreadySubscribed(studentId: string, courseId: string): Projector<boolean> {
+function alreadySubscribed(studentId: string, courseId: string): CourseProjector<boolean> {
   return {
-    query: [{ types: ['StudentSubscribedToCourse'], tags: [studentTag(studentId), courseTag(courseId)] }],
     initial: false,
-    apply: () => true,
+    tags: [studentTag(studentId), courseTag(courseId)],
+    when: { StudentSubscribedToCourse: () => true },
   }
 }
 
 /** Define a course; refused when it exists. */
-export function defineCourse(store: EventStore, courseId: string, capacity: number, options?: ExecuteOptions) {
+export function defineCourse(store: Store, courseId: string, capacity: number, options?: ExecuteOptions) {
   return execute(store, { type: 'DefineCourse', data: { courseId, capacity } }, async ({ project }) => {
     const { exists } = await project({ exists: courseExists(courseId) })
     if (exists) throw new Error(`course ${courseId} already exists`)
@@ -48,7 +60,7 @@ export function defineCourse(store: EventStore, courseId: string, capacity: numb
 }
 
 /** Change a course's capacity; refused for an unknown course or an unchanged capacity. */
-export function changeCourseCapacity(store: EventStore, courseId: string, capacity: number, options?: ExecuteOptions) {
+export function changeCourseCapacity(store: Store, courseId: string, capacity: number, options?: ExecuteOptions) {
   return execute(store, { type: 'ChangeCourseCapacity', data: { courseId, capacity } }, async ({ project }) => {
     const { exists, current } = await project({ exists: courseExists(courseId), current: courseCapacity(courseId) })
     if (!exists) throw new Error(`course ${courseId} does not exist`)
@@ -58,7 +70,7 @@ export function changeCourseCapacity(store: EventStore, courseId: string, capaci
 }
 
 /** Subscribe a student to a course, enforcing both capacities. */
-export function subscribeStudent(store: EventStore, studentId: string, courseId: string, options?: ExecuteOptions) {
+export function subscribeStudent(store: Store, studentId: string, courseId: string, options?: ExecuteOptions) {
   return execute(store, { type: 'SubscribeStudentToCourse', data: { studentId, courseId } }, async ({ project }) => {
     const s = await project({
       exists: courseExists(courseId),
@@ -82,7 +94,7 @@ export function subscribeStudent(store: EventStore, studentId: string, courseId:
 }
 
 if (import.meta.main) {
-  await runExample('Course subscriptions', async (store) => {
+  await runExample<CourseEvents>('Course subscriptions', async (store) => {
     await attempt('define course c1 with capacity 2', () => defineCourse(store, 'c1', 2))
     await attempt('define course c1 again', () => defineCourse(store, 'c1', 5))
     await attempt('subscribe s1 to c1', () => subscribeStudent(store, 's1', 'c1'))

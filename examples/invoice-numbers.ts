@@ -10,18 +10,22 @@
  *
  * Run: bun examples/invoice-numbers.ts [store URL]   (default memory:)
  */
-import { execute, type EventStore, type ExecuteOptions, type Projector, type SequencedEvent } from '../ts/index.ts'
+import { execute, type EventStore, type ExecuteOptions, type HandlerProjector } from '../ts/index.ts'
 import { runExample } from './_run.ts'
 
-const nextInvoiceNumber: Projector<number> = {
-  query: [{ types: ['InvoiceCreated'] }],
+/** The events of this example and their data. */
+export type InvoiceEvents = {
+  InvoiceCreated: { invoiceNumber: number; customer: string; amount: number }
+}
+
+const nextInvoiceNumber: HandlerProjector<number, InvoiceEvents> = {
   initial: 1,
-  apply: (_, event: SequencedEvent) => (event.data as { invoiceNumber: number }).invoiceNumber + 1,
+  when: { InvoiceCreated: (_, event) => event.data.invoiceNumber + 1 },
 }
 
 /** Create an invoice with the next number; resolves to that number. */
 export async function createInvoice(
-  store: EventStore,
+  store: EventStore<InvoiceEvents>,
   invoice: { customer: string; amount: number },
   options?: ExecuteOptions,
 ): Promise<number> {
@@ -35,7 +39,7 @@ export async function createInvoice(
 }
 
 if (import.meta.main) {
-  await runExample('Invoice numbers', async (store) => {
+  await runExample<InvoiceEvents>('Invoice numbers', async (store) => {
     console.log(`  invoice ${await createInvoice(store, { customer: 'acme', amount: 100 })} for acme`)
     console.log(`  invoice ${await createInvoice(store, { customer: 'globex', amount: 250 })} for globex`)
     console.log('  10 invoices created concurrently:')
@@ -46,7 +50,7 @@ if (import.meta.main) {
     )
     console.log(`  numbers: ${numbers.sort((a, b) => a - b).join(', ')}`)
     const stored = await store.query([{ types: ['InvoiceCreated'] }])
-    const gapless = stored.every((event, i) => (event.data as { invoiceNumber: number }).invoiceNumber === i + 1)
+    const gapless = stored.every((event, i) => event.data.invoiceNumber === i + 1)
     console.log(`  ${stored.length} invoices stored, numbered 1..${stored.length} without gaps: ${gapless}`)
   })
 }

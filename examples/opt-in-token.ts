@@ -6,11 +6,18 @@
  *
  * Run: bun examples/opt-in-token.ts [store URL]   (default memory:)
  */
-import { execute, type EventStore, type ExecuteOptions, type Projector, type SequencedEvent } from '../ts/index.ts'
+import { execute, type EventStore, type ExecuteOptions, type HandlerProjector } from '../ts/index.ts'
 import { attempt, runExample } from './_run.ts'
 
 /** How long a token stays valid. */
 export const TOKEN_TTL_MS = 60 * 60 * 1000
+
+/** The events of this example and their data. */
+export type SignUpEvents = {
+  SignUpInitiated: { email: string }
+  SignUpConfirmed: { email: string }
+}
+type Store = EventStore<SignUpEvents>
 
 interface TokenState {
   email: string | undefined
@@ -18,26 +25,26 @@ interface TokenState {
   used: boolean
 }
 
-function token(otp: string): Projector<TokenState> {
+function token(otp: string): HandlerProjector<TokenState, SignUpEvents> {
   return {
-    query: [{ types: ['SignUpInitiated', 'SignUpConfirmed'], tags: [`otp:${otp}`] }],
     initial: { email: undefined, issuedAt: undefined, used: false },
-    apply: (state, event: SequencedEvent) =>
-      event.type === 'SignUpInitiated'
-        ? { ...state, email: (event.data as { email: string }).email, issuedAt: event.recordedAt }
-        : { ...state, used: true },
+    tags: [`otp:${otp}`],
+    when: {
+      SignUpInitiated: (state, event) => ({ ...state, email: event.data.email, issuedAt: event.recordedAt }),
+      SignUpConfirmed: (state) => ({ ...state, used: true }),
+    },
   }
 }
 
 /** Start a sign-up: records a fresh token for the address and resolves to it (to be e-mailed). */
-export async function initiateSignUp(store: EventStore, email: string): Promise<string> {
+export async function initiateSignUp(store: Store, email: string): Promise<string> {
   const otp = crypto.randomUUID()
   await store.append({ type: 'SignUpInitiated', tags: [`email:${email}`, `otp:${otp}`], data: { email } })
   return otp
 }
 
 /** Confirm a sign-up with its token; `now` is injectable so expiry can be shown and tested. */
-export function confirmSignUp(store: EventStore, email: string, otp: string, now = new Date(), options?: ExecuteOptions) {
+export function confirmSignUp(store: Store, email: string, otp: string, now = new Date(), options?: ExecuteOptions) {
   return execute(store, { type: 'ConfirmSignUp', data: { email } }, async ({ project }) => {
     const { state } = await project({ state: token(otp) })
     if (state.email === undefined || state.email !== email) throw new Error('no such token for this address')
@@ -48,7 +55,7 @@ export function confirmSignUp(store: EventStore, email: string, otp: string, now
 }
 
 if (import.meta.main) {
-  await runExample('Opt-in token', async (store) => {
+  await runExample<SignUpEvents>('Opt-in token', async (store) => {
     const otp = await initiateSignUp(store, 'ada@example.com')
     console.log('  issued a token to ada@example.com')
     await attempt('bob@example.com confirms with ada\'s token', () => confirmSignUp(store, 'bob@example.com', otp))

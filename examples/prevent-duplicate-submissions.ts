@@ -17,11 +17,15 @@ export interface Order {
   items: string[]
 }
 
+/** The events of this example and their data. */
+export type OrderEvents = { OrderPlaced: Order }
+type Store = EventStore<OrderEvents>
+
 /** Place an order unless one with this idempotency token was placed already. */
-export function placeOrder(store: EventStore, idempotencyToken: string, order: Order, options?: ExecuteOptions) {
+export function placeOrder(store: Store, idempotencyToken: string, order: Order, options?: ExecuteOptions) {
   return execute(store, { type: 'PlaceOrder', data: { idempotencyToken, ...order } }, async ({ project }) => {
     const { placed } = await project({
-      placed: { query: [{ types: ['OrderPlaced'], tags: [`idempotency:${idempotencyToken}`] }], initial: false, apply: () => true },
+      placed: { initial: false, tags: [`idempotency:${idempotencyToken}`], when: { OrderPlaced: () => true } },
     })
     if (placed) throw new Error(`an order with token ${idempotencyToken} was already placed`)
     return { type: 'OrderPlaced', tags: [`idempotency:${idempotencyToken}`, `customer:${order.customer}`], data: order }
@@ -29,12 +33,12 @@ export function placeOrder(store: EventStore, idempotencyToken: string, order: O
 }
 
 /** Place an order whose event id is the token: a repeat returns the first result. */
-export function placeOrderWithEventId(store: EventStore, idempotencyToken: string, order: Order) {
+export function placeOrderWithEventId(store: Store, idempotencyToken: string, order: Order) {
   return store.append({ type: 'OrderPlaced', id: idempotencyToken, tags: [`customer:${order.customer}`], data: order })
 }
 
 if (import.meta.main) {
-  await runExample('Prevent duplicate submissions', async (store) => {
+  await runExample<OrderEvents>('Prevent duplicate submissions', async (store) => {
     const order = { customer: 'ada', items: ['book'] }
     await attempt('submit order with token t-1', () => placeOrder(store, 't-1', order))
     await attempt('submit order with token t-1 again', () => placeOrder(store, 't-1', order))

@@ -6,21 +6,29 @@
  *
  * Run: bun examples/unique-username.ts [store URL]   (default memory:)
  */
-import { execute, type EventStore, type ExecuteOptions, type Projector, type SequencedEvent } from '../ts/index.ts'
+import { execute, type EventStore, type ExecuteOptions, type HandlerProjector } from '../ts/index.ts'
 import { attempt, runExample } from './_run.ts'
+
+/** The events of this example and their data. */
+export type AccountEvents = {
+  AccountRegistered: { accountId: string; username: string }
+  AccountClosed: { accountId: string; username: string | undefined }
+  UsernameChanged: { accountId: string; oldUsername: string | undefined; newUsername: string }
+}
+type Store = EventStore<AccountEvents>
 
 const usernameTag = (username: string) => `username:${username}`
 const accountTag = (accountId: string) => `account:${accountId}`
 
 /** Whether `username` is claimed right now, by the last event that mentions it. */
-function usernameClaimed(username: string): Projector<boolean> {
+function usernameClaimed(username: string): HandlerProjector<boolean, AccountEvents> {
   return {
-    query: [{ types: ['AccountRegistered', 'AccountClosed', 'UsernameChanged'], tags: [usernameTag(username)] }],
     initial: false,
-    apply: (_, event: SequencedEvent) => {
-      if (event.type === 'AccountRegistered') return true
-      if (event.type === 'AccountClosed') return false
-      return (event.data as { newUsername: string }).newUsername === username
+    tags: [usernameTag(username)],
+    when: {
+      AccountRegistered: () => true,
+      AccountClosed: () => false,
+      UsernameChanged: (_, event) => event.data.newUsername === username,
     },
   }
 }
@@ -30,21 +38,20 @@ interface Account {
   username: string | undefined
 }
 
-function account(accountId: string): Projector<Account> {
+function account(accountId: string): HandlerProjector<Account, AccountEvents> {
   return {
-    query: [{ types: ['AccountRegistered', 'AccountClosed', 'UsernameChanged'], tags: [accountTag(accountId)] }],
     initial: { open: false, username: undefined },
-    apply: (state, event: SequencedEvent) => {
-      const data = event.data as { username?: string; newUsername?: string }
-      if (event.type === 'AccountRegistered') return { open: true, username: data.username }
-      if (event.type === 'AccountClosed') return { open: false, username: undefined }
-      return { ...state, username: data.newUsername }
+    tags: [accountTag(accountId)],
+    when: {
+      AccountRegistered: (_, event) => ({ open: true, username: event.data.username }),
+      AccountClosed: () => ({ open: false, username: undefined }),
+      UsernameChanged: (state, event) => ({ ...state, username: event.data.newUsername }),
     },
   }
 }
 
 /** Register an account under a username; refused when the username is taken or the account exists. */
-export function registerAccount(store: EventStore, accountId: string, username: string, options?: ExecuteOptions) {
+export function registerAccount(store: Store, accountId: string, username: string, options?: ExecuteOptions) {
   return execute(store, { type: 'RegisterAccount', data: { accountId, username } }, async ({ project }) => {
     const { taken, existing } = await project({ taken: usernameClaimed(username), existing: account(accountId) })
     if (taken) throw new Error(`username "${username}" is taken`)
@@ -58,7 +65,7 @@ export function registerAccount(store: EventStore, accountId: string, username: 
 }
 
 /** Move an account to another username, releasing the old one. */
-export function changeUsername(store: EventStore, accountId: string, newUsername: string, options?: ExecuteOptions) {
+export function changeUsername(store: Store, accountId: string, newUsername: string, options?: ExecuteOptions) {
   return execute(store, { type: 'ChangeUsername', data: { accountId, newUsername } }, async ({ project }) => {
     const { current, taken } = await project({ current: account(accountId), taken: usernameClaimed(newUsername) })
     if (!current.open) throw new Error(`account ${accountId} does not exist`)
@@ -73,7 +80,7 @@ export function changeUsername(store: EventStore, accountId: string, newUsername
 }
 
 /** Close an account, releasing its username. */
-export function closeAccount(store: EventStore, accountId: string, options?: ExecuteOptions) {
+export function closeAccount(store: Store, accountId: string, options?: ExecuteOptions) {
   return execute(store, { type: 'CloseAccount', data: { accountId } }, async ({ project }) => {
     const { current } = await project({ current: account(accountId) })
     if (!current.open) throw new Error(`account ${accountId} does not exist`)
@@ -86,7 +93,7 @@ export function closeAccount(store: EventStore, accountId: string, options?: Exe
 }
 
 if (import.meta.main) {
-  await runExample('Unique username', async (store) => {
+  await runExample<AccountEvents>('Unique username', async (store) => {
     await attempt('a1 registers "ada"', () => registerAccount(store, 'a1', 'ada'))
     await attempt('a2 registers "ada"', () => registerAccount(store, 'a2', 'ada'))
     await attempt('a2 registers "bob"', () => registerAccount(store, 'a2', 'bob'))

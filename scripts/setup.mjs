@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // One-time set-up shared by `npm start`, `npm test` and `npm run bench`, so that a fresh clone
-// needs no step the README does not show: install npm dependencies (Bun comes from npm as a
-// devDependency) when they are missing or older than package.json, then build the native addon.
-// Cargo's own change tracking makes the addon build a no-op when nothing changed.
+// needs no step the README does not show: install npm dependencies (Bun and the napi-rs CLI come
+// from npm as devDependencies) when they are missing or older than package.json, then build the
+// native addon (scripts/build-native.mjs). Cargo's own change tracking makes the addon build a
+// no-op when nothing changed. (Users of the published package need none of this: npm installs the
+// prebuilt addon, @ringstate/<triple>, and the compiled dist/.)
 import { existsSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
@@ -38,7 +40,7 @@ function installIfStale(dir, marker) {
 installIfStale(root, 'node_modules/.bin/bun')
 if (args.has('--bench')) installIfStale(join(root, 'bench'), 'node_modules/mitata')
 
-console.error('[setup] building the native addon (cargo build --release)')
+console.error('[setup] building the native addon (napi build --release)')
 if (run(process.execPath, [join(root, 'scripts', 'build-native.mjs')]) !== 0) {
   if (args.has('--allow-missing-native')) {
     console.error('[setup] the native addon did not build; continuing with the pure-TypeScript twins')

@@ -1,9 +1,15 @@
 #!/usr/bin/env node
 // `npm test`: every test, in every runtime and native mode, in one command.
-//   1. cargo test          the pure Rust cores (ring, hamt) and the Node-API layer
+//   1. cargo test          the pure Rust cores (ring, hamt) and the Node-API layer, in debug (debug
+//                          assertions, overflow checks) and release; cargo clippy -D warnings, with
+//                          and without the test-only exports; then the addon's test build
+//                          (scripts/build-native.mjs --test-exports), which the smoke suites load
 //   2. bun test            RINGSTATE_NATIVE=1 (the addon is demanded) and RINGSTATE_NATIVE=0 (pure-TS twins)
 //   3. node --test         the addon's smoke suite under Node
 //   4. deno test           the addon's smoke suite under Deno
+//   5. node --test         the packing test (scripts/pack-test.mjs): npm pack, install the tarballs
+//                          into a fresh project without Rust, smoke it under Bun, Node and Deno
+// Before them, every ```ts block of README.md is type-checked (scripts/check-readme.mjs).
 // PostgreSQL: DATABASE_URL when set; otherwise one throwaway cluster (initdb + pg_ctl in a temp dir)
 // serves both bun runs and is removed afterwards. Each test file creates its own database on it.
 // The last line totals every runner: "tests: N passed, N failed".
@@ -35,6 +41,15 @@ const counters = {
   bun: (out) => [lastNumber(out, /^\s*(\d+) pass$/gm), lastNumber(out, /^\s*(\d+) fail$/gm)],
   node: (out) => [lastNumber(out, /^# pass (\d+)$/gm), lastNumber(out, /^# fail (\d+)$/gm)],
   deno: (out) => sumAll(out, /ok \| (\d+) passed \| (\d+) failed|FAILED \| (\d+) passed \| (\d+) failed/g),
+  // Our own scripts print one "name: N passed, N failed" line.
+  plain: (out) => sumAll(out, /^\w+: (\d+) passed, (\d+) failed$/gm),
+  // tsc prints nothing when clean: one check passed; otherwise every error counts as a failure.
+  tsc: (out) => {
+    const errors = (out.match(/error TS\d+/g) ?? []).length
+    return [errors === 0 ? 1 : 0, errors]
+  },
+  // A check with no test count of its own (clippy, a build): one pass, or one failure (step()).
+  exit: () => [1, 0],
 }
 function sumAll(out, pattern) {
   let passed = 0, failed = 0
@@ -55,6 +70,7 @@ async function step(label, kind, command, args, env) {
   // Colour codes would split the numbers from their words; strip them before counting.
   let [passed, failed] = counters[kind](output.replace(/\x1b\[[0-9;]*m/g, ''))
   if (code !== 0 && failed === 0) failed = 1
+  if (kind === 'exit' && code !== 0) passed = 0
   steps.push({ label, code, passed, failed })
 }
 
@@ -72,11 +88,18 @@ if (!process.env.DATABASE_URL) {
 }
 
 try {
-  await step('cargo test', 'cargo', 'cargo', ['test', '--workspace', '--release'])
+  await step('README examples type-check', 'plain', process.execPath, ['scripts/check-readme.mjs'])
+  await step('cargo test (debug)', 'cargo', 'cargo', ['test', '--workspace'])
+  // Doctests are compiled code examples: once, in the debug run, is enough.
+  await step('cargo test (release)', 'cargo', 'cargo', ['test', '--workspace', '--release', '--lib', '--tests'])
+  await step('cargo clippy', 'exit', 'cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])
+  await step('cargo clippy (test exports)', 'exit', 'cargo', ['clippy', '--workspace', '--all-targets', '--features', 'ringstate-node/test-exports', '--', '-D', 'warnings'])
+  await step('addon test build', 'exit', process.execPath, ['scripts/build-native.mjs', '--test-exports'])
   await step('bun test (native addon)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '1' })
   await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '0' })
   await step('node smoke', 'node', process.execPath, ['--test', 'ts/native/smoke.node.mjs'])
   await step('deno smoke', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/native/smoke.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
+  await step('packing', 'node', process.execPath, ['--test', 'scripts/pack-test.mjs'])
 } finally {
   await cluster?.stop()
 }

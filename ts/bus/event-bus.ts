@@ -23,6 +23,12 @@ export interface HandlerContext {
   readonly signal: AbortSignal
 }
 
+/**
+ * The event a handler for `K` receives: narrowed to the member of the union `E` whose `type` is
+ * `K`. On an untyped bus (`type: string`) it is left to the handler's own annotation.
+ */
+export type EventOfType<E extends BusEvent, K extends string> = string extends E['type'] ? any : Extract<E, { type: K }>
+
 /** A subscriber; it may return a promise, whose rejection is reported like a throw. */
 export type Handler<E extends BusEvent = BusEvent> = (event: E, context: HandlerContext) => unknown
 
@@ -88,8 +94,9 @@ function defaultOnError(error: unknown, event: BusEvent): void {
  *
  * @example
  * ```ts
- * const bus = new EventBus({ capacity: 1024, overrun: 'error' })
- * const off = bus.on('user-created', (event: { type: 'user-created'; id: string }) => console.log(event.id))
+ * type AppEvent = { type: 'user-created'; id: string } | { type: 'user-deleted'; id: string; reason: string }
+ * const bus = new EventBus<AppEvent>({ capacity: 1024, overrun: 'error' })
+ * const off = bus.on('user-created', (event) => console.log(event.id)) // event: the user-created member
  * bus.publish({ type: 'user-created', id: 'u1' })
  * bus.drain()   // prints u1
  * off()
@@ -164,7 +171,7 @@ export class EventBus<E extends BusEvent = BusEvent, A extends boolean = false> 
    * off()
    * ```
    */
-  on<T extends E = E>(type: T['type'], handler: Handler<T>): () => void {
+  on<K extends E['type']>(type: K, handler: Handler<EventOfType<E, K>>): () => void {
     if (typeof type !== 'string' || type.length === 0) {
       throw new InvalidOptionsError('on(type, handler): type must be a non-empty string')
     }

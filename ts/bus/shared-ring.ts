@@ -110,13 +110,14 @@ class TypeScriptRing implements RingBackend {
   private readonly words: Float64Array
   private readonly lengths: Uint32Array
   private readonly data: Uint8Array
+  private readonly capacity: number
+  private readonly slotSize: number
+  private readonly dropOldest: boolean
 
-  constructor(
-    buffer: SharedArrayBuffer,
-    private readonly capacity: number,
-    private readonly slotSize: number,
-    private readonly dropOldest: boolean,
-  ) {
+  constructor(buffer: SharedArrayBuffer, capacity: number, slotSize: number, dropOldest: boolean) {
+    this.capacity = capacity
+    this.slotSize = slotSize
+    this.dropOldest = dropOldest
     this.lock = new Int32Array(buffer, 0, 1)
     this.words = new Float64Array(buffer, 64, 5)
     this.lengths = new Uint32Array(buffer, 128, capacity)
@@ -200,10 +201,12 @@ class TypeScriptRing implements RingBackend {
 
 /** The native ring, reached by id from any thread of the process. */
 class NativeRing implements RingBackend {
-  constructor(
-    private readonly addon: NativeRingExports,
-    readonly id: number,
-  ) {}
+  private readonly addon: NativeRingExports
+  readonly id: number
+  constructor(addon: NativeRingExports, id: number) {
+    this.addon = addon
+    this.id = id
+  }
   write(records: Uint8Array, length: number): number {
     return this.addon.ringWrite(this.id, records, length)
   }

@@ -108,14 +108,19 @@ function popcount(x: number): number {
  * node is a collision node: bitmaps are unused and `data` is sorted by key.
  */
 class Node {
-  constructor(
-    public datamap: number,
-    public nodemap: number,
-    public data: unknown[],
-    public nodes: Node[],
-    /** The transient allowed to edit this node in place; null once frozen. */
-    public owner: object | null,
-  ) {}
+  datamap: number
+  nodemap: number
+  data: unknown[]
+  nodes: Node[]
+  /** The transient allowed to edit this node in place; null once frozen. */
+  owner: object | null
+  constructor(datamap: number, nodemap: number, data: unknown[], nodes: Node[], owner: object | null) {
+    this.datamap = datamap
+    this.nodemap = nodemap
+    this.data = data
+    this.nodes = nodes
+    this.owner = owner
+  }
 
   editableBy(owner: object | null): Node {
     if (owner !== null && this.owner === owner) return this
@@ -285,11 +290,14 @@ function* walk(node: Node): Generator<[string, unknown]> {
  * ```
  */
 export class HamtMap<V> {
-  private constructor(
-    /** @internal */ readonly root: Node,
-    readonly size: number,
-    /** @internal */ readonly hasher: KeyHasher,
-  ) {}
+  /** @internal */ readonly root: Node
+  readonly size: number
+  /** @internal */ readonly hasher: KeyHasher
+  private constructor(root: Node, size: number, hasher: KeyHasher) {
+    this.root = root
+    this.size = size
+    this.hasher = hasher
+  }
 
   /**
    * The empty map; `hasher` replaces {@link hashKey} (for tests that force collisions).
@@ -413,12 +421,15 @@ export class HamtMap<V> {
 export class TransientHamtMap<V> {
   private owner: object | null = {}
 
+  private root: Node
+  private count: number
+  private readonly hasher: KeyHasher
   /** @internal */
-  constructor(
-    private root: Node,
-    private count: number,
-    private readonly hasher: KeyHasher,
-  ) {}
+  constructor(root: Node, count: number, hasher: KeyHasher) {
+    this.root = root
+    this.count = count
+    this.hasher = hasher
+  }
 
   /** Number of entries now. */
   get size(): number {
@@ -623,7 +634,9 @@ export class ByteWriter {
 /** Reads the formats {@link ByteWriter} writes; every malformation is a SnapshotCorruptError. */
 export class ByteReader {
   at: number
-  constructor(readonly bytes: Uint8Array, at = 0) {
+  readonly bytes: Uint8Array
+  constructor(bytes: Uint8Array, at = 0) {
+    this.bytes = bytes
     this.at = at
   }
 

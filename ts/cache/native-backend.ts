@@ -22,7 +22,10 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
    */
   let scratch: Uint8Array | undefined = codec === jsonCodec ? new Uint8Array(1024) : undefined
   class NativeVersion implements MapVersion<S> {
-    constructor(readonly map: NativeHamtMap) {}
+    readonly map: NativeHamtMap
+    constructor(map: NativeHamtMap) {
+      this.map = map
+    }
 
     get size(): number {
       return this.map.size

@@ -60,24 +60,28 @@
  * @module
  */
 import { InvalidOptionsError } from '../errors.ts'
-import type { EventStore, InlineProjector, SequencedEvent } from '../store/types.ts'
+import type { EventMap, EventOf, EventStore, InlineProjector, SequencedEvent } from '../store/types.ts'
 import { selectBackend, type CacheImplementation } from './select.ts'
 import type { CacheBackend, Draft, MapVersion } from './backend.ts'
 import { jsonCodec, type StateCodec } from './codec.ts'
 import { decodeSnapshot, encodeSnapshot } from './snapshot-format.ts'
 
 /** Options of {@link StateCache}. */
-export interface StateCacheOptions<S> {
+/**
+ * `E` names the store's event types (DESIGN.md 2.2), so `key` and `apply` see events narrowed by
+ * `event.type`; omit it for untyped events.
+ */
+export interface StateCacheOptions<S, E extends EventMap = EventMap> {
   /** Names the cache's snapshots in the store; also the projector's name. */
   name: string
   /** The entity an event is about, or undefined when the cache ignores the event. */
-  key(event: SequencedEvent): string | undefined
+  key(event: EventOf<E>): string | undefined
   /**
    * The entity's next state; `state` is undefined for an entity not in the cache. Returning
    * undefined deletes the entity. Throwing fails the append (the cache is left as it was).
    * Treat states as immutable: the cache hands the same objects to every reader.
    */
-  apply(state: S | undefined, event: SequencedEvent): S | undefined
+  apply(state: S | undefined, event: EventOf<E>): S | undefined
   /** Turns states into bytes for snapshots (and for the native map). Default: UTF-8 JSON. */
   codec?: StateCodec<S>
   /** How many promoted versions `viewAt` can reach, the current one included. Default 16. */
@@ -106,12 +110,14 @@ export interface RestoreResult {
  * keeps its version's nodes alive (and nothing else).
  */
 export class CacheView<S> {
+  /** The last log position this view includes. */
+  readonly position: bigint
+  /** @internal */ readonly version: MapVersion<S>
   /** @internal */
-  constructor(
-    /** The last log position this view includes. */
-    readonly position: bigint,
-    /** @internal */ readonly version: MapVersion<S>,
-  ) {}
+  constructor(position: bigint, version: MapVersion<S>) {
+    this.position = position
+    this.version = version
+  }
 
   /** Number of entities. */
   get size(): number {
@@ -186,7 +192,7 @@ interface Restoring {
  * balances.get('account:1') // { balance: 5 }
  * ```
  */
-export class StateCache<S> implements InlineProjector {
+export class StateCache<S, E extends EventMap = EventMap> implements InlineProjector {
   readonly name: string
   readonly #key: (event: SequencedEvent) => string | undefined
   readonly #apply: (state: S | undefined, event: SequencedEvent) => S | undefined
@@ -224,7 +230,7 @@ export class StateCache<S> implements InlineProjector {
    * const cache = new StateCache({ name: 'orders', key: (e) => e.tags[0], apply: (_s, e) => e.data })
    * ```
    */
-  constructor(options: StateCacheOptions<S>) {
+  constructor(options: StateCacheOptions<S, E>) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('StateCache needs an options object')
     const { name, key, apply, codec = jsonCodec as StateCodec<S>, keepVersions = 16, implementation = 'typescript' } = options
     if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('StateCache name must be a non-empty string')
@@ -241,8 +247,10 @@ export class StateCache<S> implements InlineProjector {
       throw new InvalidOptionsError("StateCache implementation must be 'typescript' or 'native'")
     }
     this.name = name
-    this.#key = key
-    this.#apply = apply
+    // The cache sees every event of the store it is attached to; `E` is the caller's promise that
+    // those are the events of its map (as with `openStore<E>`), so the handlers take them as such.
+    this.#key = key as (event: SequencedEvent) => string | undefined
+    this.#apply = apply as (state: S | undefined, event: SequencedEvent) => S | undefined
     this.#keep = keepVersions
     this.#backend = selectBackend(codec, implementation)
     this.#current = new CacheView<S>(0n, this.#backend.empty())

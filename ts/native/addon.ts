@@ -9,8 +9,6 @@
 export interface NativeAddon {
   /** The crate version the addon was built from (equals the package version). */
   version(): string
-  /** Test-only probes of the Node-API layer; see {@link NativeDiagnostics}. */
-  diagnostics: NativeDiagnostics
   /** An empty persistent HAMT version (crates/hamt); see {@link NativeHamtMap}. */
   HamtMap: {
     new (): NativeHamtMap
@@ -39,6 +37,16 @@ export interface NativeAddon {
   ringDrop(id: number): boolean
   /** How many rings the process-global registry holds (leak tests). */
   ringCount(): number
+}
+
+/**
+ * The test build of the addon (`node scripts/build-native.mjs --test-exports`, cargo feature
+ * `test-exports`): the published addon plus test-only probes. Loaded by the addon's own tests
+ * only (ts/native/test-addon.ts), never by {@link NativeAddon} users.
+ */
+export interface NativeTestAddon extends NativeAddon {
+  /** Test-only probes of the Node-API layer; see {@link NativeDiagnostics}. */
+  diagnostics: NativeDiagnostics
 }
 
 /** Creation and finalization counts of one kind of native object. */
@@ -101,6 +109,13 @@ export interface NativeDiagnostics {
   /** Fills the array in place (zero-copy write). */
   fillInt32Array(a: Int32Array, value: number): void
   echoArrayBuffer(buffer: ArrayBuffer): ArrayBuffer
+  /** Whether native code sees the array's memory as shared (a SharedArrayBuffer) and so copies it. */
+  isShared(a: Uint8Array): boolean
+  /**
+   * Wraps `object` as another addon would (`napi_wrap` with a pointer that is not ours, no type
+   * tag) and returns it: a foreign object every native method must refuse.
+   */
+  wrapForeign<T extends object>(object: T): T
   Counter: { new (start?: number): NativeCounter; /** A Counter at 0, made by a static method. */ zero(): NativeCounter }
   counterStats(): NativeObjectStats
   /** An ArrayBuffer over native memory (`len` bytes of `fill`), freed when collected. */

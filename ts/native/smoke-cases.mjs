@@ -24,12 +24,45 @@ function throwsCoded(fn, kind, code, messagePart) {
 }
 
 /**
+ * Calls `member` (a prototype method, or a getter) with `receiver` as `this` and asserts that the
+ * call is refused with a TypeError. Our own check answers with code NATIVE_INVALID_ARGUMENT; Node
+ * checks the receiver of a class method itself (V8 signature check) before native code runs and
+ * throws "Illegal invocation" without a code, which `runtimeChecksMethods` allows.
+ */
+function refusesReceiver(member, receiver, label, runtimeChecksMethods) {
+  assert.throws(() => member.fn.call(receiver, 'key', new Uint8Array(4)), (error) => {
+    assert.ok(error instanceof TypeError, `${label}: expected TypeError, got ${error?.constructor?.name}: ${error?.message}`)
+    if (runtimeChecksMethods && member.isMethod && error.code === undefined) {
+      assert.match(error.message, /Illegal invocation/, label)
+    } else {
+      assert.equal(error.code, 'NATIVE_INVALID_ARGUMENT', `${label}: ${error.message}`)
+    }
+    return true
+  }, label)
+}
+
+/** Every native method and getter on a class prototype, as { name, fn, isMethod }. */
+function prototypeMembers(Class) {
+  return Object.getOwnPropertyNames(Class.prototype)
+    .filter((name) => name !== 'constructor')
+    .map((name) => {
+      const descriptor = Object.getOwnPropertyDescriptor(Class.prototype, name)
+      return { name, fn: descriptor.get ?? descriptor.value, isMethod: descriptor.get === undefined }
+    })
+}
+
+/**
  * The cases, as [sentence, fn] pairs.
- * @param {import('./addon.ts').NativeAddon} addon
+ * @param {import('./addon.ts').NativeTestAddon} addon the test build (with `diagnostics`)
+ * @param {{ production?: import('./addon.ts').NativeAddon, runtimeChecksMethods?: boolean }} [options]
+ *   `production`: the published build, loaded beside the test build (a second copy of the library
+ *   in the process); `runtimeChecksMethods`: the runtime refuses a foreign `this` for class methods
+ *   before native code runs (Node).
  * @returns {Array<[string, () => void]>}
  */
-export function smokeCases(addon) {
+export function smokeCases(addon, options = {}) {
   const d = addon.diagnostics
+  const { production, runtimeChecksMethods = false } = options
   return [
     ['version() is the Cargo workspace version', () => {
       assert.equal(addon.version(), cargoVersion())
@@ -166,6 +199,64 @@ export function smokeCases(addon) {
       throwsCoded(() => counter.visit(() => counter.increment()), Error, 'NATIVE_BORROWED')
       assert.equal(counter.increment(), 1)
       assert.equal(counter.visit(() => 'ok'), 'ok')
+    }],
+    ['a foreign object (another class\'s instance, a plain object, another addon\'s wrap) is refused by every native method with NATIVE_INVALID_ARGUMENT', () => {
+      const classes = [
+        { label: 'HamtMap', Class: addon.HamtMap, own: new addon.HamtMap(), other: new d.Counter(1), twin: production && new production.HamtMap() },
+        { label: 'Counter', Class: d.Counter, own: new d.Counter(1), other: new addon.HamtMap() },
+      ]
+      if (production) {
+        classes.push({ label: 'the published HamtMap', Class: production.HamtMap, own: new production.HamtMap(), other: new d.Counter(1), twin: new addon.HamtMap() })
+      }
+      for (const { label, Class, own, other, twin } of classes) {
+        const foreign = [
+          ['an instance of another native class', other],
+          ['a plain object', {}],
+          ['an object wrapped by another addon', d.wrapForeign({})],
+          ['an object whose prototype is an instance', Object.create(own)],
+          ['a primitive', 1],
+        ]
+        // The same class from another copy of the library (the published build beside the test
+        // build) is foreign too: its objects hold that copy's Rust type.
+        if (twin) foreign.push(['an instance from another copy of the addon', twin])
+        const members = prototypeMembers(Class)
+        assert.ok(members.length >= 4, `${label} has methods`)
+        for (const member of members) {
+          for (const [what, receiver] of foreign) refusesReceiver(member, receiver, `${label}.${member.name} on ${what}`, runtimeChecksMethods)
+        }
+      }
+      // Functions taking arguments refuse a wrapped object where they expect a number or bytes.
+      const noArguments = new Set(['version', 'ringCount', 'HamtMap'])
+      const functions = Object.keys(addon).filter((name) => typeof addon[name] === 'function' && !noArguments.has(name))
+      assert.ok(functions.includes('hamtFromBytes') && functions.includes('ringWrite'), functions.join())
+      for (const name of functions) {
+        for (const argument of [new d.Counter(1), new addon.HamtMap(), d.wrapForeign({})]) {
+          throwsCoded(() => addon[name](argument, argument, argument), TypeError, 'NATIVE_INVALID_ARGUMENT')
+        }
+      }
+      // The real instances still work.
+      const map = addon.HamtMap.prototype.withChanges.call(new addon.HamtMap(), Uint8Array.of(1, 1, 107, 1, 118))
+      assert.deepEqual(Array.from(map.get('k')), [118])
+      assert.equal(new d.Counter(1).increment(), 2)
+    }],
+    ['shared memory (a SharedArrayBuffer) is copied before native code reads it and refused where it would write in place', () => {
+      const shared = new Uint8Array(new SharedArrayBuffer(4))
+      shared.set([1, 2, 3, 4])
+      assert.equal(d.isShared(shared), true)
+      assert.equal(d.isShared(new Uint8Array(4)), false)
+      assert.deepEqual(Array.from(d.echoUint8Array(shared)), [1, 2, 3, 4])
+      assert.equal(d.sumFloat64Array(new Float64Array(new SharedArrayBuffer(16)).fill(1.5)), 3)
+      throwsCoded(() => d.fillInt32Array(new Int32Array(new SharedArrayBuffer(8)), 1), TypeError, 'NATIVE_INVALID_ARGUMENT', 'SharedArrayBuffer')
+      throwsCoded(() => d.echoArrayBuffer(new SharedArrayBuffer(2)), TypeError, 'NATIVE_INVALID_ARGUMENT')
+      const map = new addon.HamtMap().withChanges(Uint8Array.of(1, 1, 107, 1, 118))
+      const bytes = new Uint8Array(map.toBytes())
+      const sharedBytes = new Uint8Array(new SharedArrayBuffer(bytes.length))
+      sharedBytes.set(bytes)
+      assert.deepEqual(Array.from(addon.hamtFromBytes(sharedBytes).get('k')), [118])
+      const sharedChanges = new Uint8Array(new SharedArrayBuffer(5))
+      sharedChanges.set([1, 1, 120, 1, 121])
+      assert.deepEqual(Array.from(map.withChanges(sharedChanges).get('x')), [121])
+      throwsCoded(() => map.getInto('k', sharedBytes), TypeError, 'NATIVE_INVALID_ARGUMENT', 'SharedArrayBuffer')
     }],
     ['errors thrown by native code are Errors with the requested kind and code', () => {
       throwsCoded(() => d.throwError('Error', 'BUFFER_FULL', 'ring is full'), Error, 'BUFFER_FULL', 'ring is full')

@@ -1,6 +1,8 @@
 // The addon smoke suite under Node: `node --test ts/native/smoke.node.mjs`.
-// Node 20 cannot import the TypeScript loader, so this loads the addon file the way the loader
-// does (same name, RINGSTATE_NATIVE_PATH first) and then runs the cases shared with Bun and Deno.
+// Node 20 cannot import the TypeScript loader, so this loads the two builds by file name, as the
+// loader names them: the test build (ringstate.<triple>.test.node, cargo feature test-exports) for
+// the cases shared with Bun and Deno, and the published build (ringstate.<triple>.node, or
+// RINGSTATE_NATIVE_PATH) beside it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
@@ -8,23 +10,29 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { smokeCases } from './smoke-cases.mjs'
 
-function addonFileName() {
+function platformTriple() {
   const { platform, arch } = process
-  if (platform !== 'linux') return `ringstate.${platform}-${arch}.node`
+  if (platform !== 'linux') return `${platform}-${arch}`
   const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime
-  return `ringstate.${platform}-${arch}-${glibc ? 'gnu' : 'musl'}.node`
+  return `${platform}-${arch}-${glibc ? 'gnu' : 'musl'}`
 }
 
-const candidates = [process.env.RINGSTATE_NATIVE_PATH, fileURLToPath(new URL(`../../${addonFileName()}`, import.meta.url))]
-  .filter(Boolean)
-const path = candidates.find((p) => existsSync(p))
-const addon = path ? createRequire(import.meta.url)(path) : undefined
+const requireAddon = createRequire(import.meta.url)
+const testPath = fileURLToPath(new URL(`../../ringstate.${platformTriple()}.test.node`, import.meta.url))
+const productionPath = process.env.RINGSTATE_NATIVE_PATH || fileURLToPath(new URL(`../../ringstate.${platformTriple()}.node`, import.meta.url))
+const addon = existsSync(testPath) ? requireAddon(testPath) : undefined
+const production = existsSync(productionPath) ? requireAddon(productionPath) : undefined
 
-test('the addon loads under Node', () => {
-  assert.ok(addon, `no addon at ${candidates.join(' or ')}; run npm run build:native`)
+test('both builds of the addon load under Node, and only the test build has test-only exports', () => {
+  assert.ok(addon, `no test build at ${testPath}; run node scripts/build-native.mjs --test-exports`)
+  assert.ok(production, `no addon at ${productionPath}; run npm run build:native`)
+  assert.equal(typeof addon.diagnostics, 'object')
+  assert.equal('diagnostics' in production, false)
 })
 
-for (const [name, run] of addon ? smokeCases(addon) : []) test(name, run)
+// Node refuses a foreign `this` for class methods itself (V8 signature check, "Illegal
+// invocation") before native code runs; getters and functions reach our own check.
+for (const [name, run] of addon ? smokeCases(addon, { production, runtimeChecksMethods: true }) : []) test(name, run)
 
 test('a worker_threads Worker loads the addon and shares the static memory of the process', async () => {
   const { Worker } = await import('node:worker_threads')
@@ -34,7 +42,7 @@ test('a worker_threads Worker loads the addon and shares the static memory of th
     const { parentPort, workerData } = require('node:worker_threads')
     const addon = require(workerData.path)
     parentPort.postMessage({ version: addon.version(), total: addon.diagnostics.sharedCounterAdd(5) })
-  `, { eval: true, workerData: { path } })
+  `, { eval: true, workerData: { path: testPath } })
   try {
     const reply = await new Promise((resolve, reject) => {
       worker.once('message', resolve)

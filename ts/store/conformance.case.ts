@@ -14,6 +14,7 @@ import { execute } from './execute.ts'
 import {
   storeTransaction,
   type EventInput,
+  type EventMap,
   type EventStore,
   type FollowBatch,
   type InlineProjector,
@@ -74,11 +75,13 @@ async function seededStore(store: EventStore): Promise<void> {
 }
 
 /** A test body runner that opens a fresh store for each test and always closes it. */
-export function withFreshStore(open: OpenStore, options?: StoreOptions & StoreHooks) {
-  return (body: (store: EventStore) => Promise<void>) => async (): Promise<void> => {
+export function withFreshStore<E extends EventMap = EventMap>(open: OpenStore, options?: StoreOptions & StoreHooks) {
+  return (body: (store: EventStore<E>) => Promise<void>) => async (): Promise<void> => {
     const store = await open(options)
     try {
-      await body(store)
+      // A backend stores any events; a test that speaks one example's event map reads the fresh
+      // store through that map, exactly as `openStore<E>` does.
+      await body(store as unknown as EventStore<E>)
     } finally {
       await store.close()
     }

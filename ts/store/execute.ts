@@ -12,18 +12,20 @@ import {
   RetriesExhaustedError,
 } from '../errors.ts'
 import type {
+  AnyProjector,
   AppendCondition,
   AppendResult,
   CommandRecord,
-  EventInput,
+  EventMap,
   EventStore,
+  InputOf,
   Projector,
   ProjectResult,
   Query,
 } from './types.ts'
 
 /** What a handler receives. */
-export interface CommandContext<C extends CommandRecord> {
+export interface CommandContext<C extends CommandRecord, E extends EventMap = EventMap> {
   /** The command being executed. */
   command: C
   /**
@@ -32,26 +34,26 @@ export interface CommandContext<C extends CommandRecord> {
    * ones, and when they matched a new event since, the decision is stale and the handler runs
    * again (as on a conflicting append), so the one condition stays exact for all calls.
    */
-  project<P extends Record<string, Projector<any>>>(projectors: P): Promise<ProjectResult<P>['states']>
+  project<P extends Record<string, AnyProjector<any, E>>>(projectors: P): Promise<ProjectResult<P>['states']>
   /** 1 on the first run, 2 on the first retry, ... */
   attempt: number
   /** The store, for reads the decision needs beyond `project`. Append through the return value. */
-  store: EventStore
+  store: EventStore<E>
 }
 
 /**
  * What a handler returns: the events to append (none means "nothing to do"), optionally with an
  * explicit condition that replaces the one remembered from `project`.
  */
-export type CommandDecision =
-  | EventInput
-  | readonly EventInput[]
-  | { events: EventInput | readonly EventInput[]; condition?: AppendCondition }
+export type CommandDecision<E extends EventMap = EventMap> =
+  | InputOf<E>
+  | readonly InputOf<E>[]
+  | { events: InputOf<E> | readonly InputOf<E>[]; condition?: AppendCondition }
 
 /** Decides what a command means. Throw to refuse it (a domain error); nothing is appended then. */
-export type CommandHandler<C extends CommandRecord> = (
-  context: CommandContext<C>,
-) => CommandDecision | Promise<CommandDecision>
+export type CommandHandler<C extends CommandRecord, E extends EventMap = EventMap> = (
+  context: CommandContext<C, E>,
+) => CommandDecision<E> | Promise<CommandDecision<E>>
 
 export interface ExecuteOptions {
   /** Runs of the handler before giving up on repeated conflicts. Default 5. */
@@ -75,7 +77,7 @@ export const defaultExecuteOptions = { maxAttempts: 5, baseDelayMs: 10, maxDelay
  * When another writer appended a conflicting event in the meantime (APPEND_CONDITION_FAILED),
  * the handler runs again on fresh state, after an exponential backoff with jitter, up to
  * `maxAttempts` runs in all. Returning no events is a no-op: nothing is appended or recorded and
- * the result is `{ position: 0n, count: 0 }`.
+ * the result is `{ position: 0n, count: 0, ids: [] }`.
  *
  * @returns The append result: the position of the last event and how many were written.
  * @throws CommandFailedError (COMMAND_FAILED) when the handler throws; `cause` is its error.
@@ -96,10 +98,10 @@ export const defaultExecuteOptions = { maxAttempts: 5, baseDelayMs: 10, maxDelay
  *   return { type: 'StudentEnrolled', tags: ['course:c1', 'student:s1'], data: command.data }
  * })
  */
-export async function execute<C extends CommandRecord>(
-  store: EventStore,
+export async function execute<C extends CommandRecord, E extends EventMap = EventMap>(
+  store: EventStore<E>,
   command: C,
-  handler: CommandHandler<C>,
+  handler: CommandHandler<C, E>,
   options?: ExecuteOptions,
 ): Promise<AppendResult> {
   const { maxAttempts, baseDelayMs, maxDelayMs, signal } = resolveExecuteOptions(options)
@@ -110,7 +112,7 @@ export async function execute<C extends CommandRecord>(
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (attempt > 1) await backoff(attempt, baseDelayMs, maxDelayMs, signal)
     let remembered: AppendCondition | undefined
-    const context: CommandContext<C> = {
+    const context: CommandContext<C, E> = {
       command,
       attempt,
       store,
@@ -133,7 +135,7 @@ export async function execute<C extends CommandRecord>(
       },
     }
 
-    let decision: CommandDecision
+    let decision: CommandDecision<E>
     try {
       decision = await handler(context)
     } catch (error) {
@@ -169,18 +171,15 @@ function resolveExecuteOptions(options: ExecuteOptions | undefined) {
   return { maxAttempts, baseDelayMs, maxDelayMs, signal: options?.signal }
 }
 
-function isEventList(value: unknown): value is readonly EventInput[] {
-  return Array.isArray(value)
-}
-
-function splitDecision(
-  decision: CommandDecision,
+function splitDecision<E extends EventMap>(
+  decision: CommandDecision<E>,
   remembered: AppendCondition | undefined,
-): { events: EventInput | readonly EventInput[]; condition: AppendCondition | undefined } {
-  if (!isEventList(decision) && typeof decision === 'object' && decision !== null && 'events' in decision) {
-    return { events: decision.events, condition: decision.condition ?? remembered }
+): { events: InputOf<E> | readonly InputOf<E>[]; condition: AppendCondition | undefined } {
+  if (!Array.isArray(decision) && typeof decision === 'object' && decision !== null && 'events' in decision) {
+    const { events, condition } = decision as { events: InputOf<E> | readonly InputOf<E>[]; condition?: AppendCondition }
+    return { events, condition: condition ?? remembered }
   }
-  return { events: decision as EventInput | readonly EventInput[], condition: remembered }
+  return { events: decision as InputOf<E> | readonly InputOf<E>[], condition: remembered }
 }
 
 /** The key of the projector that re-reads the earlier projections' queries; a NUL prefix keeps it clear of user names. */

@@ -3,14 +3,14 @@
  */
 import { InvalidOptionsError } from '../errors.ts'
 import { MemoryStore } from './memory/index.ts'
-import type { EventStore, StoreOptions } from './types.ts'
+import type { EventMap, EventStore, StoreHooks, StoreOptions } from './types.ts'
 import { resolveOptions } from './validate.ts'
 
 /** The embedded default: a SQLite file under ./data, created on first use. */
 export const defaultStoreUrl = 'sqlite:./data/ringstate.db'
 
 /** Store options plus whatever the chosen backend accepts (passed through unchanged). */
-export interface OpenStoreOptions extends StoreOptions {
+export interface OpenStoreOptions extends StoreOptions, StoreHooks {
   [backendOption: string]: unknown
 }
 
@@ -30,6 +30,9 @@ export interface OpenStoreOptions extends StoreOptions {
  *
  * @throws InvalidOptionsError (INVALID_OPTIONS) on an unknown scheme or bad options.
  *
+ * `E` names each event type's data (DESIGN.md 2.2): the store then accepts only those types with
+ * their data and yields events narrowed by `event.type`. Omit it for the untyped store.
+ *
  * @example
  * import { openStore } from 'ringstate'
  *
@@ -38,7 +41,15 @@ export interface OpenStoreOptions extends StoreOptions {
  * for (const event of await store.query([{ tags: ['user:42'] }])) console.log(event.position, event.type)
  * await store.close()
  */
-export async function openStore(url?: string, options?: OpenStoreOptions): Promise<EventStore> {
+export async function openStore<E extends EventMap = EventMap>(
+  url?: string,
+  options?: OpenStoreOptions,
+): Promise<EventStore<E>> {
+  // Every backend stores any JSON; the map only narrows what callers may pass and read.
+  return (await openUntyped(url, options)) as unknown as EventStore<E>
+}
+
+async function openUntyped(url: string | undefined, options: OpenStoreOptions | undefined): Promise<EventStore> {
   if (url !== undefined && typeof url !== 'string') throw new InvalidOptionsError('the store URL must be a string')
   // Check the shared options up front so every backend rejects bad ones the same way.
   resolveOptions(options)

@@ -3,7 +3,7 @@
  */
 import { AbortedError, InvalidQueryError } from '../errors.ts'
 import { matchesQuery, unionQueries } from './match.ts'
-import type { AppendCondition, EventStore, Projector, ProjectResult, Query } from './types.ts'
+import type { AnyProjector, AppendCondition, EventMap, EventStore, Projector, ProjectResult, Query, SequencedEvent } from './types.ts'
 import { validateQuery } from './validate.ts'
 
 /**
@@ -33,8 +33,8 @@ import { validateQuery } from './validate.ts'
  * if (states.enrolled >= 30) throw new Error('course is full')
  * await store.append({ type: 'StudentEnrolled', tags: ['course:c1', 'student:s1'] }, condition)
  */
-export async function project<P extends Record<string, Projector<any>>>(
-  store: Pick<EventStore, 'read'>,
+export async function project<E extends EventMap, P extends Record<string, AnyProjector<any, E>>>(
+  store: Pick<EventStore<E>, 'read'>,
   projectors: P,
   options?: { signal?: AbortSignal },
 ): Promise<ProjectResult<P>> {
@@ -44,21 +44,20 @@ export async function project<P extends Record<string, Projector<any>>>(
   const names = Object.keys(projectors)
   if (names.length === 0) throw new InvalidQueryError('project needs at least one projector')
   const queries: Query[] = []
+  const folds: Projector<unknown>[] = []
   for (const name of names) {
-    const projector = projectors[name]!
-    if (typeof projector !== 'object' || projector === null || typeof projector.apply !== 'function') {
-      throw new InvalidQueryError(`projector ${name} must have query, initial and apply`)
-    }
+    const fold = toFold(name, projectors[name])
     try {
-      validateQuery(projector.query)
+      validateQuery(fold.query)
     } catch (error) {
       throw new InvalidQueryError(`projector ${name}: ${(error as Error).message}`)
     }
-    queries.push(projector.query)
+    queries.push(fold.query)
+    folds.push(fold)
   }
 
   const states: Record<string, unknown> = {}
-  for (const name of names) states[name] = projectors[name]!.initial
+  for (let i = 0; i < names.length; i++) states[names[i]!] = folds[i]!.initial
   const signal = options?.signal
   if (signal?.aborted) throw new AbortedError()
 
@@ -68,7 +67,7 @@ export async function project<P extends Record<string, Projector<any>>>(
     for (let i = 0; i < names.length; i++) {
       if (matchesQuery(queries[i]!, event.type, event.tags)) {
         const name = names[i]!
-        states[name] = projectors[name]!.apply(states[name], event)
+        states[name] = folds[i]!.apply(states[name], event)
       }
     }
     last = event.position
@@ -78,4 +77,41 @@ export async function project<P extends Record<string, Projector<any>>>(
   const condition: AppendCondition = { failIfEventsMatch: unionQueries(queries) }
   if (last !== undefined) condition.after = last
   return { states: states as ProjectResult<P>['states'], condition }
+}
+
+/**
+ * Both projector forms as one fold. A handler map (`{ initial, tags?, when }`) becomes the query
+ * `[{ types: keys of when, tags }]` and an `apply` that dispatches on `event.type`; a key whose
+ * value is not a function is INVALID_QUERY, never silently ignored.
+ */
+export function toFold(name: string, projector: unknown): Projector<unknown> {
+  if (typeof projector !== 'object' || projector === null) {
+    throw new InvalidQueryError(`projector ${name} must be an object with initial and either query + apply or when`)
+  }
+  const candidate = projector as Partial<Projector<unknown>> & { when?: unknown; tags?: unknown }
+  if ('when' in candidate) {
+    const when = candidate.when
+    if (typeof when !== 'object' || when === null) throw new InvalidQueryError(`projector ${name}: when must be an object of handlers`)
+    const handlers = new Map<string, (state: unknown, event: SequencedEvent) => unknown>()
+    for (const [type, handler] of Object.entries(when)) {
+      if (typeof handler !== 'function') throw new InvalidQueryError(`projector ${name}: when.${type} must be a function`)
+      handlers.set(type, handler as (state: unknown, event: SequencedEvent) => unknown)
+    }
+    if (handlers.size === 0) throw new InvalidQueryError(`projector ${name}: when needs at least one handler`)
+    const tags = candidate.tags
+    if (tags !== undefined && !Array.isArray(tags)) throw new InvalidQueryError(`projector ${name}: tags must be an array`)
+    const item = tags === undefined || tags.length === 0
+      ? { types: [...handlers.keys()] }
+      : { types: [...handlers.keys()], tags: tags as readonly string[] }
+    return {
+      query: [item],
+      initial: candidate.initial,
+      // The query admits only the handled types, so a handler always exists here.
+      apply: (state, event) => handlers.get(event.type)!(state, event),
+    }
+  }
+  if (typeof candidate.apply !== 'function') {
+    throw new InvalidQueryError(`projector ${name} must have query, initial and apply (or initial and when)`)
+  }
+  return candidate as Projector<unknown>
 }

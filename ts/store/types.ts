@@ -262,6 +262,9 @@ export interface TransactionalStore {
 /**
  * The event store. `E` names each event type's data (section 2.2 of DESIGN.md): `append` takes only
  * those types with their data, and every read yields `EventOf<E>`, narrowed by `event.type`.
+ *
+ * A typed store is not an untyped one (the untyped `append` takes any type), so code that works
+ * with any store is generic: `function tool<E extends EventMap>(store: EventStore<E>)`.
  */
 export interface EventStore<E extends EventMap = EventMap> {
   /**

@@ -1,15 +1,24 @@
-//! Binary data: typed arrays and ArrayBuffers in (zero-copy views) and out (copies, or external
-//! buffers over native memory that JavaScript then reads and writes in place).
+//! Binary data: typed arrays and ArrayBuffers in (views of JavaScript memory) and out (copies, or
+//! external buffers over native memory that JavaScript then reads and writes in place).
 //!
-//! Aliasing rule: JavaScript memory is shared and mutable. Two views (two arguments, or a view and
-//! a buffer the native side also holds) may cover the same bytes, and memory of a SharedArrayBuffer
-//! may be written by other threads. So reading is safe through [`TypedArray::as_slice`] only while
-//! nobody writes those bytes during the call, and writing goes through the `unsafe`
-//! [`TypedArray::as_mut_slice`], whose caller promises no other live slice covers the same bytes.
+//! Aliasing rule: JavaScript memory is mutable and may be shared. Memory of a SharedArrayBuffer
+//! may be written by another thread at any moment; any buffer may be written, detached, resized
+//! or transferred by JavaScript as soon as JavaScript runs again (a callback into JavaScript, a
+//! getter); and two arguments may view the same bytes. A Rust slice over such memory is sound only
+//! while none of that can happen, which the type system cannot see. So:
+//!
+//! - [`TypedArray::to_vec`] and [`ArrayBufferRef::to_vec`] are the safe way in: a copy, read so
+//!   that a concurrent writer cannot make it undefined behaviour (relaxed atomic loads when the
+//!   memory is shared, one `memcpy` otherwise);
+//! - [`TypedArray::as_slice`] / [`TypedArray::as_mut_slice`] (and the `ArrayBufferRef` pair) are
+//!   zero-copy and `unsafe`: the caller promises, in a `// SAFETY:` comment, that the memory is
+//!   not shared ([`TypedArray::is_shared`] is false), that no JavaScript runs while the slice
+//!   lives, and, for `&mut`, that no other slice covers the same bytes.
 
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::convert::FromJs;
 use crate::error::{JsError, JsResult};
@@ -52,19 +61,20 @@ element!(f64, ta::FLOAT64, "Float64Array");
 element!(i64, ta::BIGINT64, "BigInt64Array");
 element!(u64, ta::BIGUINT64, "BigUint64Array");
 
-/// A zero-copy view of a JavaScript typed array argument, e.g. `TypedArray<f64>` for a
-/// `Float64Array` (a `Uint8ClampedArray` is accepted as `TypedArray<u8>`).
+/// A JavaScript typed array argument, e.g. `TypedArray<f64>` for a `Float64Array` (a
+/// `Uint8ClampedArray` is accepted as `TypedArray<u8>`), read by copy or, `unsafe`ly, in place.
 ///
 /// Valid for the current callback only (it holds a [`Value`]); see the module docs for aliasing.
 ///
 /// ```ignore
 /// let xs: TypedArray<f64> = cx.arg_as(0)?;
-/// let sum: f64 = xs.as_slice().iter().sum();
+/// let sum: f64 = xs.to_vec().iter().sum();
 /// ```
 pub struct TypedArray<T: TypedArrayElement> {
     value: Value,
     data: NonNull<T>,
     len: usize,
+    shared: bool,
     _element: PhantomData<T>,
 }
 
@@ -81,31 +91,61 @@ impl<T: TypedArrayElement> TypedArray<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// True when the memory may be written by another thread at any time: the array views a
+    /// SharedArrayBuffer (or a buffer the runtime does not call a plain `ArrayBuffer`).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+    /// A copy of the elements; safe whatever the memory is and whoever writes it.
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut out: Vec<T> = Vec::with_capacity(self.len);
+        // SAFETY: data points at len initialised elements kept alive by self.value (as_slice);
+        // out has room for len elements; every bit pattern is a valid T; both are aligned for T.
+        unsafe {
+            copy_racy(self.data.as_ptr() as *const u8, out.as_mut_ptr() as *mut u8, std::mem::size_of::<T>() * self.len, self.shared);
+            out.set_len(self.len);
+        }
+        out
+    }
     /// The elements, read in place.
-    pub fn as_slice(&self) -> &[T] {
+    ///
+    /// # Safety
+    /// For as long as the slice lives, nobody writes these bytes: the memory is not shared
+    /// (`!self.is_shared()`, so no other thread can write it), no JavaScript runs (it could write,
+    /// detach or resize the buffer), and no `&mut` slice over the same bytes is live.
+    pub unsafe fn as_slice(&self) -> &[T] {
         // SAFETY: data is aligned, non-null and points at len initialised elements of the typed
         // array's backing store, which self.value keeps alive for the callback; every bit pattern
-        // is a valid T (TypedArrayElement is sealed to plain numbers).
+        // is a valid T (TypedArrayElement is sealed to plain numbers); no writer is the caller's
+        // contract.
         unsafe { std::slice::from_raw_parts(self.data.as_ptr(), self.len) }
     }
     /// The elements, writable in place (JavaScript sees the writes).
     ///
     /// # Safety
-    /// No other live slice (from another view of the same buffer, or another thread writing a
-    /// SharedArrayBuffer) may cover these bytes while the returned slice is in use.
+    /// As [`TypedArray::as_slice`], and no other live slice (from another view of the same buffer)
+    /// covers these bytes while the returned slice is in use.
     pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in as_slice; exclusivity is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
+    }
+    /// `Err(NATIVE_INVALID_ARGUMENT)` when the array views shared memory: for bindings that
+    /// write in place, where a copy would not do.
+    pub fn require_unshared(&self) -> JsResult<()> {
+        if self.shared {
+            return Err(JsError::invalid_argument(format!("a {} over a SharedArrayBuffer is not accepted here", T::NAME)));
+        }
+        Ok(())
     }
 }
 
 impl<T: TypedArrayElement> FromJs for TypedArray<T> {
     fn from_js(value: Value) -> JsResult<Self> {
         let env = value.env();
-        let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut::<c_void>());
-        // SAFETY: live handles; out-pointers valid; the arraybuffer/offset outputs are optional.
+        let (mut kind, mut len, mut data, mut buffer) = (0, 0usize, ptr::null_mut::<c_void>(), ptr::null_mut());
+        // SAFETY: live handles; out-pointers valid; the offset output is optional.
         let status = unsafe {
-            sys::napi_get_typedarray_info(env.raw(), value.raw(), &mut kind, &mut len, &mut data, ptr::null_mut(), ptr::null_mut())
+            sys::napi_get_typedarray_info(env.raw(), value.raw(), &mut kind, &mut len, &mut data, &mut buffer, ptr::null_mut())
         };
         let matches = T::KIND == kind || (T::KIND == ta::UINT8 && kind == ta::UINT8_CLAMPED);
         if status != sys::status::OK || !matches {
@@ -114,7 +154,46 @@ impl<T: TypedArrayElement> FromJs for TypedArray<T> {
             }
             return Err(JsError::invalid_argument(format!("expected a {}", T::NAME)));
         }
-        Ok(TypedArray { value, data: element_ptr::<T>(data, len)?, len, _element: PhantomData })
+        let shared = !is_plain_arraybuffer(env, buffer);
+        Ok(TypedArray { value, data: element_ptr::<T>(data, len)?, len, shared, _element: PhantomData })
+    }
+}
+
+/// True when `buffer` is an `ArrayBuffer` and not a `SharedArrayBuffer`. Node and Deno (V8) answer
+/// false for a SharedArrayBuffer, as does Bun (JavaScriptCore); a failed call counts as shared,
+/// the cautious answer.
+fn is_plain_arraybuffer(env: Env, buffer: sys::napi_value) -> bool {
+    if buffer.is_null() {
+        return false;
+    }
+    let mut plain = false;
+    // SAFETY: live handles; valid out-pointer.
+    let status = unsafe { sys::napi_is_arraybuffer(env.raw(), buffer, &mut plain) };
+    status == sys::status::OK && plain
+}
+
+/// Copies `len` bytes from JavaScript memory `src` to native memory `dst`. When another thread may
+/// write `src` meanwhile (`shared`), each byte is read with a relaxed atomic load, which is what
+/// makes that race defined behaviour; the copy may then mix old and new bytes, as a JavaScript
+/// reader without `Atomics` would see. Otherwise one `memcpy`.
+///
+/// # Safety
+/// `src` is valid for reads and `dst` for writes of `len` bytes, and they do not overlap.
+unsafe fn copy_racy(src: *const u8, dst: *mut u8, len: usize, shared: bool) {
+    if len == 0 {
+        return;
+    }
+    if shared {
+        for i in 0..len {
+            // SAFETY: src + i is in bounds (caller); AtomicU8 has the size and alignment of u8,
+            // and every access to shared JavaScript memory from this crate goes through atomics.
+            let byte = unsafe { AtomicU8::from_ptr(src.add(i) as *mut u8) }.load(Ordering::Relaxed);
+            // SAFETY: dst + i is in bounds and ours alone (caller).
+            unsafe { dst.add(i).write(byte) };
+        }
+    } else {
+        // SAFETY: caller's contract; unshared memory has no other writer during the call.
+        unsafe { ptr::copy_nonoverlapping(src, dst, len) };
     }
 }
 
@@ -130,7 +209,8 @@ fn element_ptr<T>(data: *mut c_void, len: usize) -> JsResult<NonNull<T>> {
     }
 }
 
-/// A zero-copy view of an `ArrayBuffer` argument (not a SharedArrayBuffer).
+/// An `ArrayBuffer` argument (a SharedArrayBuffer is refused), read by copy or, `unsafe`ly, in
+/// place.
 pub struct ArrayBufferRef {
     value: Value,
     data: NonNull<u8>,
@@ -150,15 +230,26 @@ impl ArrayBufferRef {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// A copy of the bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // SAFETY: the buffer is not shared (checked in from_js) and no JavaScript runs during the
+        // copy, which ends before this function returns.
+        unsafe { self.as_slice() }.to_vec()
+    }
     /// The bytes, read in place.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: data points at len bytes of the buffer's backing store, kept alive by self.value.
+    ///
+    /// # Safety
+    /// No JavaScript runs while the slice lives (it could write, detach or resize the buffer) and
+    /// no `&mut` slice over the same bytes is live. (Shared memory is refused on the way in.)
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: data points at len bytes of the buffer's backing store, kept alive by
+        // self.value; no writer is the caller's contract.
         unsafe { std::slice::from_raw_parts(self.data.as_ptr(), self.len) }
     }
     /// The bytes, writable in place.
     ///
     /// # Safety
-    /// As [`TypedArray::as_mut_slice`]: no other live slice may cover these bytes.
+    /// As [`ArrayBufferRef::as_slice`], and no other live slice covers these bytes.
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in as_slice; exclusivity is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
@@ -168,6 +259,14 @@ impl ArrayBufferRef {
 impl FromJs for ArrayBufferRef {
     fn from_js(value: Value) -> JsResult<Self> {
         let env = value.env();
+        // Checked first: a runtime could describe a SharedArrayBuffer through
+        // napi_get_arraybuffer_info too, and this type hands out slices of unshared memory only.
+        if !is_plain_arraybuffer(env, value.raw()) {
+            if env.is_exception_pending() {
+                return Err(JsError::pending());
+            }
+            return Err(JsError::invalid_argument("expected an ArrayBuffer"));
+        }
         let (mut data, mut len) = (ptr::null_mut::<c_void>(), 0usize);
         // SAFETY: live handles; valid out-pointers.
         let status = unsafe { sys::napi_get_arraybuffer_info(env.raw(), value.raw(), &mut data, &mut len) };
@@ -250,4 +349,22 @@ impl Env {
 unsafe extern "C" fn drop_boxed_hint<B: 'static>(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: hint is the Box<B> passed to napi_create_external_arraybuffer; called once.
     unsafe { drop_boxed_data::<B>(env, hint, ptr::null_mut()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_racy;
+
+    #[test]
+    fn copies_are_exact_whether_read_as_shared_or_not() {
+        let source: Vec<u8> = (0..=255).collect();
+        for shared in [false, true] {
+            let mut target = vec![0u8; source.len()];
+            // SAFETY: both buffers hold source.len() bytes and do not overlap.
+            unsafe { copy_racy(source.as_ptr(), target.as_mut_ptr(), source.len(), shared) };
+            assert_eq!(target, source);
+        }
+        // SAFETY: a zero-length copy touches nothing, even through dangling pointers.
+        unsafe { copy_racy(std::ptr::NonNull::dangling().as_ptr(), std::ptr::NonNull::dangling().as_ptr(), 0, true) };
+    }
 }

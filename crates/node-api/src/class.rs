@@ -6,6 +6,13 @@
 //! method of the same object while an earlier call holds `&mut T` (possible only if the method
 //! calls back into JavaScript) is an `Error` with code `NATIVE_BORROWED`, never aliasing.
 //!
+//! How "an instance of this class" is decided: every instance is type-tagged
+//! (`napi_type_tag_object`, Node-API 8) with a tag unique to `T` and to this copy of the library,
+//! and a call first asks the runtime whether `this` carries that tag
+//! (`napi_check_object_type_tag`). Only then is the pointer from `napi_unwrap` used. `napi_unwrap`
+//! alone proves nothing: it returns whatever pointer any addon in the process wrapped the object
+//! with, so reading through it before the tag check would read another library's memory.
+//!
 //! ```ignore
 //! struct Counter { n: i64 }
 //! let ctor = env
@@ -27,6 +34,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::ptr;
+use std::sync::Mutex;
 
 use crate::error::{codes, JsError, JsResult};
 use crate::function::{call_trampoline, guarded, guarded_finalizer, CallContext};
@@ -36,23 +44,44 @@ use crate::value::{Env, Value, ValueType};
 type Constructor<T> = Box<dyn Fn(&CallContext) -> JsResult<T>>;
 type Method<T> = Box<dyn Fn(&mut T, &CallContext) -> JsResult<Value>>;
 
-/// What every wrapped object points at. `repr(C)` keeps `tag` first, so the type can be checked
-/// through a pointer before it is cast to the full `Wrapper<T>`.
-#[repr(C)]
+/// What every object of a class built for `T` is wrapped with.
 struct Wrapper<T> {
-    tag: TypeId,
     borrowed: Cell<bool>,
     value: UnsafeCell<T>,
 }
 
 struct ClassData<T> {
     name: String,
+    tag: sys::napi_type_tag,
     constructor: Constructor<T>,
 }
 
 struct MethodData<T> {
     class_name: String,
+    tag: sys::napi_type_tag,
     f: Method<T>,
+}
+
+/// The type tag of objects wrapping a `T`: unique per Rust type and per copy of this library in
+/// the process.
+///
+/// `upper` names this copy of the library: a constant mixed with the address of a static it owns,
+/// so two copies (two builds, or one file loaded twice under different names) never share a tag,
+/// although their `TypeId`s may coincide. `lower` numbers the types in the order their tags were
+/// first asked for, so two types of this library never share one either.
+fn type_tag<T: 'static>() -> sys::napi_type_tag {
+    static ANCHOR: u8 = 0;
+    static TYPES: Mutex<Vec<TypeId>> = Mutex::new(Vec::new());
+    let id = TypeId::of::<T>();
+    let mut types = TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    let index = match types.iter().position(|t| *t == id) {
+        Some(index) => index,
+        None => {
+            types.push(id);
+            types.len() - 1
+        }
+    };
+    sys::napi_type_tag { lower: index as u64 + 1, upper: 0x7269_6e67_7374_6174 ^ (&ANCHOR as *const u8 as usize as u64) }
 }
 
 thread_local! {
@@ -126,13 +155,14 @@ impl<T: 'static> ClassBuilder<T> {
     pub fn build(self) -> JsResult<Value> {
         let env = self.env;
         let class_name = self.name.clone();
+        let tag = type_tag::<T>();
         let mut descriptors = Vec::with_capacity(self.methods.len() + self.getters.len());
         let entries = self.methods.into_iter().map(|m| (m, true)).chain(self.getters.into_iter().map(|g| (g, false)));
         for ((name, f), is_method) in entries {
             let key = env.string(&name)?;
             // Leaked on purpose: the prototype may outlive any object we could hang a finalizer
             // on, and there are a handful per class per thread.
-            let data = Box::into_raw(Box::new(MethodData { class_name: class_name.clone(), f })) as *mut c_void;
+            let data = Box::into_raw(Box::new(MethodData { class_name: class_name.clone(), tag, f })) as *mut c_void;
             let (method, getter, attributes) = if is_method {
                 (Some(method_trampoline::<T> as _), None, sys::attributes::WRITABLE | sys::attributes::CONFIGURABLE)
             } else {
@@ -162,7 +192,7 @@ impl<T: 'static> ClassBuilder<T> {
             });
         }
         // Leaked for the same reason as the method data.
-        let data = Box::into_raw(Box::new(ClassData { name: self.name, constructor: self.constructor }));
+        let data = Box::into_raw(Box::new(ClassData { name: self.name, tag, constructor: self.constructor }));
         // SAFETY: data and descriptors are valid for the call; names are napi string values; the
         // name pointer/length describe live UTF-8.
         let constructor = env.make("napi_define_class", |out| unsafe {
@@ -206,14 +236,14 @@ unsafe extern "C" fn construct_trampoline<T: 'static>(env: sys::napi_env, info: 
                 Some(Err(_)) => return Err(JsError::new(codes::NATIVE_CALL_FAILED, "new_instance value of the wrong type")),
                 None => (class.constructor)(&cx)?,
             };
-            wrap(env, cx.this(), value)?;
+            wrap(env, cx.this(), value, &class.tag)?;
             Ok(cx.this())
         })
     }
 }
 
-fn wrap<T: 'static>(env: Env, object: Value, value: T) -> JsResult<()> {
-    let boxed = Box::into_raw(Box::new(Wrapper { tag: TypeId::of::<T>(), borrowed: Cell::new(false), value: UnsafeCell::new(value) }));
+fn wrap<T: 'static>(env: Env, object: Value, value: T, tag: &sys::napi_type_tag) -> JsResult<()> {
+    let boxed = Box::into_raw(Box::new(Wrapper { borrowed: Cell::new(false), value: UnsafeCell::new(value) }));
     // SAFETY: object is the fresh `this`; boxed is freed exactly once by finalize_wrapper.
     let status = unsafe { sys::napi_wrap(env.raw(), object.raw(), boxed as *mut c_void, Some(finalize_wrapper::<T>), ptr::null_mut(), ptr::null_mut()) };
     if let Err(e) = env.check(status, "napi_wrap") {
@@ -221,7 +251,11 @@ fn wrap<T: 'static>(env: Env, object: Value, value: T) -> JsResult<()> {
         drop(unsafe { Box::from_raw(boxed) });
         return Err(e);
     }
-    Ok(())
+    // Tagged only once wrapped, so a tagged object always has a Wrapper<T>. Should tagging fail,
+    // the object stays wrapped (the finalizer frees the Wrapper) but every method refuses it.
+    // SAFETY: live handles; the runtime copies the 16 bytes of the tag.
+    let status = unsafe { sys::napi_type_tag_object(env.raw(), object.raw(), tag) };
+    env.check(status, "napi_type_tag_object")
 }
 
 unsafe extern "C" fn finalize_wrapper<T: 'static>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
@@ -238,7 +272,7 @@ unsafe extern "C" fn method_trampoline<T: 'static>(env: sys::napi_env, info: sys
         guarded(env, |env| {
             let (cx, data) = CallContext::new(env, info)?;
             let method = &*(data as *const MethodData<T>);
-            with_wrapped::<T, _>(cx.this(), &method.class_name, |value| (method.f)(value, &cx))?
+            with_wrapped::<T, _>(cx.this(), &method.tag, &method.class_name, |value| (method.f)(value, &cx))?
         })
     }
 }
@@ -251,20 +285,30 @@ impl Drop for BorrowGuard<'_> {
     }
 }
 
-fn with_wrapped<T: 'static, R>(object: Value, class_name: &str, f: impl FnOnce(&mut T) -> R) -> JsResult<R> {
+fn with_wrapped<T: 'static, R>(object: Value, tag: &sys::napi_type_tag, class_name: &str, f: impl FnOnce(&mut T) -> R) -> JsResult<R> {
     let env = object.env();
-    let mut data: *mut c_void = ptr::null_mut();
-    // SAFETY: live handles; valid out-pointer. Fails (status != OK) for objects we never wrapped.
-    let status = unsafe { sys::napi_unwrap(env.raw(), object.raw(), &mut data) };
-    // SAFETY (the tag read): every wrap this addon makes points at a repr(C) Wrapper whose first
-    // field is a TypeId, and napi_unwrap only returns wraps made through this addon's env.
-    if status != sys::status::OK || data.is_null() || unsafe { *(data as *const TypeId) } != TypeId::of::<T>() {
+    let refuse = || {
         if env.is_exception_pending() {
-            return Err(JsError::pending());
+            return JsError::pending();
         }
-        return Err(JsError::type_error(codes::NATIVE_INVALID_ARGUMENT, format!("expected a {class_name} instance")));
+        JsError::type_error(codes::NATIVE_INVALID_ARGUMENT, format!("expected a {class_name} instance"))
+    };
+    let mut tagged = false;
+    // SAFETY: live handles; valid out-pointer. A non-object fails with a status, an object without
+    // this exact tag (a plain object, another class's instance, another addon's wrap) gives false.
+    let status = unsafe { sys::napi_check_object_type_tag(env.raw(), object.raw(), tag, &mut tagged) };
+    if status != sys::status::OK || !tagged {
+        return Err(refuse());
     }
-    // SAFETY: the tag matched, so data is a live Wrapper<T> kept alive by `object`.
+    let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: live handles; valid out-pointer.
+    let status = unsafe { sys::napi_unwrap(env.raw(), object.raw(), &mut data) };
+    if status != sys::status::OK || data.is_null() {
+        return Err(refuse());
+    }
+    // SAFETY: only wrap() gives out this tag, and only to an object it has wrapped with a
+    // Box<Wrapper<T>> (the tag is unique to T and to this library); an object is wrapped at most
+    // once, so the pointer napi_unwrap returns is that Wrapper<T>, kept alive by `object`.
     let wrapper = unsafe { &*(data as *const Wrapper<T>) };
     if wrapper.borrowed.replace(true) {
         return Err(JsError::new(codes::NATIVE_BORROWED, format!("{class_name} method re-entered while a call on the same object is running")));
@@ -279,6 +323,23 @@ impl Value {
     /// argument. `TypeError` if it is not an instance of `T`'s class.
     pub fn with_wrapped<T: 'static, R>(self, f: impl FnOnce(&mut T) -> R) -> JsResult<R> {
         let type_name = std::any::type_name::<T>();
-        with_wrapped::<T, R>(self, type_name.rsplit("::").next().unwrap_or(type_name), f)
+        with_wrapped::<T, R>(self, &type_tag::<T>(), type_name.rsplit("::").next().unwrap_or(type_name), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_tag;
+
+    struct A;
+    struct B;
+
+    #[test]
+    fn each_type_has_its_own_tag_and_keeps_it() {
+        let (a, b) = (type_tag::<A>(), type_tag::<B>());
+        assert_ne!(a, b);
+        assert_eq!(a, type_tag::<A>());
+        assert_eq!(a.upper, b.upper, "one copy of the library, one upper word");
+        assert_ne!(a.lower, 0);
     }
 }

@@ -7,9 +7,11 @@
 //! - [`Env`] creates values and [`Value`] reads and edits them ([`value`] module);
 //! - typed conversions [`FromJs`] / [`IntoJs`] with no silent truncation ([`convert`] module);
 //! - functions from closures or `fn`s with typed arguments ([`Env::function`], [`CallContext`]);
-//! - classes owning a Rust value, with finalizers and `&mut T` access ([`Env::class`]);
-//! - typed arrays and ArrayBuffers in (zero-copy) and out, and external ArrayBuffers over native
-//!   memory ([`Env::external_arraybuffer`]);
+//! - classes owning a Rust value, with finalizers and `&mut T` access ([`Env::class`]); instances
+//!   are type-tagged, so a foreign object (another class's, another addon's) is refused;
+//! - typed arrays and ArrayBuffers in (a safe copy, or an `unsafe` zero-copy slice whose caller
+//!   proves nobody writes the memory meanwhile; see [`buffer`]) and out, and external ArrayBuffers
+//!   over native memory ([`Env::external_arraybuffer`]);
 //! - errors with a stable `code` ([`JsError`]): returning `Err` from an entry point throws it.
 //!
 //! Boundary rules, enforced at every entry point (functions, methods, getters, constructors,

@@ -100,6 +100,14 @@ pub struct napi_property_descriptor {
     pub data: *mut c_void,
 }
 
+/// A 128-bit tag marking an object as made by a particular native class (Node-API 8).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct napi_type_tag {
+    pub lower: u64,
+    pub upper: u64,
+}
+
 #[repr(C)]
 pub struct napi_extended_error_info {
     pub error_message: *const c_char,
@@ -192,6 +200,8 @@ extern "C" {
         result: *mut napi_ref,
     ) -> napi_status;
     pub fn napi_unwrap(env: napi_env, js_object: napi_value, result: *mut *mut c_void) -> napi_status;
+    pub fn napi_type_tag_object(env: napi_env, value: napi_value, type_tag: *const napi_type_tag) -> napi_status;
+    pub fn napi_check_object_type_tag(env: napi_env, value: napi_value, type_tag: *const napi_type_tag, result: *mut bool) -> napi_status;
     pub fn napi_add_finalizer(
         env: napi_env,
         js_object: napi_value,
@@ -220,6 +230,7 @@ extern "C" {
         finalize_hint: *mut c_void,
         result: *mut napi_value,
     ) -> napi_status;
+    pub fn napi_is_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     pub fn napi_get_arraybuffer_info(env: napi_env, arraybuffer: napi_value, data: *mut *mut c_void, byte_length: *mut usize) -> napi_status;
     pub fn napi_create_typedarray(
         env: napi_env,

@@ -346,7 +346,7 @@ fn race_b_head_before_write_a_racing_consumer_never_sees_a_slot_of_another_seque
     let mut last = [None::<u64>; 4];
     for id in &delivered {
         let (producer, index) = ((id >> 32) as usize, id & 0xFFFF_FFFF);
-        assert!(last[producer].map_or(true, |prev| index == prev + 1), "stale or skipped slot");
+        assert!(last[producer].is_none_or(|prev| index == prev + 1), "stale or skipped slot");
         last[producer] = Some(index);
     }
     assert_eq!(delivered.len() as u64, 4 * PER_PRODUCER);

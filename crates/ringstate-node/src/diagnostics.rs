@@ -1,4 +1,5 @@
-//! `diagnostics`: exports that exist ONLY so the smoke tests (Bun, Node, Deno) can exercise every
+//! `diagnostics` (cargo feature `test-exports`, absent from the published addon): exports that
+//! exist ONLY so the smoke tests (Bun, Node, Deno) can exercise every
 //! conversion and boundary rule of the node-api layer through a real runtime: each value kind
 //! round-trips, a wrapped class with an observable finalizer count, an external ArrayBuffer over
 //! native memory that JavaScript writes and native code reads back, errors with a code, a caught
@@ -6,10 +7,12 @@
 //! No ringstate feature uses it; `ts/native/addon.ts` types it as `NativeDiagnostics`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use node_api::{ArrayBufferRef, BigI64, BigU64, CallContext, Env, JsError, JsResult, Null, TypedArray, TypedArrayElement, Value};
+use node_api::{sys, ArrayBufferRef, BigI64, BigU64, CallContext, Env, JsError, JsResult, Null, TypedArray, TypedArrayElement, Value};
 
 /// Process-global, so every thread's copy of the module sees the same counter.
 static SHARED_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -42,9 +45,10 @@ struct NativeBytes {
     ptr: *mut u8,
     len: usize,
 }
-// SAFETY: NativeBytes only owns a heap block; access is coordinated by the tests (one thread).
+// SAFETY: NativeBytes owns a heap block and frees it once, on whichever thread drops the last Arc.
 unsafe impl Send for NativeBytes {}
-// SAFETY: as above; native reads happen inside calls on the thread that owns the ArrayBuffer.
+// SAFETY: through a shared NativeBytes, native code only reads the block, with atomic byte loads
+// (readExternal), so a JavaScript write on the owning thread meanwhile is not a data race.
 unsafe impl Sync for NativeBytes {}
 impl NativeBytes {
     fn new(len: usize, fill: u8) -> NativeBytes {
@@ -74,7 +78,7 @@ fn echo_typed<T: TypedArrayElement>(exports: Value) -> JsResult<()> {
     let name = format!("echo{}", T::NAME);
     exports.set_function(&name, |cx| {
         let input: TypedArray<T> = cx.arg_as(0)?;
-        cx.ret(input.as_slice())
+        cx.ret(&input.to_vec()[..])
     })
 }
 
@@ -100,6 +104,25 @@ fn counter_class(env: Env) -> JsResult<Value> {
         .getter("value", |c: &mut Counter, cx| cx.ret(c.value))
         .static_method("zero", |cx| cx.env().new_instance(Counter::new(0)))
         .build()
+}
+
+/// Wraps `object` the way another addon would: `napi_wrap` with a pointer to memory that is not
+/// a node-api `Wrapper` (one byte) and no type tag. Passing such an object to a method of ours
+/// must be refused before that pointer is read.
+fn wrap_foreign(env: Env, object: Value) -> JsResult<()> {
+    unsafe extern "C" fn free_byte(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+        // SAFETY: data is the Box<u8> leaked below; the runtime finalizes each wrap once.
+        drop(unsafe { Box::from_raw(data as *mut u8) });
+    }
+    let data = Box::into_raw(Box::new(0xA5u8));
+    // SAFETY: live handles; data is freed by free_byte, or below if wrapping fails.
+    let status = unsafe { sys::napi_wrap(env.raw(), object.raw(), data as *mut c_void, Some(free_byte), ptr::null_mut(), ptr::null_mut()) };
+    if status != sys::status::OK {
+        // SAFETY: the runtime did not take data.
+        drop(unsafe { Box::from_raw(data) });
+        return Err(JsError::invalid_argument("napi_wrap refused the object (already wrapped, or not an object)"));
+    }
+    Ok(())
 }
 
 /// Adds `diagnostics` to the exports.
@@ -162,14 +185,34 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
     echo_typed::<f64>(d)?;
     echo_typed::<i64>(d)?;
     echo_typed::<u64>(d)?;
-    d.set_function("sumFloat64Array", |cx| cx.ret(cx.arg_as::<TypedArray<f64>>(0)?.as_slice().iter().sum::<f64>()))?;
+    d.set_function("sumFloat64Array", |cx| {
+        let input: TypedArray<f64> = cx.arg_as(0)?;
+        if input.is_shared() {
+            return cx.ret(input.to_vec().iter().sum::<f64>());
+        }
+        // SAFETY: not shared, so no other thread writes it; the sum is pure Rust and no
+        // JavaScript runs before it is done; no &mut view of it exists in this call.
+        cx.ret(unsafe { input.as_slice() }.iter().sum::<f64>())
+    })?;
     d.set_function("fillInt32Array", |cx| {
         let (mut view, value): (TypedArray<i32>, i32) = cx.args()?;
-        // SAFETY: no other slice of this memory exists during the call.
+        view.require_unshared()?;
+        // SAFETY: not shared (checked above); no JavaScript runs during the fill; the only slice.
         unsafe { view.as_mut_slice() }.fill(value);
         cx.ret(())
     })?;
-    d.set_function("echoArrayBuffer", |cx| cx.env().arraybuffer_from_slice(cx.arg_as::<ArrayBufferRef>(0)?.as_slice()))?;
+    d.set_function("isShared", |cx| cx.ret(cx.arg_as::<TypedArray<u8>>(0)?.is_shared()))?;
+    d.set_function("echoArrayBuffer", |cx| {
+        let input: ArrayBufferRef = cx.arg_as(0)?;
+        // SAFETY: ArrayBufferRef refuses shared memory; arraybuffer_from_slice creates a new
+        // buffer and copies without running JavaScript; no &mut view of the input exists.
+        cx.env().arraybuffer_from_slice(unsafe { input.as_slice() })
+    })?;
+    d.set_function("wrapForeign", |cx| {
+        let object = cx.arg(0)?;
+        wrap_foreign(cx.env(), object)?;
+        Ok(object)
+    })?;
 
     d.set("Counter", counter_class(env)?)?;
     d.set_function("counterStats", |cx| stats(cx.env(), &COUNTERS_CREATED, &COUNTERS_DROPPED))?;
@@ -193,9 +236,16 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
         let id: u32 = cx.arg_as(0)?;
         let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = registry.as_ref().and_then(|r| r.get(&id)).ok_or_else(|| JsError::range_error("NATIVE_INVALID_ARGUMENT", "unknown external buffer id"))?;
-        // SAFETY: the registry's Arc keeps the block alive; nothing writes it during this call.
-        let view = unsafe { std::slice::from_raw_parts(bytes.ptr, bytes.len) };
-        cx.ret(view)
+        // The registry is process-global, so the thread whose JavaScript owns the buffer may be
+        // writing it while another thread reads it here: read each byte atomically.
+        let copy: Vec<u8> = (0..bytes.len)
+            .map(|i| {
+                // SAFETY: i < len, and the registry's Arc keeps the block alive for this call;
+                // AtomicU8 has the size and alignment of u8.
+                unsafe { AtomicU8::from_ptr(bytes.ptr.add(i)) }.load(Ordering::Relaxed)
+            })
+            .collect();
+        cx.ret(&copy[..])
     })?;
     d.set_function("releaseExternal", |cx| {
         let id: u32 = cx.arg_as(0)?;

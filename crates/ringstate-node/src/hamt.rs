@@ -93,8 +93,10 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
         // copies the value into the caller's buffer when it fits; returns its length, or -1.
         .method("getInto", |v: &mut Version, cx| {
             let (key, mut out): (String, TypedArray<u8>) = cx.args()?;
+            out.require_unshared()?;
             let Some(value) = v.map()?.get(key.as_bytes()) else { return cx.ret(-1i32) };
-            // SAFETY: the caller's buffer is not otherwise viewed from native code during the call.
+            // SAFETY: `out` is not shared (checked above), so no other thread touches it; no
+            // JavaScript runs until the copy below is done; it is the only slice of it.
             let out = unsafe { out.as_mut_slice() };
             if let Some(target) = out.get_mut(..value.len()) {
                 target.copy_from_slice(value);
@@ -115,7 +117,15 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
                 v.0 = None;
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
-            if let Err(e) = next.apply_changes(changes.as_slice()) {
+            let applied = if changes.is_shared() {
+                // Another thread may be writing these bytes: parse a copy, never a moving target.
+                next.apply_changes(&changes.to_vec())
+            } else {
+                // SAFETY: not shared, so no other thread writes it; apply_changes is pure Rust and
+                // returns before any JavaScript runs; no &mut view of it exists in this call.
+                next.apply_changes(unsafe { changes.as_slice() })
+            };
+            if let Err(e) = applied {
                 // All or nothing: `next` is still this version, so a consumed one is given back.
                 if v.0.is_none() {
                     v.0 = Some(next);
@@ -146,7 +156,14 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
     exports.set("HamtMap", class)?;
     exports.set_function("hamtFromBytes", |cx| {
         let bytes: TypedArray<u8> = cx.arg_as(0)?;
-        let map = HamtMap::from_bytes(bytes.as_slice()).map_err(corrupt)?;
+        let map = if bytes.is_shared() {
+            HamtMap::from_bytes(&bytes.to_vec())
+        } else {
+            // SAFETY: not shared, so no other thread writes it; from_bytes is pure Rust and
+            // returns before any JavaScript runs; no &mut view of it exists in this call.
+            HamtMap::from_bytes(unsafe { bytes.as_slice() })
+        }
+        .map_err(corrupt)?;
         cx.env().new_instance(Version::new(map))
     })
 }

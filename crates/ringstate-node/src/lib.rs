@@ -9,12 +9,16 @@
 
 use node_api::{Env, JsResult, Value};
 
+/// Test-only probes; built only with `--features test-exports` (scripts/build-native.mjs
+/// `--test-exports`), never into the addon that is published.
+#[cfg(feature = "test-exports")]
 mod diagnostics;
 mod ring;
 mod hamt;
 
 fn init(env: Env, exports: Value) -> JsResult<()> {
     exports.set_function("version", |cx| cx.ret(env!("CARGO_PKG_VERSION")))?;
+    #[cfg(feature = "test-exports")]
     diagnostics::register(env, exports)?;
     ring::register(env, exports)?;
     hamt::register(env, exports)?;

@@ -86,18 +86,26 @@ pub fn register(_env: Env, exports: Value) -> JsResult<()> {
     })?;
     exports.set_function("ringWrite", |cx| {
         let (id, records, length): (u32, TypedArray<u8>, usize) = cx.args()?;
-        let bytes = records
-            .as_slice()
-            .get(..length)
-            .ok_or_else(|| JsError::range_error("NATIVE_INVALID_ARGUMENT", "length exceeds the records array"))?;
-        let (batch, _refused) = lookup(id)?.write_batch(bytes);
+        if length > records.len() {
+            return Err(JsError::range_error("NATIVE_INVALID_ARGUMENT", "length exceeds the records array"));
+        }
+        let ring = lookup(id)?;
+        let (batch, _refused) = if records.is_shared() {
+            // Another thread may be writing these bytes: work on a copy.
+            ring.write_batch(&records.to_vec()[..length])
+        } else {
+            // SAFETY: the memory is not shared, so no other thread writes it; write_batch is pure
+            // Rust and returns before any JavaScript runs; no &mut view of it exists in this call.
+            ring.write_batch(unsafe { &records.as_slice()[..length] })
+        };
         cx.ret(batch.count as u32)
     })?;
     exports.set_function("ringRead", |cx| {
         let (id, mut out): (u32, TypedArray<u8>) = cx.args()?;
+        out.require_unshared()?;
         let ring = lookup(id)?;
-        // SAFETY: `out` is a caller-owned, non-shared Uint8Array; no other slice of it is live
-        // during this call.
+        // SAFETY: `out` is not shared (checked above), so no other thread touches it; read_batch
+        // is pure Rust and returns before any JavaScript runs; it is the only slice of it.
         let batch = ring.read_batch(unsafe { out.as_mut_slice() });
         cx.ret(batch.bytes as u32)
     })?;
