@@ -233,7 +233,7 @@ describe('the tick', () => {
       'next d2', 'commit d2 effects=false',
       'next d3', 'put d3 [7]', 'commit d3 effects=true',
     ])
-    expect(handle.metrics()).toMatchObject({ processed: 2, committed: 3, commandsRun: 4 })
+    expect(handle.metrics()).toMatchObject({ processed: 2, committed: 3, commandsRun: 5 })
   })
 
   test('command results are put in command order whatever order the commands finish in', async () => {
