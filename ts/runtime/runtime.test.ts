@@ -253,7 +253,7 @@ describe('the tick', () => {
     gates[1]!.resolve('b')
     await expect(handle.done).rejects.toMatchObject({ code: 'RUNTIME_COMMAND_FAILED' })
 
-    const ordered = [deferred<string>(), deferred<string>(), deferred<string>(), deferred<null>()]
+    const ordered = [deferred<string | null>(), deferred<string | null>(), deferred<string | null>(), deferred<string | null>()]
     const traced = new TracingSource<string>(['go'])
     const second = run(
       {
@@ -297,7 +297,7 @@ describe('the tick', () => {
     const failures: [string, bigint | undefined][] = []
     const skipping = run({ init: () => [0], update: boom }, new TracingSource<number>([1, 2, 3]), {
       onError: (e, delivery) => {
-        failures.push([(e as { code: string }).code, delivery.position])
+        failures.push([(e as Error & { code: string }).code, delivery.position])
         return 'skip'
       },
     })
