@@ -1,47 +1,45 @@
 /**
- * A growable ring of values: O(1) push at either end and shift, no per-item allocation once grown.
+ * A FIFO of values with O(1) amortised push, shift and (after a shift) unshift: a plain array
+ * read from a moving head, compacted when the consumed prefix outgrows the rest. Plain arrays
+ * are what the engine optimises best (a ring of fixed slots cost more in `grow` than it saved).
  * Internal to the runtime's in-memory sources.
  */
 export class Deque<T> {
-  private slots: (T | undefined)[] = new Array<T | undefined>(16).fill(undefined)
+  private items: T[] = []
   private head = 0
+
   /** Number of values held. */
-  length = 0
+  get length(): number {
+    return this.items.length - this.head
+  }
 
   push(value: T): void {
-    if (this.length === this.slots.length) this.grow()
-    this.slots[(this.head + this.length) & (this.slots.length - 1)] = value
-    this.length++
+    this.items.push(value)
   }
 
   unshift(value: T): void {
-    if (this.length === this.slots.length) this.grow()
-    this.head = (this.head - 1) & (this.slots.length - 1)
-    this.slots[this.head] = value
-    this.length++
+    if (this.head > 0) this.items[--this.head] = value
+    else this.items.unshift(value)
   }
 
   /** Removes and returns the first value; `undefined` when empty. */
   shift(): T | undefined {
-    if (this.length === 0) return undefined
-    const value = this.slots[this.head]
-    this.slots[this.head] = undefined
-    this.head = (this.head + 1) & (this.slots.length - 1)
-    this.length--
+    const items = this.items
+    if (this.head === items.length) return undefined
+    const value = items[this.head]!
+    items[this.head++] = undefined as T
+    if (this.head === items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= items.length) {
+      this.items = items.slice(this.head)
+      this.head = 0
+    }
     return value
   }
 
   clear(): void {
-    this.slots.fill(undefined)
-    this.head = 0
-    this.length = 0
-  }
-
-  private grow(): void {
-    const size = this.slots.length
-    const slots = new Array<T | undefined>(size * 2).fill(undefined)
-    for (let i = 0; i < this.length; i++) slots[i] = this.slots[(this.head + i) & (size - 1)]
-    this.slots = slots
+    this.items = []
     this.head = 0
   }
 }

@@ -22,12 +22,21 @@ export interface PutOptions {
 
 /** A message in the inbox. The id is a sequence number, made into a string only when asked for. */
 class InboxDelivery<Msg> implements Delivery<Msg> {
-  constructor(
-    readonly message: Msg,
-    private readonly seq: number,
-    /** True for a message from outside (it holds a unit of capacity); false for a command result. */
-    readonly external: boolean,
-  ) {}
+  // Assigned in the constructor (not class fields, which define properties one by one) and all
+  // own properties, so the loop's reads never walk the prototype chain.
+  declare readonly message: Msg
+  declare readonly position: undefined
+  declare readonly replay: false
+  /** True for a message from outside (it holds a unit of capacity); false for a command result. */
+  declare readonly external: boolean
+  declare private readonly seq: number
+  constructor(message: Msg, seq: number, external: boolean) {
+    this.message = message
+    this.position = undefined
+    this.replay = false
+    this.external = external
+    this.seq = seq
+  }
   get id(): string {
     return String(this.seq)
   }
@@ -72,8 +81,12 @@ const RESOLVED: Promise<void> = Promise.resolve()
  */
 export class Inbox<Msg> implements Source<Msg, Msg> {
   private readonly capacity: number
-  private readonly queue = new Deque<InboxDelivery<Msg>>()
-  private readonly results = new Deque<InboxDelivery<Msg>>()
+  /** Messages from outside, not yet delivered. */
+  private readonly queue = new Deque<Msg>()
+  /** Command results, delivered before the queue. */
+  private readonly results = new Deque<Msg>()
+  /** A rolled-back delivery: the next one, with the same id. */
+  private redeliver: InboxDelivery<Msg> | undefined = undefined
   private readonly putters = new Deque<Putter<Msg>>()
   private inflight: InboxDelivery<Msg> | undefined = undefined
   private staged: readonly Msg[] | undefined = undefined
@@ -93,7 +106,8 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
 
   /** Messages held from outside, the one being processed included. */
   get size(): number {
-    return this.queue.length + (this.inflight?.external ? 1 : 0)
+    const held = this.inflight ?? this.redeliver
+    return this.queue.length + (held !== undefined && held.external ? 1 : 0)
   }
 
   /** True once `close()` was called. */
@@ -170,16 +184,16 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
   }
 
   private enqueue(message: Msg): void {
-    const delivery = new InboxDelivery(message, ++this.seq, true)
     const reader = this.reader
     if (reader !== undefined) {
       this.reader = undefined
       reader.signal.removeEventListener('abort', reader.onAbort)
+      const delivery = new InboxDelivery(message, ++this.seq, true)
       this.inflight = delivery
       reader.resolve(delivery)
       return
     }
-    this.queue.push(delivery)
+    this.queue.push(message)
   }
 
   /** Let waiting putters in while there is room. */
@@ -208,7 +222,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
 
   private wakeEmpty(): void {
     const reader = this.reader
-    if (reader === undefined || this.results.length > 0 || this.queue.length > 0) return
+    if (reader === undefined || this.results.length > 0 || this.queue.length > 0 || this.redeliver !== undefined) return
     this.reader = undefined
     reader.signal.removeEventListener('abort', reader.onAbort)
     reader.resolve(undefined)
@@ -216,11 +230,13 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
 
   /** @internal the runtime's side of the source; see `Source`. */
   next(signal: AbortSignal): Delivery<Msg> | undefined | Promise<Delivery<Msg> | undefined> {
-    const delivery = this.results.length > 0 ? this.results.shift() : this.queue.shift()
-    if (delivery !== undefined) {
-      this.inflight = delivery
-      return delivery
+    if (this.redeliver !== undefined) {
+      this.inflight = this.redeliver
+      this.redeliver = undefined
+      return this.inflight
     }
+    if (this.results.length > 0) return (this.inflight = new InboxDelivery(this.results.shift()!, ++this.seq, false))
+    if (this.queue.length > 0) return (this.inflight = new InboxDelivery(this.queue.shift()!, ++this.seq, true))
     if (this.closed || this.untilEmpty) return undefined
     if (signal.aborted) return Promise.reject(new AbortedError('inbox wait was aborted', { cause: signal.reason }))
     return new Promise((resolve, reject) => {
@@ -237,7 +253,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
   commit(delivery: Delivery<Msg>, _info: CommitInfo): void {
     const staged = this.staged
     this.staged = undefined
-    if (staged !== undefined) for (const message of staged) this.results.push(new InboxDelivery(message, ++this.seq, false))
+    if (staged !== undefined) for (const message of staged) this.results.push(message)
     if (delivery === this.inflight) {
       this.inflight = undefined
       if (this.putters.length > 0) this.admit()
@@ -250,9 +266,8 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
     const delivery = this.inflight
     if (delivery === undefined) return
     this.inflight = undefined
-    // Back to the front of its lane: it stays the next delivery, and keeps its unit of capacity.
-    if (delivery.external) this.queue.unshift(delivery)
-    else this.results.unshift(delivery)
+    // It stays the next delivery, with its id, and keeps its unit of capacity.
+    this.redeliver = delivery
   }
 
   /** @internal `batch` asks the inbox to end when it is empty instead of waiting. */

@@ -7,14 +7,15 @@
  * delivery back. The next delivery is not taken before the previous one is committed.
  *
  * The loop stays synchronous while the source answers synchronously and no command is async, so a
- * busy in-memory source costs no microtask per message; it yields to the event loop every
- * `YIELD_EVERY` such deliveries so timers, I/O and `stop()` still get their turn.
+ * busy in-memory source costs no microtask per message; it yields to the event loop (a macrotask)
+ * once it has kept the thread for `YIELD_AFTER_MS`, so timers, I/O and `stop()` still get their turn.
  */
 import { AbortedError, InvalidOptionsError, RuntimeCommandFailedError, RuntimeUpdateFailedError } from '../errors.ts'
 import { INIT_DELIVERY, isThenable } from './internal.ts'
 import type {
   BatchResult,
   Cmd,
+  CommitInfo,
   Delivery,
   EndReason,
   ErrorAction,
@@ -26,8 +27,14 @@ import type {
   Source,
 } from './types.ts'
 
-const YIELD_EVERY = 1024
+/** How many synchronous deliveries run between two looks at the clock. */
+const CHECK_EVERY = 1024
+/** The longest the loop keeps the thread without yielding to the event loop, in ms. */
+const YIELD_AFTER_MS = 8
 const NEVER_ABORTED = new AbortController().signal
+// Shared, so a commit allocates nothing.
+const WITH_EFFECTS: CommitInfo = Object.freeze({ effects: true })
+const WITHOUT_EFFECTS: CommitInfo = Object.freeze({ effects: false })
 
 const macrotask: () => Promise<void> =
   typeof setImmediate === 'function'
@@ -49,17 +56,18 @@ function checkStep<Model, Out>(
   result: unknown,
   step: 'init' | 'update',
 ): readonly [Model, (readonly Cmd<Out>[])?] {
+  // Arrays first: the common case costs one check (and an array is never a thenable here).
+  if (Array.isArray(result) && result.length !== 0 && result.length <= 2) {
+    const commands = result[1]
+    if (commands === undefined || commands === null || Array.isArray(commands)) {
+      return result as unknown as readonly [Model, (readonly Cmd<Out>[])?]
+    }
+    throw new InvalidOptionsError(`${step} returned commands that are not an array`)
+  }
   if (isThenable(result)) {
     throw new InvalidOptionsError(`${step} returned a Promise: ${step} must be synchronous (do async work in a command)`)
   }
-  if (!Array.isArray(result) || result.length < 1 || result.length > 2) {
-    throw new InvalidOptionsError(`${step} must return [model] or [model, commands]`)
-  }
-  const commands = result[1]
-  if (commands !== undefined && commands !== null && !Array.isArray(commands)) {
-    throw new InvalidOptionsError(`${step} returned commands that are not an array`)
-  }
-  return result as unknown as readonly [Model, (readonly Cmd<Out>[])?]
+  throw new InvalidOptionsError(`${step} must return [model] or [model, commands]`)
 }
 
 function validate<Model, Msg, Out>(
@@ -100,6 +108,8 @@ class Engine<Model, Msg, Out> {
     errors: 0,
   }
   private stopping = false
+  /** Set when the run's signal aborts or `stop()` is called. */
+  private halted = false
   private readonly stopController = new AbortController()
   /** Aborts with the user's signal: what commands see and what makes a tick roll back. */
   private readonly runSignal: AbortSignal
@@ -121,10 +131,15 @@ class Engine<Model, Msg, Out> {
     this.replayAll = options.replay === true
     this.replayWhen = typeof options.replay === 'function' ? options.replay : undefined
     this.onError = options.onError ?? 'stop'
+    if (options.signal) {
+      if (options.signal.aborted) this.halted = true
+      else options.signal.addEventListener('abort', () => (this.halted = true), { once: true })
+    }
   }
 
   stop(): void {
     this.stopping = true
+    this.halted = true
     this.stopController.abort(new AbortedError('the run was stopped'))
   }
 
@@ -175,7 +190,7 @@ class Engine<Model, Msg, Out> {
         try {
           const results = await this.runCommands(live, undefined)
           if (results.length > 0) await this.put(results, init)
-          await source.commit(init, { effects: true })
+          await source.commit(init, WITH_EFFECTS)
         } catch (error) {
           await source.rollback()
           if (error instanceof AbortTick) return 'aborted'
@@ -185,12 +200,17 @@ class Engine<Model, Msg, Out> {
     }
 
     let sync = 0
+    let since = performance.now()
     for (;;) {
-      if (this.runSignal.aborted) return 'aborted'
-      if (this.stopping) return 'stopped'
+      // One plain field for both: reading AbortSignal.aborted per message costs a native call.
+      if (this.halted) {
+        if (this.runSignal.aborted) return 'aborted'
+        if (this.stopping) return 'stopped'
+      }
       let next = source.next(this.nextSignal)
       if (isThenable(next)) {
         sync = 0
+        since = performance.now()
         try {
           next = await next
         } catch (error) {
@@ -198,9 +218,13 @@ class Engine<Model, Msg, Out> {
           if (this.stopping) return 'stopped'
           throw error
         }
-      } else if (++sync >= YIELD_EVERY) {
+      } else if (++sync >= CHECK_EVERY) {
         sync = 0
-        await macrotask()
+        const now = performance.now()
+        if (now - since >= YIELD_AFTER_MS) {
+          await macrotask()
+          since = performance.now()
+        }
       }
       if (next === undefined) return 'ended'
       try {
@@ -247,9 +271,13 @@ class Engine<Model, Msg, Out> {
       } catch (error) {
         throw new RuntimeUpdateFailedError('update threw', { cause: error, position: delivery.position })
       }
-      ;[next, commands] = checkStep<Model, Out>(result, 'update')
+      const step = checkStep<Model, Out>(result, 'update')
+      next = step[0]
+      commands = step[1]
       this.counters.processed++
-      if (this.viewEach) this.show(next, { position: delivery.position, replaying }, delivery.position)
+      if (this.viewEach && this.program.view !== undefined) {
+        this.show(next, { position: delivery.position, replaying }, delivery.position)
+      }
     } catch (error) {
       if (error instanceof RuntimeUpdateFailedError) return this.fail(error, delivery, false)
       return this.abandon(error)
@@ -354,7 +382,7 @@ class Engine<Model, Msg, Out> {
   private commit(delivery: Delivery<Msg>, next: Model, effects: boolean): void | Promise<void> {
     let committed: void | Promise<void>
     try {
-      committed = this.source.commit(delivery, { effects })
+      committed = this.source.commit(delivery, effects ? WITH_EFFECTS : WITHOUT_EFFECTS)
     } catch (error) {
       return this.abandon(error)
     }
@@ -445,7 +473,7 @@ class Engine<Model, Msg, Out> {
         resolve(results)
       }
       if (runSignal.aborted) return onAbort()
-      runSignal.addEventListener('abort', onAbort, { once: true })
+      if (runSignal !== NEVER_ABORTED) runSignal.addEventListener('abort', onAbort, { once: true })
       started.forEach((value, index) => {
         if (!isThenable(value)) {
           values[index] = value
