@@ -22,25 +22,26 @@ export interface PutOptions {
 
 /** A message in the inbox. The id is a sequence number, made into a string only when asked for. */
 class InboxDelivery<Msg> implements Delivery<Msg> {
-  // Assigned in the constructor (not class fields, which define properties one by one) and all
-  // own properties, so the loop's reads never walk the prototype chain.
+  // Two own fields, assigned in the constructor: the loop allocates one per message, and fewer
+  // fields make a cheaper object. `position` and `replay` live on the prototype (never set here).
   declare readonly message: Msg
+  /** The sequence number: positive for a message from outside, negative for a command result. */
+  declare readonly seq: number
   declare readonly position: undefined
   declare readonly replay: false
-  /** True for a message from outside (it holds a unit of capacity); false for a command result. */
-  declare readonly external: boolean
-  declare private readonly seq: number
-  constructor(message: Msg, seq: number, external: boolean) {
+  constructor(message: Msg, seq: number) {
     this.message = message
-    this.position = undefined
-    this.replay = false
-    this.external = external
     this.seq = seq
   }
+  /** True for a message from outside (it holds a unit of capacity); false for a command result. */
+  get external(): boolean {
+    return this.seq > 0
+  }
   get id(): string {
-    return String(this.seq)
+    return String(this.seq > 0 ? this.seq : -this.seq)
   }
 }
+Object.defineProperties(InboxDelivery.prototype, { position: { value: undefined }, replay: { value: false } })
 
 interface Putter<Msg> {
   message: Msg
@@ -188,7 +189,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
     if (reader !== undefined) {
       this.reader = undefined
       reader.signal.removeEventListener('abort', reader.onAbort)
-      const delivery = new InboxDelivery(message, ++this.seq, true)
+      const delivery = new InboxDelivery(message, ++this.seq)
       this.inflight = delivery
       reader.resolve(delivery)
       return
@@ -235,8 +236,8 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
       this.redeliver = undefined
       return this.inflight
     }
-    if (this.results.length > 0) return (this.inflight = new InboxDelivery(this.results.shift()!, ++this.seq, false))
-    if (this.queue.length > 0) return (this.inflight = new InboxDelivery(this.queue.shift()!, ++this.seq, true))
+    if (this.results.length > 0) return (this.inflight = new InboxDelivery(this.results.shift()!, -++this.seq))
+    if (this.queue.length > 0) return (this.inflight = new InboxDelivery(this.queue.shift()!, ++this.seq))
     if (this.closed || this.untilEmpty) return undefined
     if (signal.aborted) return Promise.reject(new AbortedError('inbox wait was aborted', { cause: signal.reason }))
     return new Promise((resolve, reject) => {

@@ -27,7 +27,13 @@ import type {
   Source,
 } from './types.ts'
 
-/** How many synchronous deliveries run between two looks at the clock. */
+// What `spin` stopped for.
+const ENDED = 0
+const HALTED = 1
+const YIELD = 2
+const WAIT_NEXT = 3
+const WAIT_TICK = 4
+/** How many synchronous deliveries run between two looks at the clock (a power of two). */
 const CHECK_EVERY = 1024
 /** The longest the loop keeps the thread without yielding to the event loop, in ms. */
 const YIELD_AFTER_MS = 8
@@ -110,6 +116,8 @@ class Engine<Model, Msg, Out> {
   private stopping = false
   /** Set when the run's signal aborts or `stop()` is called. */
   private halted = false
+  private pendingNext: PromiseLike<Delivery<Msg> | undefined> | undefined = undefined
+  private pendingTick: Promise<void> | undefined = undefined
   private readonly stopController = new AbortController()
   /** Aborts with the user's signal: what commands see and what makes a tick roll back. */
   private readonly runSignal: AbortSignal
@@ -199,41 +207,71 @@ class Engine<Model, Msg, Out> {
       }
     }
 
-    let sync = 0
-    let since = performance.now()
     for (;;) {
-      // One plain field for both: reading AbortSignal.aborted per message costs a native call.
-      if (this.halted) {
-        if (this.runSignal.aborted) return 'aborted'
-        if (this.stopping) return 'stopped'
-      }
-      let next = source.next(this.nextSignal)
-      if (isThenable(next)) {
-        sync = 0
-        since = performance.now()
-        try {
-          next = await next
-        } catch (error) {
-          if (this.runSignal.aborted) return 'aborted'
-          if (this.stopping) return 'stopped'
-          throw error
-        }
-      } else if (++sync >= CHECK_EVERY) {
-        sync = 0
-        const now = performance.now()
-        if (now - since >= YIELD_AFTER_MS) {
-          await macrotask()
-          since = performance.now()
-        }
-      }
-      if (next === undefined) return 'ended'
+      let state: number
       try {
-        const ticked = this.tick(next)
-        if (ticked !== undefined) await ticked
+        state = this.spin(performance.now() + YIELD_AFTER_MS)
       } catch (error) {
         if (error instanceof AbortTick) return 'aborted'
         throw error
       }
+      if (state === ENDED) return 'ended'
+      if (state === HALTED) return this.runSignal.aborted ? 'aborted' : 'stopped'
+      if (state === YIELD) {
+        await macrotask()
+        continue
+      }
+      if (state === WAIT_NEXT) {
+        let next: Delivery<Msg> | undefined
+        try {
+          next = await this.pendingNext
+        } catch (error) {
+          if (this.runSignal.aborted) return 'aborted'
+          if (this.stopping) return 'stopped'
+          throw error
+        } finally {
+          this.pendingNext = undefined
+        }
+        if (next === undefined) return 'ended'
+        const ticked = this.tick(next)
+        if (ticked === undefined) continue
+        this.pendingTick = ticked
+      }
+      try {
+        await this.pendingTick
+      } catch (error) {
+        if (error instanceof AbortTick) return 'aborted'
+        throw error
+      } finally {
+        this.pendingTick = undefined
+      }
+    }
+  }
+
+  /**
+   * Runs deliveries for as long as everything answers synchronously, in a plain (not async)
+   * function: a busy in-memory source then costs no microtask and no generator frame per message.
+   * Returns why it stopped; a pending `next` or tick is left in `pendingNext` / `pendingTick`.
+   */
+  private spin(deadline: number): number {
+    const source = this.source
+    const signal = this.nextSignal
+    let count = 0
+    for (;;) {
+      // One plain field for both: reading AbortSignal.aborted per message costs a native call.
+      if (this.halted) return HALTED
+      const next = source.next(signal)
+      if (next === undefined) return ENDED
+      if (isThenable(next)) {
+        this.pendingNext = next as PromiseLike<Delivery<Msg> | undefined>
+        return WAIT_NEXT
+      }
+      const ticked = this.tick(next as Delivery<Msg>)
+      if (ticked !== undefined) {
+        this.pendingTick = ticked
+        return WAIT_TICK
+      }
+      if ((++count & (CHECK_EVERY - 1)) === 0 && performance.now() >= deadline) return YIELD
     }
   }
 
@@ -421,6 +459,15 @@ class Engine<Model, Msg, Out> {
         throw new RuntimeCommandFailedError('a command threw', { cause: error, position })
       }
       if (!isThenable(result)) return result === null || result === undefined ? [] : [result as Out]
+      if (this.runSignal === NEVER_ABORTED) {
+        // Nothing can abort the wait: one promise hop instead of settle's bookkeeping.
+        return Promise.resolve(result).then(
+          (value) => (value === null || value === undefined ? [] : [value as Out]),
+          (error) => {
+            throw new RuntimeCommandFailedError('a command failed', { cause: error, position })
+          },
+        )
+      }
       return this.settle([result], undefined, position)
     }
     const tick = new AbortController()
