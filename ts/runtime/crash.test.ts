@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freshDatabase } from '../testing/postgres.ts'
 import { crashRounds } from './crash.case.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-runtime-crash-'))
@@ -17,6 +18,15 @@ describe('a fromStore worker killed with SIGKILL while it works', () => {
     console.log(`sqlite crash rounds, seed ${seed}`)
     const outcome = await crashRounds(`sqlite:${join(dir, 'crash.db')}`, join(dir, 'sqlite-side.log'), 80, seed)
     console.log(`sqlite: ${outcome.lives} lives, ${outcome.selfKills} self-kills, ${outcome.parentKills} parent kills`)
+    expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(5)
+  })
+
+  test('on PostgreSQL: every input has exactly one output and no command ran again at or below the checkpoint', async () => {
+    await using db = await freshDatabase()
+    const seed = Number(process.env.CRASH_SEED ?? Date.now() % 100_000)
+    console.log(`postgres crash rounds, seed ${seed}`)
+    const outcome = await crashRounds(db.url, join(dir, 'postgres-side.log'), 80, seed)
+    console.log(`postgres: ${outcome.lives} lives, ${outcome.selfKills} self-kills, ${outcome.parentKills} parent kills`)
     expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(5)
   })
 })
