@@ -199,12 +199,12 @@ async function followLoop(store: EventStore<Jobs>, name: string, last: bigint): 
 
 async function openBenchStore(): Promise<{ store: EventStore<Jobs>; cleanup: () => Promise<void> }> {
   if (STORE === 'memory') {
-    const store = (await openStore('memory:')) as unknown as EventStore<Jobs>
+    const store = await openStore<Jobs>('memory:')
     return { store, cleanup: () => store.close() }
   }
   if (STORE === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'ringstate-runtime-bench-'))
-    const store = (await openStore(`sqlite:${join(dir, 'bench.db')}`)) as unknown as EventStore<Jobs>
+    const store = await openStore<Jobs>(`sqlite:${join(dir, 'bench.db')}`)
     return { store, cleanup: async () => (await store.close(), rmSync(dir, { recursive: true, force: true })) }
   }
   if (STORE !== 'postgres') throw new Error(`RUNTIME_BENCH_STORE must be postgres, sqlite, memory or none, got ${STORE}`)
@@ -214,7 +214,7 @@ async function openBenchStore(): Promise<{ store: EventStore<Jobs>; cleanup: () 
   await admin.unsafe(`CREATE DATABASE ${database}`)
   const url = new URL(server)
   url.pathname = `/${database}`
-  const store = (await openStore(url.toString())) as unknown as EventStore<Jobs>
+  const store = await openStore<Jobs>(url.toString())
   return {
     store,
     cleanup: async () => {

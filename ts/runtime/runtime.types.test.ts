@@ -5,14 +5,13 @@
  */
 import { expect, test } from 'bun:test'
 import { EventBus } from '../bus/index.ts'
-import { MemoryStore } from '../store/index.ts'
-import type { EventStore } from '../store/types.ts'
+import { openStore } from '../store/index.ts'
 import { aggregate, batch, cmd, fromBus, fromIterable, fromStore, inbox, run } from './index.ts'
 
 type Shop = { OrderPlaced: { total: number }; OrderShipped: { carrier: string } }
 
 test('a store program sees EventOf<E> narrowed by type and must yield InputOf<E>', async () => {
-  const store = new MemoryStore() as unknown as EventStore<Shop>
+  const store = await openStore<Shop>('memory:')
   const handle = run(
     {
       init: () => [0],
@@ -43,7 +42,7 @@ test('a store program sees EventOf<E> narrowed by type and must yield InputOf<E>
 })
 
 test('aggregate takes its event types from the store', async () => {
-  const store = new MemoryStore() as unknown as EventStore<Shop>
+  const store = await openStore<Shop>('memory:')
   const result = await aggregate(
     {
       init: () => [{ spent: 0 }],

@@ -3,7 +3,7 @@
  */
 import { InvalidOptionsError } from '../errors.ts'
 import { MemoryStore } from './memory/index.ts'
-import type { EventStore, StoreOptions } from './types.ts'
+import type { EventMap, EventStore, StoreOptions } from './types.ts'
 import { resolveOptions } from './validate.ts'
 
 /** The embedded default: a SQLite file under ./data, created on first use. */
@@ -38,6 +38,7 @@ export interface OpenStoreOptions extends StoreOptions {
  * for (const event of await store.query([{ tags: ['user:42'] }])) console.log(event.position, event.type)
  * await store.close()
  */
+export async function openStore<E extends EventMap = EventMap>(url?: string, options?: OpenStoreOptions): Promise<EventStore<E>>
 export async function openStore(url?: string, options?: OpenStoreOptions): Promise<EventStore> {
   if (url !== undefined && typeof url !== 'string') throw new InvalidOptionsError('the store URL must be a string')
   // Check the shared options up front so every backend rejects bad ones the same way.

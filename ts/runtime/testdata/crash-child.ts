@@ -49,9 +49,7 @@ function maybeDie(): void {
 }
 
 type Ev = { Input: { n: number }; Output: { input: string } }
-const opened = await openStore(url)
-// The test's own map over an untyped store (openStore is not generic on this branch).
-const real = opened as unknown as EventStore<Ev>
+const real = await openStore<Ev>(url)
 // Kill right after an append is acknowledged: the output and the checkpoint are durable, and the
 // runtime has not yet moved on.
 // Every write the runtime makes may be the last: die just before it or just after it is acknowledged.
