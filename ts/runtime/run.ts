@@ -58,6 +58,11 @@ function then<T, R>(value: MaybePromise<T>, f: (value: T) => MaybePromise<R>): M
   return isThenable(value) ? Promise.resolve(value).then(f) : f(value as T)
 }
 
+/** An error message naming the delivery's position (never its payload: messages carry no data). */
+function at(what: string, position: bigint | undefined): string {
+  return position === undefined ? what : `${what} at position ${position}`
+}
+
 function checkStep<Model, Out>(
   result: unknown,
   step: 'init' | 'update',
@@ -286,7 +291,7 @@ class Engine<Model, Msg, Out> {
     try {
       view.call(this.program, model, info)
     } catch (error) {
-      throw new RuntimeUpdateFailedError('view threw', { cause: error, position })
+      throw new RuntimeUpdateFailedError(at('view threw', position), { cause: error, position })
     }
   }
 
@@ -307,7 +312,7 @@ class Engine<Model, Msg, Out> {
       try {
         result = this.program.update(message, this.model)
       } catch (error) {
-        throw new RuntimeUpdateFailedError('update threw', { cause: error, position: delivery.position })
+        throw new RuntimeUpdateFailedError(at('update threw', delivery.position), { cause: error, position: delivery.position })
       }
       const step = checkStep<Model, Out>(result, 'update')
       next = step[0]
@@ -384,7 +389,7 @@ class Engine<Model, Msg, Out> {
     const failure =
       error instanceof RuntimeCommandFailedError
         ? error
-        : new RuntimeCommandFailedError('a command failed', { cause: error, position: delivery.position })
+        : new RuntimeCommandFailedError(at('a command failed', delivery.position), { cause: error, position: delivery.position })
     return this.fail(failure, delivery, true)
   }
 
@@ -456,7 +461,7 @@ class Engine<Model, Msg, Out> {
       try {
         result = commands[0]!({ signal: this.runSignal })
       } catch (error) {
-        throw new RuntimeCommandFailedError('a command threw', { cause: error, position })
+        throw new RuntimeCommandFailedError(at('a command threw', position), { cause: error, position })
       }
       if (!isThenable(result)) return result === null || result === undefined ? [] : [result as Out]
       if (this.runSignal === NEVER_ABORTED) {
@@ -464,7 +469,7 @@ class Engine<Model, Msg, Out> {
         return Promise.resolve(result).then(
           (value) => (value === null || value === undefined ? [] : [value as Out]),
           (error) => {
-            throw new RuntimeCommandFailedError('a command failed', { cause: error, position })
+            throw new RuntimeCommandFailedError(at('a command failed', position), { cause: error, position })
           },
         )
       }
@@ -512,7 +517,7 @@ class Engine<Model, Msg, Out> {
         settled = true
         runSignal.removeEventListener('abort', onAbort)
         if (failure !== undefined) {
-          reject(new RuntimeCommandFailedError('a command failed', { cause: failure.error, position }))
+          reject(new RuntimeCommandFailedError(at('a command failed', position), { cause: failure.error, position }))
           return
         }
         const results: Out[] = []
