@@ -139,6 +139,23 @@ export function describeStoreSource(backend: string, open: () => Promise<EventSt
       }
     })
 
+    test('one source serves a later run: it starts over from the log and the checkpoint', async () => {
+      const store = await open()
+      try {
+        await store.append(renewal('ada'))
+        const calls = { count: 0 }
+        const source = fromStore(store, QUERY, { name: 'again' })
+        const first = await batch(billing(calls), source)
+        await store.append(renewal('bob'))
+        const second = await batch(billing(calls), source)
+        expect(first.model).toEqual({ due: 1, invoiced: { ada: 5 } })
+        expect(second.model).toEqual({ due: 2, invoiced: { ada: 5, bob: 5 } })
+        expect(calls.count).toBe(2)
+      } finally {
+        await store.close()
+      }
+    })
+
     test('batch ends at the head it began with, after processing its own outputs', async () => {
       const store = await open()
       try {

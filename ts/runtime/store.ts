@@ -76,7 +76,7 @@ const EMPTY = new Uint8Array(0)
  */
 export class StoreSource<E extends EventMap> implements Source<EventOf<E>, InputOf<E>> {
   private iterator: AsyncIterator<FollowBatch<EventOf<E>>> | undefined
-  private readonly follow = new AbortController()
+  private follow = new AbortController()
   private buffer: EventOf<E>[] = []
   private index = 0
   /** `through` of the last batch taken from `follow`. */
@@ -108,6 +108,20 @@ export class StoreSource<E extends EventMap> implements Source<EventOf<E>, Input
 
   /** @internal reads the resume position; init is replayed when there is one. */
   async start(signal: AbortSignal): Promise<{ replayInit: boolean }> {
+    // A source may be run again after a run ended: it starts over from the log and the checkpoint.
+    this.buffer = []
+    this.index = 0
+    this.through = this.config.after
+    this.caughtUp = false
+    this.ended = false
+    this.endPosition = undefined
+    this.inflight = undefined
+    this.redeliver = undefined
+    this.staged = undefined
+    this.bound = undefined
+    this.deferred = undefined
+    this.deferredCount = 0
+    this.follow = new AbortController()
     if (this.config.checkpoint !== undefined) this.resumeAt = await resumePosition(this.store, this.config.checkpoint)
     this.iterator = this.store
       .follow(this.query, {
