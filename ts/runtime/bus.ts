@@ -47,6 +47,7 @@ export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements So
   private seq = 0
   private closed = false
   private untilEmpty = false
+  private running = false
   /** Events dropped because the queue was full. */
   dropped = 0
 
@@ -148,6 +149,12 @@ export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements So
     this.inflight = undefined
   }
 
+  /** @internal one run at a time. */
+  start(): void {
+    if (this.running) throw new InvalidOptionsError('this source is already being run: one run at a time per source')
+    this.running = true
+  }
+
   /** @internal `batch` ends once the queue is empty. */
   untilNow(): void {
     this.untilEmpty = true
@@ -156,6 +163,7 @@ export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements So
   /** @internal */
   detach(): void {
     this.untilEmpty = false
+    this.running = false
   }
 }
 

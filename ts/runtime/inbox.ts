@@ -95,6 +95,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
   private seq = 0
   private closed = false
   private untilEmpty = false
+  private running = false
 
   constructor(options: InboxOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidOptionsError('inbox options must be an object with a capacity')
@@ -271,6 +272,12 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
     this.redeliver = delivery
   }
 
+  /** @internal one run at a time: two loops taking turns would break the one-delivery rule. */
+  start(): void {
+    if (this.running) throw new InvalidOptionsError('this source is already being run: one run at a time per source')
+    this.running = true
+  }
+
   /** @internal `batch` asks the inbox to end when it is empty instead of waiting. */
   untilNow(): void {
     this.untilEmpty = true
@@ -279,6 +286,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
   /** @internal the run ended: a later run waits for messages again. */
   detach(): void {
     this.untilEmpty = false
+    this.running = false
   }
 }
 

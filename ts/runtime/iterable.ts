@@ -28,6 +28,7 @@ export class IterableSource<Msg> implements Source<Msg, Msg> {
   private redeliver: ItemDelivery<Msg> | undefined = undefined
   private staged: readonly Msg[] | undefined = undefined
   private exhausted = false
+  private running = false
   private seq = 0
 
   constructor(private readonly iterable: Iterable<Msg> | AsyncIterable<Msg>) {
@@ -38,6 +39,17 @@ export class IterableSource<Msg> implements Source<Msg, Msg> {
     if (typeof it[Symbol.iterator] !== 'function' && typeof it[Symbol.asyncIterator] !== 'function') {
       throw new InvalidOptionsError('fromIterable needs an iterable or an async iterable')
     }
+  }
+
+  /** @internal one run at a time. */
+  start(): void {
+    if (this.running) throw new InvalidOptionsError('this source is already being run: one run at a time per source')
+    this.running = true
+  }
+
+  /** @internal */
+  detach(): void {
+    this.running = false
   }
 
   /** @internal */

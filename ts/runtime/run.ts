@@ -121,6 +121,8 @@ class Engine<Model, Msg, Out> {
   private stopping = false
   /** Set when the run's signal aborts or `stop()` is called. */
   private halted = false
+  /** The source's `start` succeeded: `detach` is this run's to call. */
+  private attached = false
   private pendingNext: PromiseLike<Delivery<Msg> | undefined> | undefined = undefined
   private pendingTick: Promise<void> | undefined = undefined
   private readonly stopController = new AbortController()
@@ -174,16 +176,19 @@ class Engine<Model, Msg, Out> {
     try {
       return await this.loopInner(initCommands)
     } finally {
-      if (this.source.detach) await this.source.detach()
+      // Only a run that started the source releases it (a refused start must not end another run's).
+      if (this.attached && this.source.detach) await this.source.detach()
     }
   }
 
   private async loopInner(initCommands: readonly Cmd<Out>[] | undefined): Promise<EndReason> {
     const source = this.source
     let replayInit = false
-    if (source.start) {
+    if (!source.start) this.attached = true
+    else {
       try {
         const started = await source.start(this.nextSignal)
+        this.attached = true
         replayInit = started?.replayInit === true
       } catch (error) {
         if (this.runSignal.aborted) return 'aborted'
@@ -616,7 +621,13 @@ export async function batch<Model, Msg, Out>(
     ...bindSource(source),
     start: async (signal) => {
       const started = source.start ? await source.start(signal) : undefined
-      if (source.untilNow) await source.untilNow(signal)
+      try {
+        if (source.untilNow) await source.untilNow(signal)
+      } catch (error) {
+        // The start succeeded but this run will not begin: release the source here.
+        if (source.detach) await source.detach()
+        throw error
+      }
       return started
     },
   }

@@ -184,6 +184,16 @@ describe('run over an inbox', () => {
     expect(handle.metrics().committed).toBe(1)
   })
 
+  test('a source serves one run at a time: a second run on it is INVALID_OPTIONS and the first goes on', async () => {
+    const box = inbox<number>({ capacity: 4 })
+    const first = run(counter, box)
+    const second = run(counter, box)
+    await expect(second.done).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+    await box.put(2)
+    box.close()
+    expect((await first.done).model).toBe(2)
+  })
+
   test('stop() while waiting for a message ends at once', async () => {
     const handle = run(counter, inbox<number>({ capacity: 1 }))
     await handle.stop()

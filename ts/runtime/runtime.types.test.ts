@@ -56,13 +56,17 @@ test('aggregate takes its event types from the store', async () => {
 })
 
 test('in-memory sources give their own message type; results must be of it', async () => {
-  const box = inbox<{ kind: 'add'; n: number }>({ capacity: 8 })
-  run({ init: () => [0], update: (msg, sum) => [sum + msg.n, cmd.of({ kind: 'add' as const, n: 1 })] }, box)
+  const box = () => {
+    const made = inbox<{ kind: 'add'; n: number }>({ capacity: 8 })
+    made.close()
+    return made
+  }
+  const ok = run({ init: () => [0], update: (msg, sum) => [sum + msg.n, cmd.of({ kind: 'add' as const, n: 1 })] }, box())
   // @ts-expect-error a result must be a message of the inbox
-  run({ init: () => [0], update: (msg, sum) => [sum + msg.n, cmd.of('text')] }, box)
+  const wrongResult = run({ init: () => [0], update: (msg, sum) => [sum + msg.n, cmd.of('text')] }, box())
   // @ts-expect-error update must be synchronous
-  run({ init: () => [0], update: async (msg, sum) => [sum + msg.n] }, inbox<{ n: number }>({ capacity: 1 }))
-  box.close()
+  const notSync = run({ init: () => [0], update: async (msg, sum) => [sum + msg.n] }, box())
+  for (const handle of [ok, wrongResult, notSync]) expect((await handle.done).reason).toBe('ended')
 
   const { model } = await batch({ init: () => [''], update: (word, text) => [text + word] }, fromIterable(['a', 'b']))
   const text: string = model

@@ -83,6 +83,7 @@ export class StoreSource<E extends EventMap> implements Source<EventOf<E>, Input
   private through: bigint
   private caughtUp = false
   private ended = false
+  private running = false
   private endPosition: bigint | undefined = undefined
   private inflight: Delivery<EventOf<E>> | undefined = undefined
   private redeliver: Delivery<EventOf<E>> | undefined = undefined
@@ -108,6 +109,17 @@ export class StoreSource<E extends EventMap> implements Source<EventOf<E>, Input
 
   /** @internal reads the resume position; init is replayed when there is one. */
   async start(signal: AbortSignal): Promise<{ replayInit: boolean }> {
+    if (this.running) throw new InvalidOptionsError('this source is already being run: one run at a time per source')
+    this.running = true
+    try {
+      return await this.begin(signal)
+    } catch (error) {
+      this.running = false
+      throw error
+    }
+  }
+
+  private async begin(signal: AbortSignal): Promise<{ replayInit: boolean }> {
     // A source may be run again after a run ended: it starts over from the log and the checkpoint.
     this.buffer = []
     this.index = 0
@@ -251,6 +263,7 @@ export class StoreSource<E extends EventMap> implements Source<EventOf<E>, Input
     try {
       await this.flush()
     } finally {
+      this.running = false
       this.follow.abort()
       await this.iterator?.return?.(undefined)
     }
