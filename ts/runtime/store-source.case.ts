@@ -139,6 +139,45 @@ export function describeStoreSource(backend: string, open: () => Promise<EventSt
       }
     })
 
+    test('an abort during a command rolls back: nothing is appended and the next run runs it again', async () => {
+      const store = await open()
+      try {
+        await store.append([renewal('ada'), renewal('bob')])
+        const controller = new AbortController()
+        let waiting = false
+        const stuck: Program<number, EventOf<Subs>, InputOf<Subs>> = {
+          init: () => [0],
+          update: (event, n) => [
+            n + 1,
+            event.position === 2n
+              ? [({ signal }) => new Promise<null>((_, reject) => {
+                  waiting = true
+                  signal.addEventListener('abort', () => reject(signal.reason))
+                })]
+              : [() => renewal(`${event.position}-follow-up`)],
+          ],
+        }
+        const handle = run(stuck, fromStore(store, [{ types: ['RenewalDue'], tags: ['customer:ada'] }, { types: ['RenewalDue'], tags: ['customer:bob'] }], { name: 'abortable' }), { signal: controller.signal })
+        await until(() => waiting)
+        controller.abort()
+        expect(await handle.done).toEqual({ model: 1, position: 1n, reason: 'aborted' })
+        expect(handle.metrics()).toMatchObject({ committed: 1, rolledBack: 1 })
+        expect(await store.checkpoint('abortable')).toBe(1n)
+        expect((await store.query('all')).map((e) => e.id)).toEqual([expect.any(String), expect.any(String), 'abortable:1:0'])
+
+        const calls = { count: 0 }
+        const again = run(
+          { init: () => [0], update: (event, n) => [n + 1, [() => (calls.count++, null)]] },
+          fromStore(store, [{ types: ['RenewalDue'], tags: ['customer:ada'] }, { types: ['RenewalDue'], tags: ['customer:bob'] }], { name: 'abortable' }),
+        )
+        await until(() => again.position() === 2n)
+        await again.stop()
+        expect(calls.count).toBe(1) // position 2 only; position 1 is replayed
+      } finally {
+        await store.close()
+      }
+    })
+
     test('one source serves a later run: it starts over from the log and the checkpoint', async () => {
       const store = await open()
       try {
