@@ -480,9 +480,17 @@ class Engine<Model, Msg, Out> {
       }
       return this.settle([result], undefined, position)
     }
+    // The siblings' signal: aborted by the run's signal or by the first failure. Forwarded by a
+    // listener removed when the tick ends (AbortSignal.any per tick could pile up on a long run).
     const tick = new AbortController()
-    const signal = this.runSignal === NEVER_ABORTED ? tick.signal : AbortSignal.any([this.runSignal, tick.signal])
-    const io = { signal }
+    let unlink: (() => void) | undefined
+    const runSignal = this.runSignal
+    if (runSignal !== NEVER_ABORTED) {
+      const forward = () => tick.abort(runSignal.reason)
+      runSignal.addEventListener('abort', forward, { once: true })
+      unlink = () => runSignal.removeEventListener('abort', forward)
+    }
+    const io = { signal: tick.signal }
     const started: unknown[] = []
     let thrown: { error: unknown } | undefined
     for (const command of commands) {
@@ -495,9 +503,10 @@ class Engine<Model, Msg, Out> {
       }
     }
     if (thrown === undefined && !started.some(isThenable)) {
+      unlink?.()
       return started.filter((value) => value !== null && value !== undefined) as Out[]
     }
-    return this.settle(started, thrown, position, tick)
+    return this.settle(started, thrown, position, tick, unlink)
   }
 
   private settle(
@@ -505,22 +514,29 @@ class Engine<Model, Msg, Out> {
     thrown: { error: unknown } | undefined,
     position: bigint | undefined,
     tick?: AbortController,
+    unlink?: () => void,
   ): Promise<Out[]> {
     const runSignal = this.runSignal
     return new Promise<Out[]>((resolve, reject) => {
       const values = new Array<unknown>(started.length)
       let failure = thrown
-      let remaining = started.length
+      // One more than the commands: the last `done()` below runs once every callback is attached,
+      // so a tick whose only command threw synchronously settles too.
+      let remaining = started.length + 1
       let settled = false
+      const finish = () => {
+        settled = true
+        unlink?.()
+        if (runSignal !== NEVER_ABORTED) runSignal.removeEventListener('abort', onAbort)
+      }
       const onAbort = () => {
         if (settled) return
-        settled = true
+        finish()
         reject(new AbortTick(runSignal.reason))
       }
       const done = () => {
         if (--remaining !== 0 || settled) return
-        settled = true
-        runSignal.removeEventListener('abort', onAbort)
+        finish()
         if (failure !== undefined) {
           reject(new RuntimeCommandFailedError(at('a command failed', position), { cause: failure.error, position }))
           return
@@ -551,6 +567,7 @@ class Engine<Model, Msg, Out> {
           },
         )
       })
+      done()
     })
   }
 }

@@ -365,6 +365,37 @@ describe('the tick', () => {
     expect(skipping.trace).toContain('commit d2 effects=true')
   })
 
+  test('a command that throws synchronously fails the tick, and its started siblings see the abort', async () => {
+    let siblingAborted = false
+    const source = new TracingSource<number>([1])
+    const controller = new AbortController()
+    const handle = run(
+      {
+        init: () => [0],
+        update: (n: number, sum: number) => [
+          sum + n,
+          [
+            ({ signal }) => new Promise<null>((resolve) => signal.addEventListener('abort', () => ((siblingAborted = true), resolve(null)))),
+            () => {
+              throw new Error('bad input')
+            },
+            () => 1,
+          ],
+        ],
+      },
+      source,
+      { signal: controller.signal },
+    )
+    await expect(handle.done).rejects.toMatchObject({ code: 'RUNTIME_COMMAND_FAILED', position: 1n, cause: new Error('bad input') })
+    expect(siblingAborted).toBe(true)
+    expect(handle.metrics().commandsRun).toBe(3)
+    const alone = run(
+      { init: () => [0], update: (n: number, sum: number) => [sum + n, [() => { throw new Error('alone') }, () => 2]] },
+      new TracingSource<number>([1]),
+    )
+    await expect(alone.done).rejects.toMatchObject({ code: 'RUNTIME_COMMAND_FAILED', cause: new Error('alone') })
+  })
+
   test('view sees every model in run mode, with the position and the replay flag', async () => {
     const views: [number, bigint | undefined, boolean][] = []
     const handle = run(
