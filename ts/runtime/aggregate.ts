@@ -107,6 +107,8 @@ export async function aggregate<Model, E extends EventMap>(
     throw new InvalidOptionsError('program must be an object with init and update')
   }
   const snapshotName = `runtime:${name}:${key}`
+  // The snapshot name also prefixes output ids (`<snapshot>:<position>:<i>`), which the store caps at 256.
+  if (snapshotName.length > 200) throw new InvalidOptionsError('aggregate name and key together must be at most 190 characters')
 
   const snapshot = await store.loadSnapshot(snapshotName)
   let hydrated: { model: Model; position: bigint } | undefined
