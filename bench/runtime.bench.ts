@@ -16,6 +16,10 @@
 //    fresh consumer name each time, alternating (subject, baseline, baseline, subject); the best
 //    of each is reported. Not a mitata shape (one timed pass of N messages), so timed with
 //    performance.now(). Target: ringstate >= 0.8x the baseline's messages/s.
+//    peer (PostgreSQL only): Emmett's PostgreSQL consumer with a reactor (`es.consumer().reactor`)
+//    over the same N inputs in its own database, appending one output event per message with
+//    `appendToStream`. Weaker guarantee, noted for fairness: Emmett stores the reactor's checkpoint
+//    in its own write, not in the output's transaction, so a crash between them repeats outputs.
 //
 // Sizes: RUNTIME_BENCH_MESSAGES (part 1, per iteration; default 100,000) and RUNTIME_BENCH_EVENTS
 // (part 2; default 20,000). For a quick check: RUNTIME_BENCH_MESSAGES=2000 RUNTIME_BENCH_EVENTS=200.
@@ -25,6 +29,7 @@
 //
 // Run from the repository root: ./node_modules/.bin/bun bench/runtime.bench.ts
 import { getInMemoryMessageBus } from '@event-driven-io/emmett'
+import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -197,6 +202,62 @@ async function followLoop(store: EventStore<Jobs>, name: string, last: bigint): 
   return elapsed
 }
 
+/** The peer: Emmett's PostgreSQL consumer and reactor, one `appendToStream` per message. */
+async function emmettReactor(url: string): Promise<number> {
+  const es = getPostgreSQLEventStore(url)
+  try {
+    for (let i = 0; i < EVENTS; i += 1000) {
+      const count = Math.min(1000, EVENTS - i)
+      await es.appendToStream('jobs', Array.from({ length: count }, (_, k) => ({ type: 'Job', data: { n: i + k } })))
+    }
+    const consumer = es.consumer()
+    let handled = 0
+    let finish!: () => void
+    const finished = new Promise<void>((resolve) => (finish = resolve))
+    consumer.reactor({
+      processorId: 'bench-emmett',
+      eachMessage: async (message: { type: string; metadata: { globalPosition: bigint } }) => {
+        if (message.type !== 'Job') return
+        const position = message.metadata.globalPosition
+        await es.appendToStream(`done-${position}`, [{ type: 'Done', data: { job: String(position) } }])
+        if (++handled === EVENTS) finish()
+      },
+    })
+    const started = performance.now()
+    const running = consumer.start()
+    await Promise.race([finished, running.then(() => Promise.reject(new Error('the Emmett consumer stopped early')))])
+    const elapsed = performance.now() - started
+    await consumer.stop()
+    await running.catch(() => {})
+    await consumer.close()
+    return elapsed
+  } finally {
+    await es.close()
+  }
+}
+
+interface BenchDatabase {
+  url: string
+  drop(): Promise<void>
+}
+
+/** A fresh database on the benchmark's server. */
+async function freshDatabase(): Promise<BenchDatabase> {
+  const server = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+  const database = `ringstate_bench_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+  const admin = postgres(server, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE ${database}`)
+  const url = new URL(server)
+  url.pathname = `/${database}`
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+      await admin.end()
+    },
+  }
+}
+
 async function openBenchStore(): Promise<{ store: EventStore<Jobs>; cleanup: () => Promise<void> }> {
   if (STORE === 'memory') {
     const store = await openStore<Jobs>('memory:')
@@ -208,19 +269,13 @@ async function openBenchStore(): Promise<{ store: EventStore<Jobs>; cleanup: () 
     return { store, cleanup: async () => (await store.close(), rmSync(dir, { recursive: true, force: true })) }
   }
   if (STORE !== 'postgres') throw new Error(`RUNTIME_BENCH_STORE must be postgres, sqlite, memory or none, got ${STORE}`)
-  const server = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
-  const database = `ringstate_bench_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  const admin = postgres(server, { max: 1, onnotice: () => {} })
-  await admin.unsafe(`CREATE DATABASE ${database}`)
-  const url = new URL(server)
-  url.pathname = `/${database}`
-  const store = await openStore<Jobs>(url.toString())
+  const db = await freshDatabase()
+  const store = await openStore<Jobs>(db.url)
   return {
     store,
     cleanup: async () => {
       await store.close()
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-      await admin.end()
+      await db.drop()
     },
   }
 }
@@ -242,10 +297,21 @@ async function benchStore(): Promise<void> {
       console.log(`  ${which.padEnd(8)} ${EVENTS} messages in ${ms.toFixed(0)} ms`)
       best = { ...best, [which]: Math.min(best[which], ms) }
     }
+    const rows = [{ name: `hand-written follow + append loop, ${EVENTS} msgs`, perSecond: EVENTS / (best.baseline / 1000) }]
+    if (STORE === 'postgres') {
+      const db = await freshDatabase()
+      try {
+        const ms = await emmettReactor(db.url)
+        console.log(`  emmett   ${EVENTS} messages in ${ms.toFixed(0)} ms`)
+        rows.push({ name: `emmett postgres reactor (peer), ${EVENTS} msgs`, perSecond: EVENTS / (ms / 1000) })
+      } finally {
+        await db.drop()
+      }
+    }
     printRatios(
       `run over fromStore on ${STORE}: one output event per message, exactly once (best of 2; target >= 0.8x the loop)`,
       { name: `ringstate run(fromStore), ${EVENTS} msgs`, perSecond: EVENTS / (best.subject / 1000) },
-      [{ name: `hand-written follow + append loop, ${EVENTS} msgs`, perSecond: EVENTS / (best.baseline / 1000) }],
+      rows,
     )
   } finally {
     await cleanup()
