@@ -4,7 +4,7 @@
  * and `aggregate` (hydrate, save only on success, versions).
  */
 import { describe, expect, test } from 'bun:test'
-import type { EventStore } from '../store/types.ts'
+import type { AppendOptions, EventStore } from '../store/types.ts'
 import { aggregate, batch, fromStore, run, type Cmd, type Program } from './index.ts'
 import type { EventOf, InputOf } from '../store/types.ts'
 
@@ -71,9 +71,25 @@ export function describeStoreSource(backend: string, open: () => Promise<EventSt
       try {
         await store.append([renewal('ada'), renewal('bob', 'pro')])
         const calls = { count: 0 }
-        const handle = run(billing(calls), fromStore(store, QUERY, { name: 'billing' }))
+        // Every write the runtime makes, to check that outputs and checkpoint travel in one append.
+        const appends: { ids: (string | undefined)[]; checkpoint: unknown }[] = []
+        const watched = new Proxy(store, {
+          get(target, key) {
+            const value = Reflect.get(target, key, target)
+            if (key !== 'append') return typeof value === 'function' ? value.bind(target) : value
+            return (events: InputOf<Subs>[], condition: undefined, options?: AppendOptions) => {
+              appends.push({ ids: events.map((e) => e.id), checkpoint: options?.checkpoint })
+              return target.append(events, condition, options)
+            }
+          },
+        })
+        const handle = run(billing(calls), fromStore(watched, QUERY, { name: 'billing' }))
         await until(() => handle.model().due === 2 && Object.keys(handle.model().invoiced).length === 2)
         await handle.stop()
+        expect(appends).toEqual([
+          { ids: ['billing:1:0'], checkpoint: { name: 'billing', position: 1n } },
+          { ids: ['billing:2:0'], checkpoint: { name: 'billing', position: 2n } },
+        ])
         const invoices = await store.query([{ types: ['InvoiceIssued'] }])
         expect(invoices.map((e): [string, unknown] => [e.id, e.data])).toEqual([
           ['billing:1:0', { customer: 'ada', amount: 5 }],
