@@ -57,7 +57,7 @@ function checkBatchSize(batchSize: unknown): asserts batchSize is number | undef
 }
 
 /** The snapshot name under which commits without outputs are recorded. */
-export function markerName(name: string): string {
+function markerName(name: string): string {
   return `runtime-checkpoint:${name}`
 }
 
