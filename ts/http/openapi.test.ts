@@ -13,9 +13,10 @@ function appOperations(app: ReturnType<typeof createApp>): string[] {
   return [...operations].sort()
 }
 
-test('/openapi.json is OpenAPI 3.1 and lists exactly the operations the app routes', async () => {
+test.each([true, false])('/openapi.json is OpenAPI 3.1 and lists exactly the operations the app routes (ui: %p)', async (ui) => {
   const store = new MemoryStore()
-  const app = createApp(store)
+  const app = createApp(store, { ui })
+  expect(app.routes.some((route) => route.path === '/ui')).toBe(ui)
   const response = await app.request('/openapi.json')
   expect(response.status).toBe(200)
   const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> }
