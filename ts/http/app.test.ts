@@ -370,6 +370,16 @@ for (const [backend, open] of backends) {
       expect(await store.head()).toBe(1n)
     })
 
+    test('the page: /ui is public and served with its strict CSP; ui: false leaves it out', async () => {
+      await using store = disposable(await open())
+      const page = await client(createApp(store, { tokens }))('/ui')
+      expect(page.status).toBe(200)
+      expect(page.type).toStartWith('text/html')
+      expect(page.headers.get('content-security-policy')).toContain("default-src 'none'")
+      expect((await client(createApp(store, { tokens }))('/ui/app.js')).status).toBe(200)
+      expect(await client(createApp(store, { tokens, ui: false }))('/ui')).toMatchObject({ status: 404, json: { code: 'NOT_FOUND' } })
+    })
+
     test('auth: with no tokens configured every request is allowed', async () => {
       await using store = disposable(await open())
       const call = client(createApp(store))

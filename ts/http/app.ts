@@ -20,6 +20,7 @@ import { metricsRoutes } from './routes/metrics.ts'
 import { projectionRoutes } from './routes/projections.ts'
 import { subscribeRoutes } from './routes/subscribe.ts'
 import { SseHub } from './sse.ts'
+import { uiRoutes } from './ui/index.ts'
 
 /** What `serve` and `metricsRegistry` need of an app `createApp` built. */
 interface AppInternals {
@@ -106,7 +107,13 @@ export function createApp<E extends EventMap>(store: EventStore<E>, options: Htt
   app.route('/v1', subscribeRoutes(deps))
   app.route('/v1', cacheRoutes(deps))
   app.route('/v1', projectionRoutes(deps))
-  const document = JSON.stringify(openApiDocument())
+  const pageRoutes: string[] = []
+  if (resolved.ui) {
+    const page = uiRoutes()
+    for (const route of page.routes) if (route.method === 'GET' && !pageRoutes.includes(route.path)) pageRoutes.push(route.path)
+    app.route('/', page)
+  }
+  const document = JSON.stringify(openApiDocument(pageRoutes))
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }))
 
   app.notFound(() => problemResponse(new NotFoundError('no such route')))
