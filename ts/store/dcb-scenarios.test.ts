@@ -1,4 +1,4 @@
-import { describeScenarios } from './dcb-scenarios.ts'
+import { describeScenarios } from './dcb-scenarios.case.ts'
 import { MemoryStore } from './memory/index.ts'
 
 describeScenarios('memory', async () => new MemoryStore())

@@ -18,7 +18,7 @@ describe('execute', () => {
   test('returning no events appends and records nothing', async () => {
     const store = new MemoryStore()
     const result = await execute(store, { type: 'Noop' }, () => [])
-    expect(result).toEqual({ position: 0n, count: 0 })
+    expect(result).toEqual({ position: 0n, count: 0, ids: [] })
     expect(await store.head()).toBe(0n)
     expect(await store.commands()).toEqual([])
     await store.close()
@@ -51,7 +51,7 @@ describe('execute', () => {
       return { type: 'C' }
     }, { baseDelayMs: 0 })
     expect(runs).toBe(2)
-    expect(result).toEqual({ position: 4n, count: 1 })
+    expect(result).toEqual({ position: 4n, count: 1, ids: [expect.any(String)] })
     await store.close()
   })
 
@@ -66,7 +66,7 @@ describe('execute', () => {
       return { type: 'B' }
     }, { baseDelayMs: 0 })
     expect(seen).toEqual([0, 1])
-    expect(result).toEqual({ position: 2n, count: 1 })
+    expect(result).toEqual({ position: 2n, count: 1, ids: [expect.any(String)] })
     await store.close()
   })
 

@@ -125,7 +125,7 @@ export async function execute<C extends CommandRecord>(
     }
 
     const { events, condition } = splitDecision(decision, decisions.condition())
-    if (Array.isArray(events) && events.length === 0) return { position: 0n, count: 0 }
+    if (Array.isArray(events) && events.length === 0) return { position: 0n, count: 0, ids: [] }
     try {
       return await store.append(events, condition, { command: record })
     } catch (error) {

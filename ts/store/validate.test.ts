@@ -23,11 +23,11 @@ function codeOf(fn: () => unknown): string | undefined {
 
 describe('resolveOptions', () => {
   test('fills in the defaults when nothing is given', () => {
-    expect(resolveOptions()).toEqual(defaultStoreOptions)
+    expect(resolveOptions()).toEqual({ ...defaultStoreOptions, onProjectorError: expect.any(Function) })
   })
   test('keeps given values and ignores unknown keys', () => {
     const resolved = resolveOptions({ streamBatchSize: 7, other: 'x' } as never)
-    expect(resolved).toEqual({ ...defaultStoreOptions, streamBatchSize: 7 })
+    expect(resolved).toEqual({ ...defaultStoreOptions, streamBatchSize: 7, onProjectorError: expect.any(Function) })
   })
   test('rejects zero, negative, fractional and non-number values', () => {
     for (const bad of [0, -1, 1.5, '10', Number.NaN]) {
@@ -169,5 +169,58 @@ describe('generated ids and prepared appends', () => {
     expect(() => prepareAppend({ type: 'T' }, undefined, 5 as never, resolveOptions())).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTIONS' }),
     )
+  })
+})
+
+describe('store v2 limits and hooks', () => {
+  test('onProjectorError must be a function; the default reports to stderr', () => {
+    expect(codeOf(() => resolveOptions({ onProjectorError: 'log' } as never))).toBe('INVALID_OPTIONS')
+    const hook = () => {}
+    expect(resolveOptions({ onProjectorError: hook }).onProjectorError).toBe(hook)
+    expect(typeof resolveOptions().onProjectorError).toBe('function')
+  })
+
+  test('maxAppendBytes counts the UTF-8 bytes of every event of the append', () => {
+    const small = { ...options, maxAppendBytes: 100 }
+    // 3 events of 30 characters of 'é' (2 bytes each) plus quotes: 62 bytes each, 186 in all.
+    const events = Array.from({ length: 3 }, () => ({ type: 'A', data: 'é'.repeat(30) }))
+    expect(codeOf(() => normalizeEvents(events, small))).toBe('INVALID_EVENT')
+    expect(codeOf(() => normalizeEvents(events.slice(0, 1), small))).toBeUndefined()
+    // ASCII under the limit exactly, though 3 bytes per character would pass it.
+    const ascii = Array.from({ length: 2 }, () => ({ type: 'A', data: 'a'.repeat(46) }))
+    expect(codeOf(() => normalizeEvents(ascii, small))).toBeUndefined()
+  })
+
+  test('maxAppendBytes stops serialising once the sum passes the limit', () => {
+    let serialised = 0
+    const counting = { toJSON: () => { serialised++; return 'x'.repeat(1000) } }
+    const events = Array.from({ length: 1000 }, () => ({ type: 'A', data: counting }))
+    expect(codeOf(() => normalizeEvents(events, { ...options, maxAppendBytes: 10_000 }))).toBe('INVALID_EVENT')
+    expect(serialised).toBeLessThan(20)
+  })
+
+  test('NUL and lone surrogates are refused in types, tags, ids and query strings, not in data', () => {
+    for (const event of [{ type: '\u0000' }, { type: 'a\ud800' }, { type: 'A', tags: ['\udc00'] }, { type: 'A', id: 'x\u0000' }]) {
+      expect(codeOf(() => normalizeEvents(event, options))).toBe('INVALID_EVENT')
+    }
+    expect(codeOf(() => normalizeEvents({ type: 'A😀', tags: ['t:😀'], data: '\u0000\ud800' }, options))).toBeUndefined()
+    expect(codeOf(() => validateQuery([{ types: ['\u0000'] }]))).toBe('INVALID_QUERY')
+    expect(codeOf(() => validateCondition({ failIfEventsMatch: [{ tags: ['\ud800'] }] }))).toBe('INVALID_CONDITION')
+  })
+
+  test('queries and conditions hold at most maxQueryItems items', () => {
+    const items = Array.from({ length: 101 }, () => ({ types: ['A'] }))
+    expect(codeOf(() => validateQuery(items))).toBe('INVALID_QUERY')
+    expect(codeOf(() => validateQuery(items.slice(1)))).toBeUndefined()
+    expect(codeOf(() => validateQuery(items, 200))).toBeUndefined()
+    expect(codeOf(() => validateCondition({ failIfEventsMatch: items }))).toBe('INVALID_CONDITION')
+  })
+
+  test('prepareAppend validates and copies the checkpoint option; before must be a bigint', () => {
+    const prepared = prepareAppend({ type: 'T' }, undefined, { checkpoint: { name: 'c', position: 4n } }, resolveOptions())
+    expect(prepared.checkpoint).toEqual({ name: 'c', position: 4n })
+    expect(codeOf(() => prepareAppend({ type: 'T' }, undefined, { checkpoint: { name: 'c' } as never }, resolveOptions()))).toBe('INVALID_OPTIONS')
+    expect(codeOf(() => validateReadOptions({ before: 3 as never }))).toBe('INVALID_OPTIONS')
+    expect(codeOf(() => validateReadOptions({ before: 3n }))).toBeUndefined()
   })
 })

@@ -17,6 +17,7 @@ import {
   type EventInput,
   type Query,
   type ReadOptions,
+  type StoreHooks,
   type StoreOptions,
 } from './types.ts'
 
@@ -26,6 +27,28 @@ export const MAX_TYPE_LENGTH = 128
 export const MAX_TAG_LENGTH = 256
 /** Longest idempotency id, in characters. */
 export const MAX_ID_LENGTH = 256
+/** Longest checkpoint or snapshot name, in characters. */
+export const MAX_NAME_LENGTH = 256
+
+/**
+ * Whether a string can be stored as text by every backend: PostgreSQL rejects NUL in `text`, and a
+ * lone surrogate has no UTF-8 form (SQLite and PostgreSQL would store U+FFFD instead, so the string
+ * read back would differ from the one written).
+ */
+export function isStorableText(text: string): boolean {
+  return !UNSTORABLE.test(text)
+}
+
+/** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/** The store options with every default filled in, hooks included. */
+export type ResolvedStoreOptions = Required<StoreOptions> & Required<StoreHooks>
+
+/** The default `onProjectorError`: the projector's name and the error, on stderr. */
+export function reportProjectorError(error: unknown, name: string): void {
+  console.error(`ringstate: inline projector ${JSON.stringify(name)} failed and was detached:`, error)
+}
 
 /** An event that passed validation, with its JSON text ready for storage. */
 export interface NormalizedEvent {
@@ -44,15 +67,20 @@ export interface NormalizedEvent {
 }
 
 /**
- * Fill in defaults and check every option is a positive safe integer.
+ * Fill in defaults and check every numeric option is a positive safe integer and
+ * `onProjectorError`, when given, a function.
  * Unknown keys are ignored so backends can accept their own options in the same object.
  *
  * @throws InvalidOptionsError (INVALID_OPTIONS) on a value out of range or of the wrong type.
  */
-export function resolveOptions(options?: StoreOptions): Required<StoreOptions> {
-  if (options === undefined || options === null) return { ...defaultStoreOptions }
+export function resolveOptions(options?: StoreOptions & StoreHooks): ResolvedStoreOptions {
+  if (options === undefined || options === null) return { ...defaultStoreOptions, onProjectorError: reportProjectorError }
   if (typeof options !== 'object') throw new InvalidOptionsError('store options must be an object')
-  const resolved = { ...defaultStoreOptions }
+  const hook = options.onProjectorError
+  if (hook !== undefined && typeof hook !== 'function') {
+    throw new InvalidOptionsError('store option onProjectorError must be a function')
+  }
+  const resolved: ResolvedStoreOptions = { ...defaultStoreOptions, onProjectorError: hook ?? reportProjectorError }
   for (const key of Object.keys(defaultStoreOptions) as (keyof StoreOptions)[]) {
     const value = options[key]
     if (value === undefined) continue
@@ -69,7 +97,8 @@ export function resolveOptions(options?: StoreOptions): Required<StoreOptions> {
  *
  * @throws InvalidEventError (INVALID_EVENT) on an empty list, a bad type, tag, id or metadata,
  *   data that is not JSON (BigInt, cycles, functions, symbols, NaN, Infinity), an event larger
- *   than `maxEventBytes`, more than `maxEventsPerAppend` events, or the same id twice.
+ *   than `maxEventBytes`, more than `maxEventsPerAppend` events, more than `maxAppendBytes` in all,
+ *   or the same id twice.
  */
 export function normalizeEvents(
   input: EventInput | readonly EventInput[],
@@ -84,6 +113,11 @@ export function normalizeEvents(
   }
   const out: NormalizedEvent[] = new Array(list.length)
   let ids: Set<string> | undefined
+  // The size of the whole append, checked as each event is serialised so that an oversized append
+  // fails after serialising about maxAppendBytes, not all of it. Counted from the JSON lengths (a
+  // UTF-16 unit is at most 3 UTF-8 bytes) until that bound passes the limit, then exactly, once.
+  let bound = 0
+  let exact: number | undefined
   for (let i = 0; i < list.length; i++) {
     const event = normalizeEvent(list[i], i, options)
     if (event.idGiven) {
@@ -92,6 +126,20 @@ export function normalizeEvents(
       ids.add(event.id)
     }
     out[i] = event
+    if (exact === undefined) {
+      bound += (event.dataJson.length + event.metadataJson.length) * 3
+      if (bound > options.maxAppendBytes) {
+        exact = 0
+        for (let k = 0; k <= i; k++) exact += utf8Length(out[k]!.dataJson) + utf8Length(out[k]!.metadataJson)
+      }
+    } else {
+      exact += utf8Length(event.dataJson) + utf8Length(event.metadataJson)
+    }
+    if (exact !== undefined && exact > options.maxAppendBytes) {
+      throw new InvalidEventError(
+        `the append's data and metadata take more than maxAppendBytes (${options.maxAppendBytes}) by event ${i}; nothing was written`,
+      )
+    }
   }
   return out
 }
@@ -109,11 +157,13 @@ function normalizeEvent(
   if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
     throw new InvalidEventError(`${where}: type must be a string of 1..${MAX_TYPE_LENGTH} characters`)
   }
+  if (!isStorableText(type)) throw new InvalidEventError(`${where}: type holds a NUL or a lone surrogate`)
   const normalTags = normalizeTags(tags, where)
 
   if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH)) {
     throw new InvalidEventError(`${where}: id must be a string of 1..${MAX_ID_LENGTH} characters`)
   }
+  if (id !== undefined && !isStorableText(id)) throw new InvalidEventError(`${where}: id holds a NUL or a lone surrogate`)
 
   const dataJson = data === undefined ? 'null' : toJson(data, `${where}: data`)
   let metadataJson = '{}'
@@ -154,6 +204,7 @@ function normalizeTags(tags: unknown, where: string): string[] {
     if (typeof tag !== 'string' || tag.length === 0 || tag.length > MAX_TAG_LENGTH) {
       throw new InvalidEventError(`${where}: each tag must be a string of 1..${MAX_TAG_LENGTH} characters`)
     }
+    if (!isStorableText(tag)) throw new InvalidEventError(`${where}: a tag holds a NUL or a lone surrogate`)
   }
   // Most events carry one or two tags: avoid a Set unless there is something to deduplicate.
   if (tags.length < 2) return tags.slice()
@@ -220,15 +271,16 @@ function utf8Length(text: string): number {
  *
  * @throws InvalidQueryError (INVALID_QUERY)
  */
-export function validateQuery(query: Query): void {
-  const problem = queryProblem(query)
+export function validateQuery(query: Query, maxItems: number = defaultStoreOptions.maxQueryItems): void {
+  const problem = queryProblem(query, maxItems)
   if (problem !== undefined) throw new InvalidQueryError(problem)
 }
 
-function queryProblem(query: unknown): string | undefined {
+function queryProblem(query: unknown, maxItems: number): string | undefined {
   if (query === 'all') return undefined
   if (!Array.isArray(query)) return "a query must be 'all' or an array of items"
   if (query.length === 0) return "a query must have at least one item (use 'all' for every event)"
+  if (query.length > maxItems) return `a query may have at most ${maxItems} items (maxQueryItems), got ${query.length}`
   for (let i = 0; i < query.length; i++) {
     const item = query[i]
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -254,6 +306,7 @@ function stringListProblem(list: unknown, maxLength: number): number | string {
     if (typeof entry !== 'string' || entry.length === 0 || entry.length > maxLength) {
       return `must hold strings of 1..${maxLength} characters`
     }
+    if (!isStorableText(entry)) return 'must not hold a NUL or a lone surrogate'
   }
   return list.length
 }
@@ -264,12 +317,15 @@ function stringListProblem(list: unknown, maxLength: number): number | string {
  *
  * @throws InvalidConditionError (INVALID_CONDITION)
  */
-export function validateCondition(condition: AppendCondition | undefined): void {
+export function validateCondition(
+  condition: AppendCondition | undefined,
+  maxItems: number = defaultStoreOptions.maxQueryItems,
+): void {
   if (condition === undefined) return
   if (typeof condition !== 'object' || condition === null) {
     throw new InvalidConditionError('an append condition must be an object')
   }
-  const problem = queryProblem(condition.failIfEventsMatch)
+  const problem = queryProblem(condition.failIfEventsMatch, maxItems)
   if (problem !== undefined) throw new InvalidConditionError(`failIfEventsMatch: ${problem}`)
   const { after } = condition
   if (after !== undefined && (typeof after !== 'bigint' || after < 0n)) {
@@ -287,9 +343,12 @@ export function validateReadOptions(options: ReadOptions | undefined): void {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionsError('read options must be an object')
   }
-  const { after, limit, backwards, signal } = options
+  const { after, before, limit, backwards, signal } = options
   if (after !== undefined && (typeof after !== 'bigint' || after < 0n)) {
     throw new InvalidOptionsError('after must be a bigint >= 0n')
+  }
+  if (before !== undefined && (typeof before !== 'bigint' || before < 0n)) {
+    throw new InvalidOptionsError('before must be a bigint >= 0n')
   }
   if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)) {
     throw new InvalidOptionsError('limit must be an integer >= 0')
@@ -322,8 +381,8 @@ export function normalizeCommand(command: CommandRecord): NormalizedCommand {
     throw new InvalidOptionsError('command must be an object with a type')
   }
   const { type, data, metadata } = command
-  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
-    throw new InvalidOptionsError(`command type must be a string of 1..${MAX_TYPE_LENGTH} characters`)
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH || !isStorableText(type)) {
+    throw new InvalidOptionsError(`command type must be a string of 1..${MAX_TYPE_LENGTH} characters, without NUL or lone surrogates`)
   }
   if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
     throw new InvalidOptionsError('command metadata must be a plain object')
@@ -364,12 +423,30 @@ function portableUuidV7(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
 }
 
+/**
+ * Check a checkpoint or snapshot name: 1..256 characters, storable as text everywhere.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS)
+ */
+export function validateName(name: unknown, what: string): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH || !isStorableText(name)) {
+    throw new InvalidOptionsError(`${what} name must be a string of 1..${MAX_NAME_LENGTH} characters, without NUL or lone surrogates`)
+  }
+}
+
+/** A checkpoint to upsert with an append's events. */
+export interface NormalizedCheckpoint {
+  name: string
+  position: bigint
+}
+
 /** An append whose every part passed validation; what each backend's writer queues. */
 export interface PreparedAppend {
   events: NormalizedEvent[]
   /** A copy: the caller may change its condition object while the append waits. */
   condition: AppendCondition | undefined
   command: NormalizedCommand | undefined
+  checkpoint: NormalizedCheckpoint | undefined
 }
 
 /**
@@ -383,11 +460,22 @@ export function prepareAppend(
   storeOptions: Required<StoreOptions>,
 ): PreparedAppend {
   const normalized = normalizeEvents(events, storeOptions)
-  validateCondition(condition)
+  validateCondition(condition, storeOptions.maxQueryItems)
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new InvalidOptionsError('append options must be an object')
   }
+  let checkpoint: NormalizedCheckpoint | undefined
+  if (options?.checkpoint !== undefined) {
+    const given = options.checkpoint
+    if (typeof given !== 'object' || given === null) throw new InvalidOptionsError('checkpoint must be { name, position }')
+    validateName(given.name, 'checkpoint')
+    if (typeof given.position !== 'bigint' || given.position < 0n) {
+      throw new InvalidOptionsError('checkpoint position must be a bigint >= 0n')
+    }
+    checkpoint = { name: given.name, position: given.position }
+  }
   return {
+    checkpoint,
     events: normalized,
     condition: condition === undefined
       ? undefined

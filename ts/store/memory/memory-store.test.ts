@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'bun:test'
-import { describeConformance } from '../conformance.ts'
+import { describeConformance } from '../conformance.case.ts'
 import type { InlineProjector } from '../types.ts'
 import { MemoryStore } from './memory-store.ts'
 
-describeConformance('memory', async () => new MemoryStore())
+describeConformance('memory', async (options) => new MemoryStore(options), 'memory')
 
 /** Counts commits through an inline projector: one promote per group commit. */
 function commitCounter(): InlineProjector & { commits: number } {
@@ -44,7 +44,7 @@ describe('memory: group commit', () => {
     const store = new MemoryStore()
     const pending = store.append({ type: 'A' })
     await store.close()
-    expect(await pending).toEqual({ position: 1n, count: 1 })
+    expect(await pending).toEqual({ position: 1n, count: 1, ids: [expect.any(String)] })
   })
 
   test('bad options are INVALID_OPTIONS', () => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll } from 'bun:test'
 import postgres from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
-import { describeConformance } from '../conformance.ts'
-import { describeScenarios } from '../dcb-scenarios.ts'
-import { openPostgresStore } from './index.ts'
+import { describeConformance } from '../conformance.case.ts'
+import { describeScenarios } from '../dcb-scenarios.case.ts'
+import { openPostgresStore, type PostgresStoreOptions } from './index.ts'
 
 let db: FreshDatabase
 beforeAll(async () => {
@@ -13,13 +13,13 @@ afterAll(() => db.drop())
 
 // Both suites want an empty store per test: one database per file, emptied before each open
 // (bun runs the tests of a file one after another, so no two stores share the log at once).
-async function openEmpty() {
-  const store = await openPostgresStore(db.url)
+async function openEmpty(options?: PostgresStoreOptions) {
+  const store = await openPostgresStore(db.url, options)
   const sql = postgres(db.url, { max: 1, onnotice: () => {} })
   await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
   await sql.end()
   return store
 }
 
-describeConformance('postgres', openEmpty)
+describeConformance('postgres', openEmpty, 'postgres')
 describeScenarios('postgres', openEmpty)

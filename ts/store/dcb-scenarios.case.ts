@@ -4,7 +4,7 @@
  * pin down what each scenario must guarantee, including under concurrency.
  *
  * @example
- * import { describeScenarios } from '../dcb-scenarios.ts'
+ * import { describeScenarios } from '../dcb-scenarios.case.ts'
  * describeScenarios('sqlite', () => openSqliteStore(':memory:'))
  */
 import { describe, expect, test } from 'bun:test'
@@ -19,7 +19,7 @@ import { confirmSignUp, initiateSignUp, TOKEN_TTL_MS } from '../../examples/opt-
 import { placeOrder, placeOrderWithEventId } from '../../examples/prevent-duplicate-submissions.ts'
 import { changeUsername, closeAccount, registerAccount } from '../../examples/unique-username.ts'
 import type { EventStore } from './types.ts'
-import { withFreshStore } from './conformance.ts'
+import { withFreshStore } from './conformance.case.ts'
 
 /** The domain reason of a refusal, or the error code, or 'ok'. */
 async function outcome(work: () => Promise<unknown>): Promise<string> {

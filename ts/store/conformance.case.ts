@@ -4,13 +4,29 @@
  * Call it from a backend's test file; each test opens a fresh store with `open()` and closes it:
  *
  * @example
- * import { describeConformance } from '../conformance.ts'
+ * import { describeConformance } from '../conformance.case.ts'
  * import { MemoryStore } from './memory-store.ts'
  * describeConformance('memory', async () => new MemoryStore())
  */
 import { describe, expect, test } from 'bun:test'
+import { storeStats, type InspectableStore } from './core/store.ts'
 import { execute } from './execute.ts'
-import type { EventInput, EventStore, InlineProjector, Query, SequencedEvent } from './types.ts'
+import {
+  storeTransaction,
+  type EventInput,
+  type EventStore,
+  type FollowBatch,
+  type InlineProjector,
+  type Query,
+  type SequencedEvent,
+  type StoreHooks,
+  type StoreOptions,
+  type StoreTransaction,
+  type TransactionalStore,
+} from './types.ts'
+
+/** Opens a fresh, empty store of one backend, with these shared options. */
+export type OpenStore = (options?: StoreOptions & StoreHooks) => Promise<EventStore>
 
 /** Collect an iterable, also when creating it throws (a backend may validate eagerly or lazily). */
 async function collect<T>(make: () => AsyncIterable<T>): Promise<T[]> {
@@ -53,10 +69,14 @@ const fixture: EventInput[] = [
   { type: 'StudentSubscribed', tags: ['course:c1', 'student:s3'] },
 ]
 
+async function seededStore(store: EventStore): Promise<void> {
+  await store.append(fixture)
+}
+
 /** A test body runner that opens a fresh store for each test and always closes it. */
-export function withFreshStore(open: () => Promise<EventStore>) {
+export function withFreshStore(open: OpenStore, options?: StoreOptions & StoreHooks) {
   return (body: (store: EventStore) => Promise<void>) => async (): Promise<void> => {
-    const store = await open()
+    const store = await open(options)
     try {
       await body(store)
     } finally {
@@ -69,12 +89,10 @@ export function withFreshStore(open: () => Promise<EventStore>) {
  * Register the conformance tests for one backend under `describe(name)`.
  * `open` must return a fresh, empty store each time.
  */
-export function describeConformance(name: string, open: () => Promise<EventStore>): void {
+export function describeConformance(name: string, open: OpenStore, kind: StoreTransaction['backend']): void {
   const withStore = withFreshStore(open)
 
-  async function seeded(store: EventStore): Promise<void> {
-    await store.append(fixture)
-  }
+  const seeded = seededStore
 
   describe(`${name}: appending and reading`, () => {
     test('an empty store has head 0 and no events', withStore(async (store) => {
@@ -83,8 +101,8 @@ export function describeConformance(name: string, open: () => Promise<EventStore
     }))
 
     test('an append returns the position of its last event and its count; positions start at 1', withStore(async (store) => {
-      expect(await store.append({ type: 'A' })).toEqual({ position: 1n, count: 1 })
-      expect(await store.append([{ type: 'B' }, { type: 'C' }, { type: 'D' }])).toEqual({ position: 4n, count: 3 })
+      expect(await store.append({ type: 'A' })).toEqual({ position: 1n, count: 1, ids: [expect.any(String)] })
+      expect(await store.append([{ type: 'B' }, { type: 'C' }, { type: 'D' }])).toEqual({ position: 4n, count: 3, ids: [expect.any(String), expect.any(String), expect.any(String)] })
       expect(await store.head()).toBe(4n)
       expect(positions(await store.query('all'))).toEqual(range(1, 4))
     }))
@@ -234,7 +252,7 @@ export function describeConformance(name: string, open: () => Promise<EventStore
     test('an append succeeds when no event matches the condition', withStore(async (store) => {
       await seeded(store)
       const result = await store.append({ type: 'X' }, { failIfEventsMatch: [{ tags: ['course:c9'] }] })
-      expect(result).toEqual({ position: 11n, count: 1 })
+      expect(result).toEqual({ position: 11n, count: 1, ids: [expect.any(String)] })
     }))
 
     test('the condition only looks at events after `after`', withStore(async (store) => {
@@ -312,7 +330,7 @@ export function describeConformance(name: string, open: () => Promise<EventStore
       const results = await Promise.all(
         Array.from({ length: 10 }, () => store.append({ type: 'Payment', id: 'payment-7', data: { amount: 5 } })),
       )
-      for (const result of results) expect(result).toEqual({ position: 2n, count: 1 })
+      for (const result of results) expect(result).toEqual({ position: 2n, count: 1, ids: [expect.any(String)] })
       expect(positions(await store.query([{ types: ['Payment'] }]))).toEqual([2n])
     }))
   })
@@ -474,12 +492,8 @@ export function describeConformance(name: string, open: () => Promise<EventStore
       const iterator = store.subscribe('all')[Symbol.asyncIterator]()
       const pending = iterator.next()
       await store.close()
-      // The subscription ends, either quietly or with STORE_CLOSED; it must not hang.
-      const outcome: string | undefined = await pending.then(
-        (result) => (result.done ? 'done' : 'event'),
-        (error) => (error as { code?: string }).code,
-      )
-      expect(['done', 'STORE_CLOSED']).toContain(outcome as string)
+      // The rule on every backend: the subscription ends quietly.
+      expect(await pending).toEqual({ done: true, value: undefined })
     })
   })
 
@@ -522,7 +536,7 @@ export function describeConformance(name: string, open: () => Promise<EventStore
       expect(states).toEqual({ capacity: 0, subscribers: 0 })
       expect(condition.after).toBeUndefined()
       // So the append fails on any matching event, however early.
-      expect(await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s1'] }, condition)).toEqual({ position: 2n, count: 1 })
+      expect(await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s1'] }, condition)).toEqual({ position: 2n, count: 1, ids: [expect.any(String)] })
     }))
 
     test("a projector on 'all' makes the condition 'all'", withStore(async (store) => {
@@ -540,7 +554,7 @@ export function describeConformance(name: string, open: () => Promise<EventStore
       const { condition } = await store.project(courseProjectors)
       await store.append({ type: 'StudentSubscribed', tags: ['course:c2', 'student:s9'] })
       const result = await store.append({ type: 'StudentSubscribed', tags: ['course:c1', 'student:s9'] }, condition)
-      expect(result).toEqual({ position: 12n, count: 1 })
+      expect(result).toEqual({ position: 12n, count: 1, ids: [expect.any(String)] })
     }))
 
     test('appending with the projected condition fails after an interleaving matching append', withStore(async (store) => {
@@ -595,7 +609,7 @@ export function describeConformance(name: string, open: () => Promise<EventStore
         if (taken) throw new Error('name is taken')
         return { type: 'NameClaimed', tags: [`name:${command.data.name}`] }
       })
-      expect(result).toEqual({ position: 2n, count: 1 })
+      expect(result).toEqual({ position: 2n, count: 1, ids: [expect.any(String)] })
       const rows = await store.commands()
       expect(rows).toEqual([
         { id: expect.any(BigInt), type: 'ClaimName', data: { name: 'ada' }, metadata: { user: 'u1' }, position: 2n, recordedAt: expect.any(Date) },
@@ -720,6 +734,405 @@ export function describeConformance(name: string, open: () => Promise<EventStore
       expect([...snapshot!.data]).toEqual([4, 5])
       expect(snapshot!.createdAt).toBeInstanceOf(Date)
       expect([...(await store.loadSnapshot('other'))!.data]).toEqual([9])
+    }))
+  })
+  describeAdditions(name, open, kind)
+}
+
+/** Waits for `check` to hold, polling each event-loop turn, up to `ms` (a deadline, not a sleep). */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+}
+
+function stats(store: EventStore) {
+  return (store as unknown as InspectableStore)[storeStats]()
+}
+
+/** The DESIGN.md 2.1 additions, on every backend. */
+function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction['backend']): void {
+  const withStore = withFreshStore(open)
+  const withOptions = (options: StoreOptions & StoreHooks) => withFreshStore(open, options)
+
+  describe(`${name}: append ids and read bounds`, () => {
+    test('an append returns the id of every written event in order, generated ones included', withStore(async (store) => {
+      const result = await store.append([{ type: 'A', id: 'given-1' }, { type: 'B' }, { type: 'C', id: 'given-3' }])
+      const stored = await store.query('all')
+      expect(result.ids).toEqual(stored.map((event) => event.id))
+      expect(result.ids[0]).toBe('given-1')
+      expect(result.ids[2]).toBe('given-3')
+      expect(result.ids[1]).toMatch(/^[0-9a-f-]{36}$/)
+    }))
+
+    test('retrying an append with the returned ids is answered idempotently with the same ids', withStore(async (store) => {
+      const first = await store.append([{ type: 'A' }, { type: 'B' }])
+      const retry = await store.append([{ type: 'A', id: first.ids[0] }, { type: 'B', id: first.ids[1] }])
+      expect(retry).toEqual(first)
+      expect(await store.head()).toBe(2n)
+    }))
+
+    test('before is an exclusive upper bound, forwards and backwards, with or without after', withStore(async (store) => {
+      await seededStore(store)
+      const subscribed: Query = [{ types: ['StudentSubscribed'] }]
+      expect(positions(await store.query(subscribed, { before: 7n }))).toEqual([3n, 4n, 5n])
+      expect(positions(await store.query(subscribed, { before: 7n, backwards: true }))).toEqual([5n, 4n, 3n])
+      expect(positions(await store.query(subscribed, { after: 3n, before: 10n }))).toEqual([4n, 5n, 7n])
+      expect(positions(await store.query('all', { before: 4n, backwards: true, limit: 2 }))).toEqual([3n, 2n])
+      expect(positions(await store.query('all', { after: 4n, before: 5n }))).toEqual([])
+      expect(positions(await store.query('all', { before: 1n }))).toEqual([])
+      expect(positions(await store.query('all', { before: 99n }))).toEqual(range(1, 10))
+    }))
+
+    test('paging back from the head with before and backwards visits every event once', withStore(async (store) => {
+      await store.append(Array.from({ length: 25 }, (_, i) => ({ type: 'A', data: { i } })))
+      const seen: bigint[] = []
+      let cursor: bigint | undefined
+      for (;;) {
+        const page = await store.query('all', { backwards: true, limit: 7, ...(cursor === undefined ? {} : { before: cursor }) })
+        if (page.length === 0) break
+        seen.push(...positions(page))
+        cursor = page.at(-1)!.position
+      }
+      expect(seen).toEqual(range(1, 25).reverse())
+    }))
+
+    test('an aborted read or query rejects ABORTED, never a partial result', withOptions({ streamBatchSize: 10 })(async (store) => {
+      await store.append(Array.from({ length: 50 }, () => ({ type: 'A' })))
+      const aborted = new AbortController()
+      aborted.abort()
+      expect(await codeOf(() => store.query('all', { signal: aborted.signal }))).toBe('ABORTED')
+      const midway = new AbortController()
+      const error = await (async () => {
+        for await (const event of store.read('all', { signal: midway.signal })) {
+          if (event.position === 15n) midway.abort()
+        }
+      })().catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'ABORTED' })
+    }))
+  })
+
+  describe(`${name}: follow`, () => {
+    async function takeBatches(store: EventStore, query: Query, options: { after?: bigint; batchSize?: number }, stop: (batches: FollowBatch[]) => boolean) {
+      const controller = new AbortController()
+      const batches: FollowBatch[] = []
+      for await (const batch of store.follow(query, { ...options, signal: controller.signal })) {
+        batches.push(batch)
+        if (stop(batches)) break
+      }
+      controller.abort()
+      return batches
+    }
+
+    test('follow catches up in batches of batchSize, then reports caught up at the head', withStore(async (store) => {
+      await store.append(Array.from({ length: 10 }, (_, i) => ({ type: i % 2 === 0 ? 'Even' : 'Odd' })))
+      const batches = await takeBatches(store, [{ types: ['Even'] }], { batchSize: 2 }, (all) => all.at(-1)!.caughtUp)
+      expect(batches.flatMap((batch) => positions(batch.events))).toEqual([1n, 3n, 5n, 7n, 9n])
+      for (const batch of batches) expect(batch.events.length).toBeLessThanOrEqual(2)
+      expect(batches.at(-1)).toMatchObject({ through: 10n, caughtUp: true })
+      const throughs = batches.map((batch) => batch.through)
+      expect(throughs).toEqual([...throughs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)))
+      for (const batch of batches) for (const event of batch.events) expect(event.position).toBeLessThanOrEqual(batch.through)
+    }))
+
+    test('follow resumes after a position and delivers live commits', withStore(async (store) => {
+      await store.append([{ type: 'A' }, { type: 'A' }])
+      const controller = new AbortController()
+      const iterator = store.follow([{ types: ['A'] }], { after: 1n, signal: controller.signal })[Symbol.asyncIterator]()
+      expect((await iterator.next()).value).toMatchObject({ through: 2n, caughtUp: true, events: [{ position: 2n }] })
+      const next = iterator.next()
+      await store.append({ type: 'A', data: { live: 1 } })
+      expect((await next).value).toMatchObject({ through: 3n, caughtUp: true, events: [{ position: 3n, data: { live: 1 } }] })
+      controller.abort()
+      expect((await iterator.next()).done).toBe(true)
+    }))
+
+    test('a caught-up follower gets an empty batch when through advances past events it does not match', withStore(async (store) => {
+      const controller = new AbortController()
+      const iterator = store.follow([{ types: ['Rare'] }], { signal: controller.signal })[Symbol.asyncIterator]()
+      const first = iterator.next()
+      await store.append({ type: 'Common' })
+      let batch = (await first).value as FollowBatch
+      // Either the catch-up saw the event (through 1) or it joined at 0 and the tail then advanced.
+      while (batch.through < 1n) batch = (await iterator.next()).value as FollowBatch
+      expect(batch).toEqual({ events: [], through: 1n, caughtUp: true })
+      const next = iterator.next()
+      await store.append([{ type: 'Common' }, { type: 'Common' }])
+      expect((await next).value).toEqual({ events: [], through: 3n, caughtUp: true })
+      const rare = iterator.next()
+      await store.append([{ type: 'Common' }, { type: 'Rare' }, { type: 'Common' }])
+      expect((await rare).value).toMatchObject({ events: [{ position: 5n, type: 'Rare' }], through: 6n, caughtUp: true })
+      controller.abort()
+      expect((await iterator.next()).done).toBe(true)
+    }))
+
+    test('follow ends quietly when its store closes', async () => {
+      const store = await open()
+      const iterator = store.follow('all')[Symbol.asyncIterator]()
+      await store.append({ type: 'A' })
+      expect((await iterator.next()).value).toMatchObject({ caughtUp: true })
+      const pending = iterator.next()
+      await store.close()
+      expect(await pending).toEqual({ done: true, value: undefined })
+    })
+
+    test('invalid follow arguments are rejected', withStore(async (store) => {
+      expect(await codeOf(() => collect(() => store.follow([])))).toBe('INVALID_QUERY')
+      expect(await codeOf(() => collect(() => store.follow('all', { batchSize: 0 })))).toBe('INVALID_OPTIONS')
+      expect(await codeOf(() => collect(() => store.follow('all', { after: -1n })))).toBe('INVALID_OPTIONS')
+    }))
+
+    test('live followers share one tail reader: one read per commit, and aborting releases it', withStore(async (store) => {
+      await store.append({ type: 'Start' })
+      const controller = new AbortController()
+      const received = Array.from({ length: 25 }, () => [] as bigint[])
+      const consumers = received.map(async (into, i) => {
+        const query: Query = i % 2 === 0 ? 'all' : [{ types: ['Tick'] }]
+        const events = i % 3 === 0
+          ? store.subscribe(query, { signal: controller.signal })
+          : (async function* () {
+              for await (const batch of store.follow(query, { signal: controller.signal })) yield* batch.events
+            })()
+        for await (const event of events) into.push(event.position)
+      })
+      await until(() => stats(store).tail.members === 25, 'every follower joined the tail')
+      const before = stats(store).tail.reads
+      for (let n = 2; n <= 6; n++) {
+        await store.append({ type: 'Tick' })
+        await until(() => received.every((into) => into.at(-1) === BigInt(n)), `every follower received ${n}`)
+      }
+      expect(stats(store).tail.reads - before).toBe(5)
+      expect(received[0]).toEqual(range(1, 6))
+      expect(received[1]).toEqual(range(2, 6))
+      controller.abort()
+      await Promise.all(consumers)
+      expect(stats(store).tail).toMatchObject({ members: 0, watching: false })
+    }))
+
+    test('a follower that breaks out of its loop leaves the tail', withStore(async (store) => {
+      await store.append({ type: 'A' })
+      for await (const batch of store.follow('all')) {
+        expect(stats(store).tail.members).toBe(1)
+        if (batch.caughtUp) break
+      }
+      expect(stats(store).tail.members).toBe(0)
+    }))
+  })
+
+  describe(`${name}: checkpoints and snapshots`, () => {
+    test('an append with a checkpoint stores it atomically with the events', withStore(async (store) => {
+      expect(await store.checkpoint('mailer')).toBeUndefined()
+      await store.append({ type: 'MailSent' }, undefined, { checkpoint: { name: 'mailer', position: 7n } })
+      expect(await store.checkpoint('mailer')).toBe(7n)
+      await store.append({ type: 'MailSent' }, undefined, { checkpoint: { name: 'mailer', position: 9n } })
+      expect(await store.checkpoint('mailer')).toBe(9n)
+      expect(await store.checkpoint('other')).toBeUndefined()
+    }))
+
+    test('a refused append leaves its checkpoint unchanged', withStore(async (store) => {
+      await store.append({ type: 'A' }, undefined, { checkpoint: { name: 'c', position: 1n } })
+      const refused = await codeOf(() =>
+        store.append({ type: 'A' }, { failIfEventsMatch: [{ types: ['A'] }] }, { checkpoint: { name: 'c', position: 5n } }),
+      )
+      expect(refused).toBe('APPEND_CONDITION_FAILED')
+      expect(await store.checkpoint('c')).toBe(1n)
+    }))
+
+    test('bad checkpoints are INVALID_OPTIONS and write nothing', withStore(async (store) => {
+      for (const checkpoint of [{ name: '', position: 1n }, { name: 'c', position: 1 }, { name: 'c', position: -1n }, { name: 'n\u0000ul', position: 1n }]) {
+        expect(await codeOf(() => store.append({ type: 'A' }, undefined, { checkpoint: checkpoint as never }))).toBe('INVALID_OPTIONS')
+      }
+      expect(await codeOf(() => store.checkpoint(''))).toBe('INVALID_OPTIONS')
+      expect(await store.head()).toBe(0n)
+    }))
+
+    test('saveSnapshot with keep keeps only the newest of that name; deleteSnapshots removes them all', withStore(async (store) => {
+      for (const position of [1n, 2n, 3n, 4n]) await store.saveSnapshot('cache', position, new Uint8Array([Number(position)]))
+      await store.saveSnapshot('other', 1n, new Uint8Array([9]))
+      await store.saveSnapshot('cache', 5n, new Uint8Array([5]), { keep: 2 })
+      expect((await store.loadSnapshot('cache'))!.position).toBe(5n)
+      await store.deleteSnapshots('cache')
+      expect(await store.loadSnapshot('cache')).toBeUndefined()
+      expect([...(await store.loadSnapshot('other'))!.data]).toEqual([9])
+      // keep: 2 left exactly two: after deleting the newest of them by hand, position 4 remains.
+      await store.saveSnapshot('kept', 1n, new Uint8Array([1]))
+      await store.saveSnapshot('kept', 2n, new Uint8Array([2]))
+      await store.saveSnapshot('kept', 3n, new Uint8Array([3]), { keep: 1 })
+      await store.saveSnapshot('kept', 0n, new Uint8Array([0]))
+      expect((await store.loadSnapshot('kept'))!.position).toBe(3n)
+      await store.saveSnapshot('kept', 4n, new Uint8Array([4]), { keep: 2 })
+      await store.deleteSnapshots('kept')
+      expect(await store.loadSnapshot('kept')).toBeUndefined()
+      expect(await codeOf(() => store.saveSnapshot('s', 1n, new Uint8Array(1), { keep: 0 }))).toBe('INVALID_OPTIONS')
+    }))
+  })
+
+  describe(`${name}: limits`, () => {
+    test('appends past maxPendingAppends are OVERLOADED and write nothing', withOptions({ maxPendingAppends: 3 })(async (store) => {
+      const outcomes = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => store.append({ type: 'A', data: { i } })))
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'])
+      expect((outcomes[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'OVERLOADED' })
+      expect(await store.head()).toBe(3n)
+      expect(await codeOf(() => store.append({ type: 'A' }))).toBeUndefined()
+    }))
+
+    test('an append larger than maxAppendBytes is INVALID_EVENT and writes nothing', withOptions({ maxAppendBytes: 1000 })(async (store) => {
+      const events = Array.from({ length: 3 }, () => ({ type: 'A', data: 'x'.repeat(400) }))
+      expect(await codeOf(() => store.append(events))).toBe('INVALID_EVENT')
+      expect(await codeOf(() => store.append(events.slice(0, 2)))).toBeUndefined()
+      expect(await store.head()).toBe(2n)
+    }))
+
+    test('1,100 events of 1 MiB each are refused quickly by the default maxAppendBytes', withStore(async (store) => {
+      const payload = 'x'.repeat((1 << 20) - 64)
+      const events = Array.from({ length: 1100 }, () => ({ type: 'Big', data: payload }))
+      const started = performance.now()
+      const error = await store.append(events).catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'INVALID_EVENT' })
+      expect((error as Error).message).toContain('maxAppendBytes')
+      // It stops after about 64 events' worth of serialising, not 1,100.
+      expect(performance.now() - started).toBeLessThan(5000)
+      expect(await store.head()).toBe(0n)
+    }))
+
+    test('a query or condition with more than maxQueryItems items is refused', withOptions({ maxQueryItems: 3 })(async (store) => {
+      const items: Query = Array.from({ length: 4 }, (_, i) => ({ types: [`T${i}`] }))
+      expect(await codeOf(() => store.query(items))).toBe('INVALID_QUERY')
+      expect(await codeOf(() => collect(() => store.follow(items)))).toBe('INVALID_QUERY')
+      expect(await codeOf(() => store.append({ type: 'A' }, { failIfEventsMatch: items }))).toBe('INVALID_CONDITION')
+      expect(await store.query(items.slice(0, 3))).toEqual([])
+    }))
+
+    test('types, tags and ids with a NUL or a lone surrogate are INVALID_EVENT; in queries INVALID_QUERY', withStore(async (store) => {
+      for (const event of [
+        { type: 'A\u0000B' },
+        { type: 'A\ud800' },
+        { type: 'A', tags: ['k:\u0000'] },
+        { type: 'A', tags: ['k:\udc00x'] },
+        { type: 'A', id: 'id\u0000' },
+        { type: 'A', id: '\ud83d' },
+      ]) {
+        expect(await codeOf(() => store.append(event))).toBe('INVALID_EVENT')
+      }
+      expect(await codeOf(() => store.query([{ types: ['A\u0000'] }]))).toBe('INVALID_QUERY')
+      expect(await codeOf(() => store.query([{ tags: ['\udfff'] }]))).toBe('INVALID_QUERY')
+      expect(await store.head()).toBe(0n)
+      // A well-formed pair is fine, and NUL inside data is kept.
+      await store.append({ type: 'A😀', tags: ['emoji:😀'], data: { text: 'a\u0000b' } })
+      expect((await store.query([{ tags: ['emoji:😀'] }]))[0]).toMatchObject({ type: 'A😀', data: { text: 'a\u0000b' } })
+    }))
+
+    test('commands() returns every row, with no silent cap', withStore(async (store) => {
+      await Promise.all(Array.from({ length: 1100 }, (_, i) => store.append({ type: 'A' }, undefined, { command: { type: 'C', data: { i } } })))
+      expect((await store.commands()).length).toBe(1100)
+      expect((await store.commands({ limit: 1050 })).length).toBe(1050)
+    }))
+  })
+
+  describe(`${name}: inline projector failures, attach, close`, () => {
+    function recorder() {
+      const reported: [unknown, string][] = []
+      return { reported, onProjectorError: (error: unknown, projector: string) => void reported.push([error, projector]) }
+    }
+
+    test('a throwing promote never strands a caller: all settle, the projector is detached and reported', async () => {
+      const hook = recorder()
+      const store = await open({ onProjectorError: hook.onProjectorError })
+      try {
+        let applied = 0
+        store.attach({ name: 'brittle', apply: () => void applied++, promote: () => { throw new Error('promote broke') }, discard: () => {} })
+        const results = await Promise.all([store.append({ type: 'A' }), store.append({ type: 'B' }), store.append({ type: 'C' })])
+        expect(results.map((result) => result.position).sort()).toEqual([1n, 2n, 3n])
+        expect(hook.reported.length).toBe(1)
+        expect(hook.reported[0]![1]).toBe('brittle')
+        expect((hook.reported[0]![0] as Error).message).toBe('promote broke')
+        expect(stats(store).writer.failedProjectors).toEqual(['brittle'])
+        const appliedBefore = applied
+        expect(await store.append({ type: 'D' })).toMatchObject({ position: 4n })
+        expect(applied).toBe(appliedBefore)
+        expect(await store.head()).toBe(4n)
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('a throwing discard never strands a caller: the refused append fails, the others commit', async () => {
+      const hook = recorder()
+      const store = await open({ onProjectorError: hook.onProjectorError })
+      try {
+        store.attach({
+          name: 'picky',
+          apply: (event) => {
+            if (event.type === 'Poison') throw new Error('cannot apply Poison')
+          },
+          promote: () => {},
+          discard: () => {
+            throw new Error('discard broke')
+          },
+        })
+        const outcomes = await Promise.allSettled([store.append({ type: 'Good1' }), store.append({ type: 'Poison' }), store.append({ type: 'Good2' })])
+        expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+        expect(hook.reported.map(([error, projector]) => [(error as Error).message, projector])).toEqual([['discard broke', 'picky']])
+        expect(await store.append({ type: 'Poison' })).toMatchObject({ count: 1 })
+        expect((await store.query('all')).map((event) => event.type).sort()).toEqual(['Good1', 'Good2', 'Poison'])
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('attach refuses something that is not an inline projector', withStore(async (store) => {
+      for (const bad of [null, {}, { name: 'x', apply: () => {} }, { name: 'x', apply: 1, promote: () => {}, discard: () => {} }]) {
+        expect(await codeOf(() => store.attach(bad as never))).toBe('INVALID_OPTIONS')
+      }
+    }))
+
+    test('close may be called twice; both calls resolve once the store is closed', async () => {
+      const store = await open()
+      const pending = store.append({ type: 'A' })
+      const first = store.close()
+      const second = store.close()
+      await Promise.all([first, second])
+      expect(await pending).toMatchObject({ position: 1n })
+      await store.close()
+      expect(await codeOf(() => store.head())).toBe('STORE_CLOSED')
+      expect(await codeOf(() => store.checkpoint('c'))).toBe('STORE_CLOSED')
+      expect(await codeOf(() => collect(() => store.follow('all')))).toBe('STORE_CLOSED')
+    })
+  })
+
+  describe(`${name}: storeTransaction`, () => {
+    const transact = <T>(store: EventStore, fn: (tx: StoreTransaction) => T | Promise<T>) =>
+      (store as unknown as TransactionalStore)[storeTransaction](fn)
+
+    test(`the transaction hook runs the function with the ${kind} transaction and returns its value`, withStore(async (store) => {
+      const seen: StoreTransaction[] = []
+      expect(await transact(store, (tx) => {
+        seen.push(tx)
+        return 42
+      })).toBe(42)
+      expect(seen[0]!.backend).toBe(kind)
+    }))
+
+    test('a throw inside the transaction rejects with that error and the store keeps working', withStore(async (store) => {
+      const error = await transact(store, () => {
+        throw new Error('rolled back')
+      }).catch((caught) => caught)
+      expect((error as Error).message).toBe('rolled back')
+      expect(await store.append({ type: 'A' })).toMatchObject({ position: 1n })
+    }))
+
+    test('a transaction is serialised with appends: an append made while it runs commits after it', withStore(async (store) => {
+      let append!: Promise<unknown>
+      const headInside = await transact(store, async () => {
+        append = store.append({ type: 'A' })
+        // Give the writer several turns of the event loop: it must not start the append meanwhile.
+        for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve))
+        return stats(store).writer.pendingAppends
+      })
+      expect(headInside).toBe(1)
+      expect(await append).toMatchObject({ position: 1n })
     }))
   })
 }

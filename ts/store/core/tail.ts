@@ -1,0 +1,291 @@
+/**
+ * The one tail reader of a store instance, and `follow` on top of it (DESIGN.md 2.1).
+ *
+ * A follower catches up with its own reads (pages of its query, bounded by the head read first),
+ * then joins the tail. The tail reads every new event once per wake-up ('all' after the position it
+ * reached, in pages) and hands each member the events its query matches. So a commit costs one read
+ * for every live follower together, instead of one per follower. A member that falls more than a
+ * few pages behind (its consumer is slow) is dropped from the tail and catches up by itself again,
+ * so the tail never holds an unbounded backlog for anyone.
+ *
+ * When the store closes, every follow and subscribe ends quietly (the iterator is done; no error),
+ * after the events it had already received.
+ */
+import { matchesQuery } from '../match.ts'
+import type { FollowBatch, Query, SequencedEvent } from '../types.ts'
+
+/** What the tail and the followers read through. */
+export interface TailSource {
+  readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]>
+  head(): Promise<bigint>
+  watch(wake: (head?: bigint) => void): () => void
+}
+
+/** The tail's counters, read by tests through `storeStats`. */
+export interface TailStats {
+  /** Followers currently served by the tail. */
+  members: number
+  /** Pages the tail has read since the store opened. */
+  reads: number
+  /** Whether the backend's watch (LISTEN, a poller) is running. */
+  watching: boolean
+}
+
+class Member {
+  readonly query: Query
+  /** Every event this member's query matches at or below `through` is in `buffer` or was taken. */
+  through = 0n
+  readonly buffer: SequencedEvent[] = []
+  /** Dropped by the tail (too far behind, or the store closed): consume the buffer, then catch up alone. */
+  detached = false
+  #wake: (() => void) | undefined
+
+  constructor(query: Query) {
+    this.query = query
+  }
+
+  /** Resolves on the next `notify` (a batch, a close, an abort). */
+  changed(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
+  }
+
+  notify(): void {
+    const wake = this.#wake
+    this.#wake = undefined
+    wake?.()
+  }
+}
+
+export class TailReader {
+  readonly #source: TailSource
+  readonly #pageSize: number
+  readonly #pollMs: number
+  readonly #members = new Set<Member>()
+  /** Every event at or below this was read by the tail (meaningful while it has members). */
+  #through = 0n
+  #dirty = false
+  #closed = false
+  #running: Promise<void> | undefined
+  #idle: (() => void) | undefined
+  #stopWatch: (() => void) | undefined
+  #reads = 0
+
+  constructor(source: TailSource, pageSize: number, pollMs: number) {
+    this.#source = source
+    this.#pageSize = pageSize
+    this.#pollMs = pollMs
+  }
+
+  get stats(): TailStats {
+    return { members: this.#members.size, reads: this.#reads, watching: this.#stopWatch !== undefined }
+  }
+
+  /** A commit (or a watch) says the head moved, to `head` when known. */
+  wake(head?: bigint): void {
+    if (this.#members.size === 0) return
+    if (head !== undefined && head <= this.#through) return
+    this.#dirty = true
+    this.#resume()
+  }
+
+  /** End every member's wait; the tail stops for good. */
+  close(): void {
+    this.#closed = true
+    for (const member of this.#members) {
+      member.detached = true
+      member.notify()
+    }
+    this.#members.clear()
+    this.#stopWatching()
+    this.#resume()
+  }
+
+  /**
+   * Follow `query` after `after`: catch up alone, then from the tail. See `EventStore.follow`.
+   * The caller validated the arguments.
+   */
+  async *follow(
+    query: Query,
+    after: bigint,
+    batchSize: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<FollowBatch, void, undefined> {
+    let through = after
+    let member: Member | undefined
+    let caughtUpOnce = false
+    const onAbort = () => {
+      if (member !== undefined) {
+        this.#leave(member)
+        member.notify()
+      }
+    }
+    if (signal?.aborted) return
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const stopped = () => this.#closed || signal?.aborted === true
+    try {
+      while (!stopped()) {
+        if (member === undefined || (member.detached && member.buffer.length === 0)) {
+          if (member !== undefined) through = member.through > through ? member.through : through
+          member = undefined
+          // Catching up: a page of this query at or below the head read just before it.
+          let head: bigint
+          let page: SequencedEvent[] = []
+          try {
+            head = await this.#source.head()
+            if (!stopped() && head > through) page = await this.#source.readPage(query, through, head + 1n, batchSize, false)
+          } catch (error) {
+            if (this.#closed) return
+            throw error
+          }
+          if (stopped()) return
+          if (head <= through) {
+            member = this.#join(query, through)
+            if (member !== undefined && !caughtUpOnce) {
+              caughtUpOnce = true
+              yield { events: [], through, caughtUp: true }
+            }
+            continue
+          }
+          if (page.length === batchSize && page[page.length - 1]!.position < head) {
+            through = page[page.length - 1]!.position
+            yield { events: page, through, caughtUp: false }
+            continue
+          }
+          through = head
+          member = this.#join(query, through)
+          caughtUpOnce = true
+          yield { events: page, through, caughtUp: true }
+          continue
+        }
+        if (member.buffer.length === 0 && member.through <= through) {
+          await member.changed()
+          continue
+        }
+        const events = member.buffer.length <= batchSize ? member.buffer.splice(0) : member.buffer.splice(0, batchSize)
+        const drained = member.buffer.length === 0
+        const next = drained ? member.through : events[events.length - 1]!.position
+        if (next > through) through = next
+        yield { events, through, caughtUp: drained && !member.detached }
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      if (member !== undefined) this.#leave(member)
+    }
+  }
+
+  /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
+  #join(query: Query, from: bigint): Member | undefined {
+    if (this.#closed) return undefined
+    if (this.#members.size === 0) {
+      this.#through = from
+    } else if (from < this.#through) {
+      return undefined
+    }
+    const member = new Member(query)
+    member.through = from
+    this.#members.add(member)
+    if (this.#stopWatch === undefined) this.#stopWatch = this.#source.watch((head) => this.wake(head))
+    // A commit may have landed between the follower's last read and now.
+    this.#dirty = true
+    this.#running ??= this.#run().finally(() => {
+      this.#running = undefined
+    })
+    this.#resume()
+    return member
+  }
+
+  #leave(member: Member): void {
+    if (!this.#members.delete(member)) return
+    if (this.#members.size === 0) {
+      this.#stopWatching()
+      this.#resume()
+    }
+  }
+
+  #stopWatching(): void {
+    const stop = this.#stopWatch
+    this.#stopWatch = undefined
+    stop?.()
+  }
+
+  #resume(): void {
+    const idle = this.#idle
+    this.#idle = undefined
+    idle?.()
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed && this.#members.size > 0) {
+      if (!this.#dirty) {
+        await new Promise<void>((resolve) => {
+          this.#idle = resolve
+        })
+        continue
+      }
+      this.#dirty = false
+      try {
+        for (;;) {
+          const page = await this.#source.readPage('all', this.#through, undefined, this.#pageSize, false)
+          this.#reads++
+          if (this.#closed || this.#members.size === 0) return
+          if (page.length > 0) this.#fanOut(page)
+          if (page.length < this.#pageSize) break
+        }
+      } catch {
+        // A failed read (a lost connection) is tried again after the poll interval; members wait.
+        // Their own catch-up reads report errors; the tail has no caller to report to.
+        if (this.#closed) return
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(this.#pollMs, 1000))
+          this.#idle = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.#dirty = true
+      }
+    }
+  }
+
+  /** Hand each member the events of this page its query matches; drop members too far behind. */
+  #fanOut(page: readonly SequencedEvent[]): void {
+    const last = page[page.length - 1]!.position
+    const limit = 4 * this.#pageSize
+    // The first member an event goes to gets the object read; every other one its own copy, since
+    // consumers may change what they receive.
+    const handedOut = new Set<SequencedEvent>()
+    for (const member of this.#members) {
+      for (const event of page) {
+        if (event.position <= member.through || !matchesQuery(member.query, event.type, event.tags)) continue
+        if (handedOut.has(event)) {
+          member.buffer.push(copyEvent(event))
+        } else {
+          handedOut.add(event)
+          member.buffer.push(event)
+        }
+      }
+      if (last > member.through) member.through = last
+      if (member.buffer.length > limit) {
+        member.detached = true
+        this.#members.delete(member)
+      }
+      member.notify()
+    }
+    if (this.#members.size === 0) this.#stopWatching()
+    this.#through = last
+  }
+}
+
+function copyEvent(event: SequencedEvent): SequencedEvent {
+  return {
+    position: event.position,
+    type: event.type,
+    tags: event.tags.slice(),
+    data: structuredClone(event.data),
+    metadata: structuredClone(event.metadata),
+    id: event.id,
+    recordedAt: new Date(event.recordedAt.getTime()),
+  }
+}
