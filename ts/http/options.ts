@@ -24,7 +24,8 @@ export interface ProjectionShardStatus {
   position: bigint
   head: bigint
   lag: bigint
-  owner?: string | undefined
+  /** The owning runner's instance id; null (or absent) when nobody holds the lease. */
+  owner?: string | null | undefined
   errorCount: number
   lastError?: unknown
 }
