@@ -3,6 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
+import { openStore } from './store/open.ts'
+import { serve } from './http/index.ts'
+import { defineProjection, startProjections } from './projections/index.ts'
 
 const cli = join(import.meta.dir, 'cli.ts')
 let dir: string
@@ -29,19 +32,30 @@ async function ringstate(...args: string[]) {
   return { stdout, stderr, code }
 }
 
-/** Reads a stream line by line until `predicate` matches one; returns that line. */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, predicate: (line: string) => boolean, seen: string[]): Promise<string> {
-  const decoder = new TextDecoder()
-  let buffered = ''
-  for (;;) {
-    const { value, done } = await reader.read()
-    if (done) throw new Error(`stream ended before the expected line; saw:\n${seen.join('\n')}`)
-    buffered += decoder.decode(value, { stream: true })
-    const lines = buffered.split('\n')
-    buffered = lines.pop()!
-    for (const line of lines) {
-      seen.push(line)
-      if (predicate(line)) return line
+/** The lines of a child's output, read as they come; lines read past a match are kept for the next call. */
+class Lines {
+  readonly seen: string[] = []
+  #next = 0
+  #buffered = ''
+  readonly #decoder = new TextDecoder()
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader()
+  }
+
+  /** Resolves to the first line not yet consumed that matches `predicate`. */
+  async until(predicate: (line: string) => boolean): Promise<string> {
+    for (;;) {
+      while (this.#next < this.seen.length) {
+        const line = this.seen[this.#next++]!
+        if (predicate(line)) return line
+      }
+      const { value, done } = await this.#reader.read()
+      if (done) throw new Error(`output ended before the expected line; saw:\n${this.seen.join('\n')}`)
+      this.#buffered += this.#decoder.decode(value, { stream: true })
+      const lines = this.#buffered.split('\n')
+      this.#buffered = lines.pop()!
+      this.seen.push(...lines)
     }
   }
 }
@@ -50,11 +64,10 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, predic
 async function startServer(...args: string[]) {
   const child = Bun.spawn([process.execPath, cli, 'serve', '--port', '0', ...args], { stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
   children.push(child)
-  const reader = child.stdout.getReader()
-  const seen: string[] = []
-  const line = await readUntil(reader, (l) => l.startsWith('ringstate ') && l.includes(' serving '), seen)
+  const output = new Lines(child.stdout)
+  const line = await output.until((l) => l.startsWith('ringstate ') && l.includes(' serving '))
   const api = /serving (http:\/\/\S+)/.exec(line)![1]!
-  return { child, reader, seen, api }
+  return { child, output, seen: output.seen, api }
 }
 
 test('append then read prints the event as a JSON line in the wire format', async () => {
@@ -136,7 +149,7 @@ test('every command has its own --help, and --version prints the package version
 
 test('serve --port 0 answers /health/live, prints the store and a first append, and stops cleanly on SIGTERM', async () => {
   const server = await startServer('--url', 'memory:')
-  const rest = await readUntil(server.reader, (l) => l.startsWith('Ctrl-C'), server.seen)
+  const rest = await server.output.until((l) => l.startsWith('Ctrl-C'))
   expect(rest).toBe('Ctrl-C stops the server.')
   const printed = server.seen.join('\n')
   expect(printed).toContain('store    memory:')
@@ -158,14 +171,13 @@ test('serve --port 0 answers /health/live, prints the store and a first append, 
   expect(first).toContain('retry:')
   server.child.kill('SIGTERM')
   for (;;) if ((await events.read()).done) break
-  await readUntil(server.reader, (l) => l === 'stopped', server.seen)
+  await server.output.until((l) => l === 'stopped')
   expect(await server.child.exited).toBe(0)
 })
 
 test('serve prints the path of the SQLite store it uses and refuses a bad token file with exit 2', async () => {
   const server = await startServer('--url', url)
-  await readUntil(server.reader, (l) => l.startsWith('  store'), server.seen)
-  expect(server.seen.at(-1)).toBe(`  store    sqlite ${join(dir, 'events.db')}`)
+  expect(await server.output.until((l) => l.startsWith('  store'))).toBe(`  store    sqlite ${join(dir, 'events.db')}`)
   server.child.kill('SIGINT')
   expect(await server.child.exited).toBe(0)
 
@@ -202,15 +214,97 @@ test('tail --api prints a newly appended event and stops cleanly on SIGTERM', as
   const server = await startServer('--url', 'memory:')
   const tail = Bun.spawn([process.execPath, cli, 'tail', '--tag', 'order:9', '--api', server.api], { stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
   children.push(tail)
-  const reader = tail.stdout.getReader()
-  const seen: string[] = []
+  const output = new Lines(tail.stdout)
   // Appended before and after the tail connects: both arrive, in order, and nothing else.
   expect((await ringstate('append', 'OrderPlaced', '--tag', 'order:9', '--api', server.api)).code).toBe(0)
   expect((await ringstate('append', 'OrderPlaced', '--tag', 'order:8', '--api', server.api)).code).toBe(0)
-  await readUntil(reader, (l) => l.includes('"position":"1"'), seen)
+  await output.until((l) => l.includes('"position":"1"'))
   expect((await ringstate('append', 'OrderShipped', '--tag', 'order:9', '--api', server.api)).code).toBe(0)
-  await readUntil(reader, (l) => l.includes('"OrderShipped"'), seen)
-  expect(seen.map((l) => JSON.parse(l).position)).toEqual(['1', '3'])
+  await output.until((l) => l.includes('"OrderShipped"'))
+  expect(output.seen.map((l) => JSON.parse(l).position)).toEqual(['1', '3'])
   tail.kill('SIGTERM')
   expect(await tail.exited).toBe(0)
+})
+
+test('tail on a local store prints a newly appended event and stops cleanly on SIGINT', async () => {
+  expect((await ringstate('append', 'Before', '--url', url)).code).toBe(0)
+  const tail = Bun.spawn([process.execPath, cli, 'tail', '--after', '1', '--url', url], { stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
+  children.push(tail)
+  const output = new Lines(tail.stdout)
+  expect((await ringstate('append', 'After', '--tag', 'k:v', '--url', url)).code).toBe(0)
+  await output.until((l) => l.includes('"After"'))
+  expect(output.seen.map((l) => JSON.parse(l).position)).toEqual(['2'])
+  tail.kill('SIGINT')
+  expect(await tail.exited).toBe(0)
+})
+
+test('read --api follows the next cursor past the server page limit, both ways', async () => {
+  const store = await openStore('memory:')
+  await using server = await serve(store, { port: 0, readLimit: 2 })
+  try {
+    await store.append(['A', 'B', 'C', 'D', 'E'].map((type) => ({ type, tags: ['t:1'] })))
+    const forwards = await ringstate('read', '--tag', 't:1', '--api', server.url)
+    expect(forwards.code).toBe(0)
+    expect(forwards.stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['A', 'B', 'C', 'D', 'E'])
+    const backwards = await ringstate('read', '--backwards', '--limit', '3', '--api', server.url)
+    expect(backwards.stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['E', 'D', 'C'])
+    const queried = await ringstate('query', '--json', '[{"types":["B","D"]}]', '--after', '2', '--api', server.url)
+    expect(queried.stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['D'])
+  } finally {
+    await server.stop()
+    await store.close()
+  }
+})
+
+test('projections list, pause and resume go through the server, with the scopes the server demands', async () => {
+  const store = await openStore('memory:')
+  const runner = startProjections(store, [
+    defineProjection({ name: 'order-count', version: 1, query: [{ types: ['OrderPlaced'] }], async handle() {} }),
+  ], { instanceId: 'cli-test' })
+  const reader = 'cli-test-reader-token-0'
+  const admin = 'cli-test-admin-token-00'
+  const server = await serve(store, {
+    port: 0,
+    projections: runner,
+    tokens: [
+      { name: 'reader', token: reader, scopes: ['read'] },
+      { name: 'admin', token: admin, scopes: ['read', 'admin'] },
+    ],
+  })
+  try {
+    await runner.ready
+    await runner.waitFor(0n)
+    const listed = await ringstate('projections', 'list', '--api', server.url, '--token', reader)
+    expect(listed.code).toBe(0)
+    const [header, row] = listed.stdout.trim().split('\n')
+    expect(header!.split(/\s+/).slice(0, 6)).toEqual(['NAME', 'VERSION', 'PARTITION', 'STATE', 'POSITION', 'LAG'])
+    expect(row!.split(/\s+/).slice(0, 4)).toEqual(['order-count', '1', '0', 'live'])
+
+    const forbidden = await ringstate('projections', 'pause', 'order-count', '--api', server.url, '--token', reader)
+    expect(forbidden.code).toBe(1)
+    expect(forbidden.stderr).toContain('[FORBIDDEN]')
+    const unauthorized = await ringstate('projections', 'list', '--api', server.url)
+    expect(unauthorized.code).toBe(1)
+    expect(unauthorized.stderr).toContain('[UNAUTHORIZED]')
+
+    const paused = await ringstate('projections', 'pause', 'order-count', '--json', '--api', server.url, '--token', admin)
+    expect(paused.code).toBe(0)
+    expect(JSON.parse(paused.stdout)).toMatchObject([{ name: 'order-count', state: 'paused' }])
+    const missing = await ringstate('projections', 'resume', 'no-such-projection', '--api', server.url, '--token', admin)
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('[NOT_FOUND]')
+    // The token can also come from the environment, out of sight of `ps`.
+    const child = Bun.spawn([process.execPath, cli, 'projections', 'resume', 'order-count', '--json', '--api', server.url], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...env, RINGSTATE_TOKEN: admin },
+      cwd: dir,
+    })
+    expect(await child.exited).toBe(0)
+    expect(JSON.parse(await new Response(child.stdout).text())).toMatchObject([{ name: 'order-count', state: expect.stringMatching(/^(live|catching-up)$/) }])
+  } finally {
+    await server.stop()
+    await runner.stop()
+    await store.close()
+  }
 })
