@@ -287,3 +287,25 @@ test('the projections table shows state and lag, with control buttons only for a
     await projectionStore.close()
   }
 })
+
+test('an empty store shows how to append the first event, and the event appears once appended', async () => {
+  const empty = await openStore('memory:')
+  const fresh = await serve(empty, { port: 0 })
+  try {
+    const page = await browser.newPage()
+    await page.goto(new URL('ui', fresh.url).href)
+    await page.waitForSelector('#events-first:not([hidden])', { timeout: SECONDS })
+    expect(await page.textContent('#events-empty-text')).toBe('No events yet.')
+    const snippet = (await page.textContent('#events-first-curl'))!
+    expect(snippet).toStartWith(`curl -sS -X POST ${new URL('v1/append', fresh.url).href} `)
+    // The snippet is a working command line: run it as shown.
+    const curl = Bun.spawn(['sh', '-c', snippet], { stdout: 'pipe' })
+    expect(JSON.parse(await new Response(curl.stdout).text())).toMatchObject({ position: '1', count: 1 })
+    await page.waitForSelector('#events-body tr[data-position="1"]', { timeout: SECONDS })
+    expect(await page.isHidden('#events-empty')).toBe(true)
+    await page.close()
+  } finally {
+    await fresh.stop()
+    await empty.close()
+  }
+})
