@@ -11,7 +11,8 @@ import { defineProjection, startProjections } from '../projections/index.ts'
 import { openStore } from '../store/index.ts'
 import type { EventStore } from '../store/types.ts'
 import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
-import { createApp, hashToken, type HttpOptions } from './index.ts'
+import { Counter, Registry } from 'prom-client'
+import { createApp, hashToken, metricsRegistry, type HttpOptions } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-http-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -26,10 +27,10 @@ const tokens: HttpOptions['tokens'] = [
   { name: 'admin', token: ADMIN, scopes: ['read', 'append', 'admin', 'metrics'] },
 ]
 
-type Open = () => Promise<EventStore>
+type Open = (options?: { maxPendingAppends?: number }) => Promise<EventStore>
 const backends: [string, Open][] = [
-  ['memory', () => openStore('memory:')],
-  ['sqlite', () => openStore(`sqlite:${join(dir, `http-${++files}.db`)}`)],
+  ['memory', (options) => openStore('memory:', options)],
+  ['sqlite', (options) => openStore(`sqlite:${join(dir, `http-${++files}.db`)}`, options)],
 ]
 
 /** A request helper: JSON bodies, a bearer token, and the parsed answer. */
@@ -198,6 +199,21 @@ for (const [backend, open] of backends) {
       } as RequestInit)
       expect(streamed.status).toBe(413)
       expect(await store.head()).toBe(0n)
+    })
+
+    test('append: past maxPendingAppends the store says OVERLOADED: 429 with Retry-After, and the rest are written', async () => {
+      await using store = disposable(await open({ maxPendingAppends: 2 }))
+      const call = client(createApp(store, { tokens }), WRITER)
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => call('/v1/append', { body: { events: { type: 'A', data: { i } } } })))
+      const refused = answers.filter((answer) => answer.status === 429)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const answer of refused) {
+        expect(answer.json).toMatchObject({ code: 'OVERLOADED', status: 429 })
+        expect(answer.headers.get('retry-after')).toBe('1')
+      }
+      const written = answers.filter((answer) => answer.status === 201).length
+      expect(written + refused.length).toBe(40)
+      expect(await store.head()).toBe(BigInt(written))
     })
 
     test('events: type and tag filter as one item, query as JSON, after/before/limit/backwards with a next cursor', async () => {
@@ -515,6 +531,21 @@ for (const [backend, open] of backends) {
     })
   })
 }
+
+test('metrics: an application merges the app registry with its own, or hands in its registry', async () => {
+  await using store = disposable(await openStore('memory:'))
+  const app = createApp(store)
+  const mine = new Registry()
+  new Counter({ name: 'shop_orders_total', help: 'orders', registers: [mine] }).inc(3)
+  const merged = await Registry.merge([metricsRegistry(app), mine]).metrics()
+  expect(merged).toContain('shop_orders_total 3')
+  expect(merged).toContain('ringstate_http_requests_total')
+  const shared = new Registry()
+  const sharing = createApp(store, { registry: shared })
+  await sharing.request('/health/live')
+  expect(metricsRegistry(sharing)).toBe(shared)
+  expect(await shared.metrics()).toContain('ringstate_http_requests_total{method="GET",route="/health/live",status="200"} 1')
+})
 
 describe('ringstate/http on postgres', () => {
   let db: FreshDatabase

@@ -254,6 +254,16 @@ describe('server-sent events', () => {
     expect(rest).toBeUndefined()
   })
 
+  test('a stream ends when its store closes, so the client reconnects elsewhere with Last-Event-ID', async () => {
+    const store = await openStore('memory:')
+    await using server = await serve(store, { port: 0, tokens })
+    const { frames } = await subscribe(server.url, '/v1/subscribe')
+    await frames.until((f) => f.event === 'caught-up')
+    await store.close()
+    expect(await frames.next()).toBeUndefined()
+    expect(frames.closed).toBe(true)
+  })
+
   test('a live event appended by another process reaches the stream (SQLite file)', async () => {
     const path = join(dir, `sse-${++files}.db`)
     await using store = disposable(await openStore(`sqlite:${path}`))
@@ -286,6 +296,41 @@ describe('serve', () => {
     expect(writer.status).toBe(403)
     const reader = await fetch(new URL('/v1/head', server.url), { headers: auth })
     expect(await reader.json()).toEqual({ head: '0' })
+  })
+
+  test('on Deno it serves through Deno.serve: health, an append and a live event stream', async () => {
+    const deno = join(import.meta.dir, '..', '..', 'node_modules', '.bin', 'deno')
+    const child = Bun.spawn([deno, 'run', '--allow-all', '--no-check', join(import.meta.dir, 'testdata', 'serve-child.ts')], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'inherit',
+      env: { ...process.env, DENO_NO_UPDATE_CHECK: '1' },
+    })
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader()
+    let line = ''
+    while (!line.includes('\n')) {
+      const { done, value } = await reader.read()
+      if (done) throw new Error(`deno exited before printing its URL: ${line}`)
+      line += new TextDecoder().decode(value)
+    }
+    const url = line.trim()
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    expect(await (await fetch(new URL('/health/live', url))).json()).toEqual({ status: 'ok' })
+    const stream = await fetch(new URL('/v1/subscribe', url))
+    expect(stream.headers.get('cache-control')).toBe('no-cache, no-transform')
+    const frames = new FrameReader(stream)
+    await frames.until((f) => f.event === 'caught-up')
+    const appended = await fetch(new URL('/v1/append', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ events: { type: 'OnDeno' } }),
+    })
+    expect(appended.status).toBe(201)
+    const live = await frames.until((f) => f.data !== undefined && f.event === undefined)
+    expect(JSON.parse(live.at(-1)!.data!)).toMatchObject({ position: '1', type: 'OnDeno' })
+    await frames.cancel()
+    ;(child.stdin as import('bun').FileSink).end()
+    expect(await child.exited).toBe(0)
   })
 
   test('without tokens it refuses a non-loopback host unless insecure: true', async () => {
