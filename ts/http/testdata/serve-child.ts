@@ -10,6 +10,9 @@ const server = await serve(store, { port: 0, sse: { heartbeatMs: 50 } })
 console.log(server.url)
 // Runs until the parent closes stdin (Deno and Bun both expose it as a web stream here).
 const stdin = (globalThis as { Deno?: { stdin: { readable: ReadableStream<Uint8Array> } } }).Deno?.stdin.readable
-if (stdin !== undefined) for await (const _ of stdin);
+if (stdin !== undefined) {
+  const reader = stdin.getReader()
+  while (!(await reader.read()).done);
+}
 await server.stop()
 await store.close()
