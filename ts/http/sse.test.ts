@@ -3,13 +3,14 @@
  * the protocol of DESIGN.md section 8, a live event from another process, resuming with
  * Last-Event-ID, a quiet stream outliving Bun's idle timeout, and streams that leave nothing behind.
  */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { storeStats, type InspectableStore } from '../store/core/index.ts'
 import { openStore } from '../store/index.ts'
 import type { EventStore } from '../store/types.ts'
+import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
 import { serve, type ServeOptions } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-sse-'))
@@ -279,6 +280,34 @@ describe('server-sent events', () => {
     expect(live.at(-1)!.id).toBe('2')
     expect(JSON.parse(live.at(-1)!.data!)).toMatchObject({ type: 'FromChild', data: { pid: child.pid } })
     await frames.cancel()
+  })
+})
+
+describe('server-sent events on PostgreSQL', () => {
+  let db: FreshDatabase
+  beforeAll(async () => {
+    db = await freshDatabase()
+  })
+  afterAll(() => db.drop())
+
+  test('a live event appended by another process reaches every stream; a resume with Last-Event-ID misses nothing', async () => {
+    await using store = disposable(await openStore(db.url))
+    await using server = await serve(store, { port: 0, tokens })
+    await store.append([{ type: 'Local' }, { type: 'Local' }])
+    const clients = await Promise.all([subscribe(server.url, '/v1/subscribe'), subscribe(server.url, '/v1/subscribe?type=FromChild')])
+    for (const { frames } of clients) await frames.until((f) => f.event === 'caught-up')
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, 'testdata', 'append-child.ts'), db.url, 'FromChild'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    expect(await child.exited).toBe(0)
+    for (const { frames } of clients) {
+      const live = await frames.until((f) => f.data !== undefined && f.event === undefined && JSON.parse(f.data).type === 'FromChild')
+      expect(live.at(-1)!.id).toBe('3')
+      await frames.cancel()
+    }
+    const resumed = await subscribe(server.url, '/v1/subscribe', { 'last-event-id': '1' })
+    expect(positionsOf(await resumed.frames.until((f) => f.event === 'caught-up'))).toEqual(['2', '3'])
+    await resumed.frames.cancel()
   })
 })
 
