@@ -327,9 +327,23 @@ describe('serve', () => {
     expect(await reader.json()).toEqual({ head: '0' })
   })
 
-  test('on Deno it serves through Deno.serve: health, an append and a live event stream', async () => {
-    const deno = join(import.meta.dir, '..', '..', 'node_modules', '.bin', 'deno')
-    const child = Bun.spawn([deno, 'run', '--allow-all', '--no-check', join(import.meta.dir, 'testdata', 'serve-child.ts')], {
+  /** The command that runs testdata/serve-child.ts on another runtime. */
+  async function childCommand(runtime: 'deno' | 'node'): Promise<string[]> {
+    const source = join(import.meta.dir, 'testdata', 'serve-child.ts')
+    if (runtime === 'deno') return [join(import.meta.dir, '..', '..', 'node_modules', '.bin', 'deno'), 'run', '--allow-all', '--no-check', source]
+    // Node 20 cannot load TypeScript: bundle it, with the page's files beside the bundle as in the package.
+    const out = mkdtempSync(join(dir, 'node-'))
+    const built = await Bun.build({ entrypoints: [source], target: 'node', outdir: out, naming: 'serve-child.mjs' })
+    if (!built.success) throw new Error(built.logs.join('\n'))
+    for (const file of ['index.html', 'app.js', 'style.css']) await Bun.write(join(out, file), Bun.file(join(import.meta.dir, 'ui', file)))
+    return ['node', join(out, 'serve-child.mjs')]
+  }
+
+  test.each([
+    ['deno', 'Deno.serve'],
+    ['node', '@hono/node-server'],
+  ] as const)('on %s it serves through %s: health, an append and a live event stream', async (runtime) => {
+    const child = Bun.spawn(await childCommand(runtime), {
       stdin: 'pipe',
       stdout: 'pipe',
       stderr: 'inherit',
@@ -339,7 +353,7 @@ describe('serve', () => {
     let line = ''
     while (!line.includes('\n')) {
       const { done, value } = await reader.read()
-      if (done) throw new Error(`deno exited before printing its URL: ${line}`)
+      if (done) throw new Error(`${runtime} exited before printing its URL: ${line}`)
       line += new TextDecoder().decode(value)
     }
     const url = line.trim()
@@ -352,11 +366,11 @@ describe('serve', () => {
     const appended = await fetch(new URL('/v1/append', url), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ events: { type: 'OnDeno' } }),
+      body: JSON.stringify({ events: { type: 'Elsewhere' } }),
     })
     expect(appended.status).toBe(201)
     const live = await frames.until((f) => f.data !== undefined && f.event === undefined)
-    expect(JSON.parse(live.at(-1)!.data!)).toMatchObject({ position: '1', type: 'OnDeno' })
+    expect(JSON.parse(live.at(-1)!.data!)).toMatchObject({ position: '1', type: 'Elsewhere' })
     await frames.cancel()
     ;(child.stdin as import('bun').FileSink).end()
     expect(await child.exited).toBe(0)
