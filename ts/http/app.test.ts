@@ -7,10 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StateCache } from '../cache/index.ts'
+import { defineProjection, startProjections } from '../projections/index.ts'
 import { openStore } from '../store/index.ts'
 import type { EventStore } from '../store/types.ts'
 import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
-import { createApp, hashToken, type HttpOptions } from './index.ts'
+import { Counter, Registry } from 'prom-client'
+import { createApp, hashToken, metricsRegistry, type HttpOptions } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-http-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -25,10 +27,10 @@ const tokens: HttpOptions['tokens'] = [
   { name: 'admin', token: ADMIN, scopes: ['read', 'append', 'admin', 'metrics'] },
 ]
 
-type Open = () => Promise<EventStore>
+type Open = (options?: { maxPendingAppends?: number }) => Promise<EventStore>
 const backends: [string, Open][] = [
-  ['memory', () => openStore('memory:')],
-  ['sqlite', () => openStore(`sqlite:${join(dir, `http-${++files}.db`)}`)],
+  ['memory', (options) => openStore('memory:', options)],
+  ['sqlite', (options) => openStore(`sqlite:${join(dir, `http-${++files}.db`)}`, options)],
 ]
 
 /** A request helper: JSON bodies, a bearer token, and the parsed answer. */
@@ -199,6 +201,21 @@ for (const [backend, open] of backends) {
       expect(await store.head()).toBe(0n)
     })
 
+    test('append: past maxPendingAppends the store says OVERLOADED: 429 with Retry-After, and the rest are written', async () => {
+      await using store = disposable(await open({ maxPendingAppends: 2 }))
+      const call = client(createApp(store, { tokens }), WRITER)
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => call('/v1/append', { body: { events: { type: 'A', data: { i } } } })))
+      const refused = answers.filter((answer) => answer.status === 429)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const answer of refused) {
+        expect(answer.json).toMatchObject({ code: 'OVERLOADED', status: 429 })
+        expect(answer.headers.get('retry-after')).toBe('1')
+      }
+      const written = answers.filter((answer) => answer.status === 201).length
+      expect(written + refused.length).toBe(40)
+      expect(await store.head()).toBe(BigInt(written))
+    })
+
     test('events: type and tag filter as one item, query as JSON, after/before/limit/backwards with a next cursor', async () => {
       await using store = disposable(await open())
       const call = client(createApp(store, { tokens, readLimit: 3 }), READER)
@@ -345,6 +362,78 @@ for (const [backend, open] of backends) {
       }
     })
 
+    test('projections: the runner status with positions as strings, read-your-writes waits, admin control', async () => {
+      await using store = disposable(await open())
+      const seen: number[] = []
+      const totals = defineProjection({
+        name: 'totals',
+        query: [{ types: ['Placed'] }],
+        handle(events) {
+          for (const event of events) seen.push(Number(event.position))
+        },
+      })
+      const runner = startProjections(store, [totals], { leaseMs: 5000 })
+      await using _ = { [Symbol.asyncDispose]: () => runner.stop() }
+      await runner.ready
+      const app = createApp(store, { tokens, projections: runner })
+      const admin = client(app, ADMIN)
+      const { position } = await store.append([{ type: 'Placed' }, { type: 'Placed' }])
+      const waited = await admin('/v1/projections', { headers: { prefer: 'wait=10', 'ringstate-min-position': String(position) } })
+      expect(waited.status).toBe(200)
+      expect(waited.headers.get('preference-applied')).toBe('wait')
+      expect(waited.json.projections).toEqual([
+        expect.objectContaining({ name: 'totals', version: 1, partition: 0, position: '2', head: '2', lag: '0', errorCount: 0 }),
+      ])
+      expect(seen).toEqual([1, 2])
+      expect(await admin('/v1/projections', { headers: { prefer: 'wait=0.05', 'ringstate-min-position': '99' } }))
+        .toMatchObject({ status: 504, json: { code: 'WAIT_TIMEOUT' } })
+      expect(await client(app, READER)('/v1/projections/totals/pause', { method: 'POST' })).toMatchObject({ status: 403 })
+      const paused = await admin('/v1/projections/totals/pause', { method: 'POST' })
+      expect(paused).toMatchObject({ status: 200, json: { projections: [expect.objectContaining({ name: 'totals', state: 'paused' })] } })
+      const resumed = await admin('/v1/projections/totals/resume', { method: 'POST' })
+      expect(resumed.status).toBe(200)
+      expect(resumed.json.projections[0].state).not.toBe('paused')
+      expect((await admin('/v1/projections/totals/rebuild', { method: 'POST' })).status).toBe(202)
+      const rebuilt = await admin('/v1/projections', { headers: { prefer: 'wait=10', 'ringstate-min-position': '2' } })
+      expect(rebuilt.json.projections[0].position).toBe('2')
+      expect(await admin('/v1/projections/nope/pause', { method: 'POST' })).toMatchObject({ status: 404, json: { code: 'NOT_FOUND' } })
+      const metrics = (await admin('/metrics')).text
+      expect(metrics).toContain('ringstate_projection_position{projection="totals",partition="0"}')
+      expect(metrics).toContain('ringstate_projection_lag{projection="totals",partition="0"} 0')
+      expect(metrics).toContain('ringstate_projection_errors{projection="totals",partition="0"} 0')
+      expect(metrics).toMatch(/ringstate_projection_state\{projection="totals",partition="0",state="live"\} 1/)
+    })
+
+    test('health: ready is 503 while a projection is faulted, and 200 again once it recovers', async () => {
+      await using store = disposable(await open())
+      let failing = true
+      const fragile = defineProjection({
+        name: 'fragile',
+        query: [{ types: ['Poison'] }],
+        onError: { retries: 0, then: 'pause' },
+        handle() {
+          if (failing) throw new Error('read model unavailable at postgres://secret@host')
+        },
+      })
+      const runner = startProjections(store, [fragile], { leaseMs: 5000 })
+      await using _ = { [Symbol.asyncDispose]: () => runner.stop() }
+      await runner.ready
+      const call = client(createApp(store, { tokens, projections: runner }), ADMIN)
+      await store.append({ type: 'Poison' })
+      const faulted = async () => (await runner.status()).some((shard) => shard.state === 'faulted')
+      while (!(await faulted())) await new Promise((resolve) => setTimeout(resolve, 5))
+      const ready = await call('/health/ready')
+      expect(ready).toMatchObject({ status: 503, type: 'application/problem+json', json: { code: 'STORAGE_ERROR' } })
+      expect(ready.json.detail).toContain('fragile')
+      expect(ready.text).not.toContain('secret')
+      const status = await call('/v1/projections')
+      expect(status.json.projections[0]).toMatchObject({ state: 'faulted', errorCount: 1 })
+      failing = false
+      expect((await call('/v1/projections/fragile/resume', { method: 'POST' })).status).toBe(200)
+      await runner.waitFor(1n, { timeoutMs: 10_000 })
+      expect((await call('/health/ready')).status).toBe(200)
+    })
+
     test('auth: 401 with WWW-Authenticate without or with a wrong token, 403 without the scope; health and openapi are public', async () => {
       await using store = disposable(await open())
       const app = createApp(store, { tokens })
@@ -442,6 +531,21 @@ for (const [backend, open] of backends) {
     })
   })
 }
+
+test('metrics: an application merges the app registry with its own, or hands in its registry', async () => {
+  await using store = disposable(await openStore('memory:'))
+  const app = createApp(store)
+  const mine = new Registry()
+  new Counter({ name: 'shop_orders_total', help: 'orders', registers: [mine] }).inc(3)
+  const merged = await Registry.merge([metricsRegistry(app), mine]).metrics()
+  expect(merged).toContain('shop_orders_total 3')
+  expect(merged).toContain('ringstate_http_requests_total')
+  const shared = new Registry()
+  const sharing = createApp(store, { registry: shared })
+  await sharing.request('/health/live')
+  expect(metricsRegistry(sharing)).toBe(shared)
+  expect(await shared.metrics()).toContain('ringstate_http_requests_total{method="GET",route="/health/live",status="200"} 1')
+})
 
 describe('ringstate/http on postgres', () => {
   let db: FreshDatabase

@@ -24,8 +24,9 @@ export interface ProjectionShardStatus {
   position: bigint
   head: bigint
   lag: bigint
-  /** The owning runner's instance id; null (or absent) when nobody holds the lease. */
   owner?: string | null | undefined
+  /** False for a version being built beside the active one (reads and waits ignore it). */
+  active?: boolean
   errorCount: number
   lastError?: unknown
 }
@@ -36,7 +37,7 @@ export interface ProjectionRunnerSource {
   pause(name: string): unknown
   resume(name: string): unknown
   rebuild(name: string): Promise<unknown>
-  waitFor(position: bigint, options?: { names?: string[]; timeoutMs?: number; signal?: AbortSignal }): Promise<unknown>
+  waitFor(position: bigint, options?: { names?: readonly string[]; timeoutMs?: number; signal?: AbortSignal }): Promise<unknown>
 }
 
 /** Server-sent events settings. */

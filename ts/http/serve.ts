@@ -98,18 +98,22 @@ export async function serve<E extends EventMap>(store: EventStore<E>, options: S
 
   const deno = (globalThis as { Deno?: DenoLike }).Deno
   if (deno !== undefined) {
-    const listening = Promise.withResolvers<number>()
-    const server = deno.serve({ port, hostname: host, onListen: ({ port }) => listening.resolve(port) }, (request) => app.fetch(request))
-    return finish(`http://${urlHost}:${await listening.promise}/`, () => server.shutdown())
+    let server: ReturnType<DenoLike['serve']> | undefined
+    const bound = await new Promise<number>((resolve) => {
+      server = deno.serve({ port, hostname: host, onListen: ({ port }) => resolve(port) }, (request) => app.fetch(request))
+    })
+    return finish(`http://${urlHost}:${bound}/`, () => server!.shutdown())
   }
 
+  // Node (20 has no Promise.withResolvers, hence the plain promises).
   const { serve: nodeServe } = await import('@hono/node-server')
-  const listening = Promise.withResolvers<number>()
-  const server = nodeServe({ fetch: app.fetch, port, hostname: host }, (info) => listening.resolve(info.port))
-  server.once('error', (error) => listening.reject(error))
-  const bound = await listening.promise
+  let server: ReturnType<typeof nodeServe> | undefined
+  const bound = await new Promise<number>((resolve, reject) => {
+    server = nodeServe({ fetch: app.fetch, port, hostname: host }, (info) => resolve(info.port))
+    server.once('error', reject)
+  })
   return finish(`http://${urlHost}:${bound}/`, () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    const closed = new Promise<void>((resolve) => server!.close(() => resolve()))
     ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
     return closed
   })

@@ -3,13 +3,14 @@
  * the protocol of DESIGN.md section 8, a live event from another process, resuming with
  * Last-Event-ID, a quiet stream outliving Bun's idle timeout, and streams that leave nothing behind.
  */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { storeStats, type InspectableStore } from '../store/core/index.ts'
 import { openStore } from '../store/index.ts'
 import type { EventStore } from '../store/types.ts'
+import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
 import { serve, type ServeOptions } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-sse-'))
@@ -254,6 +255,16 @@ describe('server-sent events', () => {
     expect(rest).toBeUndefined()
   })
 
+  test('a stream ends when its store closes, so the client reconnects elsewhere with Last-Event-ID', async () => {
+    const store = await openStore('memory:')
+    await using server = await serve(store, { port: 0, tokens })
+    const { frames } = await subscribe(server.url, '/v1/subscribe')
+    await frames.until((f) => f.event === 'caught-up')
+    await store.close()
+    expect(await frames.next()).toBeUndefined()
+    expect(frames.closed).toBe(true)
+  })
+
   test('a live event appended by another process reaches the stream (SQLite file)', async () => {
     const path = join(dir, `sse-${++files}.db`)
     await using store = disposable(await openStore(`sqlite:${path}`))
@@ -272,6 +283,34 @@ describe('server-sent events', () => {
   })
 })
 
+describe('server-sent events on PostgreSQL', () => {
+  let db: FreshDatabase
+  beforeAll(async () => {
+    db = await freshDatabase()
+  })
+  afterAll(() => db.drop())
+
+  test('a live event appended by another process reaches every stream; a resume with Last-Event-ID misses nothing', async () => {
+    await using store = disposable(await openStore(db.url))
+    await using server = await serve(store, { port: 0, tokens })
+    await store.append([{ type: 'Local' }, { type: 'Local' }])
+    const clients = await Promise.all([subscribe(server.url, '/v1/subscribe'), subscribe(server.url, '/v1/subscribe?type=FromChild')])
+    for (const { frames } of clients) await frames.until((f) => f.event === 'caught-up')
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, 'testdata', 'append-child.ts'), db.url, 'FromChild'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    expect(await child.exited).toBe(0)
+    for (const { frames } of clients) {
+      const live = await frames.until((f) => f.data !== undefined && f.event === undefined && JSON.parse(f.data).type === 'FromChild')
+      expect(live.at(-1)!.id).toBe('3')
+      await frames.cancel()
+    }
+    const resumed = await subscribe(server.url, '/v1/subscribe', { 'last-event-id': '1' })
+    expect(positionsOf(await resumed.frames.until((f) => f.event === 'caught-up'))).toEqual(['2', '3'])
+    await resumed.frames.cancel()
+  })
+})
+
 describe('serve', () => {
   test('auth over the network: 401 without a token, 403 without the scope, 200 with it', async () => {
     await using store = disposable(await openStore('memory:'))
@@ -286,6 +325,55 @@ describe('serve', () => {
     expect(writer.status).toBe(403)
     const reader = await fetch(new URL('/v1/head', server.url), { headers: auth })
     expect(await reader.json()).toEqual({ head: '0' })
+  })
+
+  /** The command that runs testdata/serve-child.ts on another runtime. */
+  async function childCommand(runtime: 'deno' | 'node'): Promise<string[]> {
+    const source = join(import.meta.dir, 'testdata', 'serve-child.ts')
+    if (runtime === 'deno') return [join(import.meta.dir, '..', '..', 'node_modules', '.bin', 'deno'), 'run', '--allow-all', '--no-check', source]
+    // Node 20 cannot load TypeScript: bundle it, with the page's files beside the bundle as in the package.
+    const out = mkdtempSync(join(dir, 'node-'))
+    const built = await Bun.build({ entrypoints: [source], target: 'node', outdir: out, naming: 'serve-child.mjs' })
+    if (!built.success) throw new Error(built.logs.join('\n'))
+    for (const file of ['index.html', 'app.js', 'style.css']) await Bun.write(join(out, file), Bun.file(join(import.meta.dir, 'ui', file)))
+    return ['node', join(out, 'serve-child.mjs')]
+  }
+
+  test.each([
+    ['deno', 'Deno.serve'],
+    ['node', '@hono/node-server'],
+  ] as const)('on %s it serves through %s: health, an append and a live event stream', async (runtime) => {
+    const child = Bun.spawn(await childCommand(runtime), {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'inherit',
+      env: { ...process.env, DENO_NO_UPDATE_CHECK: '1' },
+    })
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader()
+    let line = ''
+    while (!line.includes('\n')) {
+      const { done, value } = await reader.read()
+      if (done) throw new Error(`${runtime} exited before printing its URL: ${line}`)
+      line += new TextDecoder().decode(value)
+    }
+    const url = line.trim()
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    expect(await (await fetch(new URL('/health/live', url))).json()).toEqual({ status: 'ok' })
+    const stream = await fetch(new URL('/v1/subscribe', url))
+    expect(stream.headers.get('cache-control')).toBe('no-cache, no-transform')
+    const frames = new FrameReader(stream)
+    await frames.until((f) => f.event === 'caught-up')
+    const appended = await fetch(new URL('/v1/append', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ events: { type: 'Elsewhere' } }),
+    })
+    expect(appended.status).toBe(201)
+    const live = await frames.until((f) => f.data !== undefined && f.event === undefined)
+    expect(JSON.parse(live.at(-1)!.data!)).toMatchObject({ position: '1', type: 'Elsewhere' })
+    await frames.cancel()
+    ;(child.stdin as import('bun').FileSink).end()
+    expect(await child.exited).toBe(0)
   })
 
   test('without tokens it refuses a non-loopback host unless insecure: true', async () => {

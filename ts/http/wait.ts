@@ -68,7 +68,9 @@ export async function waitOnRunner(
   names: string[] | undefined,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const shards = (await runner.status()).filter((shard) => names === undefined || names.includes(shard.name))
+  const shards = (await runner.status()).filter(
+    (shard) => shard.active !== false && (names === undefined || names.includes(shard.name)),
+  )
   if (shards.every((shard) => shard.position >= position)) return
   if (waitMs === 0) throw new WaitTimeoutError(`the projections have not reached position ${position}`)
   // The runner's own WAIT_TIMEOUT (or ABORTED) goes to the client as it is.

@@ -35,12 +35,26 @@ function describe(value: unknown): string {
 const invalidQuery = (message: string): Error => new InvalidQueryError(message)
 const invalidCondition = (message: string): Error => new InvalidConditionError(message)
 
-/** One event as JSON text. Built by hand: one `JSON.stringify` per free-form field is the cost. */
+// The events of one commit share their time: reuse the last ISO string (toISOString is a third of
+// the cost of a page otherwise).
+let lastTime = Number.NaN
+let lastIso = ''
+
+function isoOf(date: Date): string {
+  const time = date.getTime()
+  if (time !== lastTime) {
+    lastTime = time
+    lastIso = date.toISOString()
+  }
+  return lastIso
+}
+
+/** One event as JSON text. Built by hand: measured faster than one `JSON.stringify` of the page. */
 export function eventJson(event: SequencedEvent): string {
   return (
     `{"position":"${event.position}","type":${JSON.stringify(event.type)},"tags":${JSON.stringify(event.tags)}` +
     `,"data":${JSON.stringify(event.data) ?? 'null'},"metadata":${JSON.stringify(event.metadata)}` +
-    `,"id":${JSON.stringify(event.id)},"recordedAt":"${event.recordedAt.toISOString()}"}`
+    `,"id":${JSON.stringify(event.id)},"recordedAt":"${isoOf(event.recordedAt)}"}`
   )
 }
 
