@@ -117,6 +117,7 @@ test('usage errors exit 2 and name the option or argument at fault', async () =>
     [['read', '--bogus'], '--bogus'],
     [['read', '--type'], '--type'],
     [['serve', '--port', '70000'], '--port'],
+    [['serve', '--host', '0.0.0.0', '--url', 'memory:'], '--host 0.0.0.0'],
     [['append', 'T', '--data', '{oops'], '--data'],
     [['append', 'T', '--metadata', '[1]'], '--metadata'],
     [['append', 'T', '--condition', '{"failIfEventsMatch":[{"types":["T"]}],"after":12}'], '--condition'],

@@ -451,6 +451,10 @@ const serveCommand: Command = {
       }
       if (tokens.length === 0) throw new UsageError(`--token-file ${tokenFile} holds no tokens`)
     }
+    const loopback = host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+    if (!loopback && tokens === undefined && !flag(parsed, 'insecure')) {
+      throw new UsageError(`--host ${host} is not a loopback address: give --token-file, or --insecure to let anyone on the network read and append`)
+    }
     // Signals are caught before anything is opened, so a stop during start-up still closes cleanly.
     const signal = stopSignal()
     const url = storeUrl(parsed)
