@@ -96,8 +96,11 @@ function showError(error) {
   if (error?.name === 'AbortError') return
   if (error instanceof ApiError) {
     if (error.status === 401) {
-      showBanner(token ? 'The server refused this token. Enter another one above.' : 'This server needs an API token. Enter it above.')
-      $('token-input').focus()
+      const message = token ? 'The server refused this token. Enter another one above.' : 'This server needs an API token. Enter it above.'
+      // Focus the box once, not on every refresh that meets the same answer.
+      const already = !$('banner').hidden && $('banner-text').textContent === message
+      showBanner(message)
+      if (!already) $('token-input').focus()
       return
     }
     if (error.status === 403) {
@@ -199,6 +202,8 @@ function writeHash() {
   for (const tag of filters.tags) params.append('tag', tag)
   const query = params.toString()
   history.replaceState(null, '', `#${currentView}${query && currentView === 'events' ? `?${query}` : ''}`)
+  // Coming back to Events from another tab keeps the filters.
+  document.querySelector('[data-tab="events"]')?.setAttribute('href', `#events${query ? `?${query}` : ''}`)
 }
 
 function route() {
@@ -208,6 +213,7 @@ function route() {
   filters.tags = tags
   const viewChanged = view !== currentView
   currentView = view
+  if (view === 'events') writeHash()
   for (const name of views) {
     $(`view-${name}`).hidden = name !== view
     document.querySelector(`[data-tab="${name}"]`)?.setAttribute('aria-current', name === view ? 'page' : 'false')

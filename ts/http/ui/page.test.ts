@@ -166,6 +166,13 @@ test('clicking a tag filters the list by it, the live tail included, and the fil
   await page.waitForSelector(`#events-body tr[data-position="${match.position}"]`, { timeout: SECONDS })
   expect(await positions(page)).toEqual([String(match.position), ...expected])
 
+  // Another tab and back: the filter is kept (it lives in the address).
+  await page.click('[data-tab="commands"]')
+  await page.waitForSelector('#view-commands:not([hidden])', { timeout: SECONDS })
+  await page.click('[data-tab="events"]')
+  await page.waitForFunction((count) => document.querySelectorAll('#events-body tr').length === count, expected.length + 1, { timeout: SECONDS })
+  expect(await page.textContent('#chips .chip')).toContain('order:14')
+
   await page.click('#chips .chip-remove')
   await page.waitForFunction(() => document.querySelectorAll('#events-body tr').length === 50, undefined, { timeout: SECONDS })
   expect(problems).toEqual([])
