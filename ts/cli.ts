@@ -110,14 +110,18 @@ interface Command {
   run(args: Parsed): Promise<number>
 }
 
+function usageLine(command: Command): string {
+  return `usage: ringstate ${command.name}${command.synopsis ? ` ${command.synopsis}` : ''}`
+}
+
 function helpOf(command: Command): string {
   const rows = Object.entries(command.options).map(([name, spec]) => {
     const flag = `${spec.short ? `-${spec.short}, ` : ''}--${name}${spec.value ? ` ${spec.value}` : ''}`
-    return [flag, spec.help + (spec.multiple ? '' : '')] as const
+    return [flag, spec.help] as const
   })
   const width = Math.max(...rows.map(([flag]) => flag.length))
   const lines = [
-    `usage: ringstate ${command.name}${command.synopsis ? ` ${command.synopsis}` : ''}`,
+    usageLine(command),
     '',
     command.summary,
     '',
@@ -520,7 +524,7 @@ function describeStore(url: string | undefined): string {
 
 const appendCommand: Command = {
   name: 'append',
-  synopsis: 'TYPE [--tag k:v]... [--data JSON] [--metadata JSON] [--id ID] [--condition JSON]',
+  synopsis: 'TYPE [--tag k:v]... [--data JSON] [--metadata JSON] [--id ID] [--condition JSON] [--url URL | --api URL]',
   summary: 'Append one event and print {"position","count","ids"}.',
   notes:
     'A condition makes the append fail (exit 3) when an event matching failIfEventsMatch exists after\n' +
@@ -632,7 +636,7 @@ async function printEvents(parsed: Parsed, page: PageArgs, command: string): Pro
 
 const readCommand: Command = {
   name: 'read',
-  synopsis: '[--type T]... [--tag k:v]... [--after N] [--before N] [--limit N] [--backwards]',
+  synopsis: '[--type T]... [--tag k:v]... [--after N] [--before N] [--limit N] [--backwards] [--url URL | --api URL]',
   summary: 'Print the events matching a type and tag filter, one JSON line each.',
   notes: 'Several --type options match any of the types; several --tag options must all be on the event.',
   options: { ...filterOptions, ...pageOptions, ...storeOption, ...remoteOptions, ...helpOption },
@@ -644,7 +648,7 @@ const readCommand: Command = {
 
 const queryCommand: Command = {
   name: 'query',
-  synopsis: `--json QUERY [--after N] [--before N] [--limit N] [--backwards]`,
+  synopsis: '--json QUERY [--after N] [--before N] [--limit N] [--backwards] [--url URL | --api URL]',
   summary: 'Print the events of a DCB query given as JSON, one JSON line each.',
   notes:
     'QUERY is "all" or an array of items; an event matches an item when its type is one of the\n' +
@@ -666,7 +670,7 @@ const queryCommand: Command = {
 
 const tailCommand: Command = {
   name: 'tail',
-  synopsis: '[--type T]... [--tag k:v]... [--after N]',
+  synopsis: '[--type T]... [--tag k:v]... [--after N] [--url URL | --api URL]',
   summary: 'Print the matching events after --after (default: from the first), then each new one as it is appended, until Ctrl-C.',
   notes: 'Only new events: --after "$(ringstate head)". Against a server, a dropped stream is resumed where it stopped.',
   options: {
@@ -731,7 +735,7 @@ async function tailRemote(remote: Remote, types: string[], tags: string[], after
 
 const headCommand: Command = {
   name: 'head',
-  synopsis: '',
+  synopsis: '[--url URL | --api URL]',
   summary: 'Print the position of the newest event (0 when the store is empty).',
   options: { ...storeOption, ...remoteOptions, ...helpOption },
   async run(parsed) {
@@ -751,7 +755,7 @@ const headCommand: Command = {
 
 const migrateCommand: Command = {
   name: 'migrate',
-  synopsis: '',
+  synopsis: '[--url URL]',
   summary: 'Create or upgrade the store schema, then exit (opening a store migrates it).',
   options: { ...storeOption, ...helpOption },
   async run(parsed) {
@@ -912,7 +916,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(parsed)
   } catch (error) {
     if (error instanceof UsageError) {
-      err(`ringstate ${command.name}: ${error.message}\nusage: ringstate ${command.name} ${command.synopsis}\n(ringstate ${command.name} --help lists every option)`)
+      err(`ringstate ${command.name}: ${error.message}\n${usageLine(command)}\n(ringstate ${command.name} --help lists every option)`)
       return Exit.usage
     }
     if (error instanceof RemoteError) {
