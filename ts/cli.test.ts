@@ -141,11 +141,13 @@ test('every command has its own --help, and --version prints the package version
     const help = await ringstate(command, '--help')
     expect({ command, code: help.code, first: help.stdout.split('\n')[0]!.startsWith(`usage: ringstate ${command}`) }).toEqual({ command, code: 0, first: true })
     expect(help.stdout).toContain('--help')
+    expect(help.stdout).toContain('--version')
   }
   expect((await ringstate('serve', '--help')).stdout).toContain('--token-file PATH')
   expect((await ringstate('read', '--help')).stdout).toContain('--api URL')
   const manifest = JSON.parse(readFileSync(join(import.meta.dir, '..', 'package.json'), 'utf8'))
   expect(await ringstate('--version')).toMatchObject({ code: 0, stdout: `${manifest.version}\n` })
+  expect(await ringstate('serve', '--version')).toMatchObject({ code: 0, stdout: `${manifest.version}\n` })
 })
 
 test('serve --port 0 answers /health/live, prints the store and a first append, and stops cleanly on SIGTERM', async () => {

@@ -92,6 +92,7 @@ const pageOptions: Record<string, OptionSpec> = {
 }
 const helpOption: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
+  version: { type: 'boolean', help: 'print the version of ringstate' },
 }
 
 interface Parsed {
@@ -911,6 +912,10 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = parseCommandArgs(command, rest)
     if (flag(parsed, 'help')) {
       out(helpOf(command))
+      return Exit.ok
+    }
+    if (flag(parsed, 'version')) {
+      out(version)
       return Exit.ok
     }
     return await command.run(parsed)
