@@ -13,7 +13,8 @@ import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { openStore } from '../../store/open.ts'
 import type { EventInput, EventStore } from '../../store/types.ts'
-import { serve, type RunningServer } from '../index.ts'
+import { Hono } from 'hono'
+import { createApp, serve, type RunningServer } from '../index.ts'
 import { defineProjection, startProjections } from '../../projections/index.ts'
 
 const executablePath = process.env.RINGSTATE_CHROMIUM ?? '/usr/bin/chromium'
@@ -314,5 +315,19 @@ test('an empty store shows how to append the first event, and the event appears 
   } finally {
     await fresh.stop()
     await empty.close()
+  }
+})
+
+test('under a path prefix (an app mounted at /admin, or a proxy path) the page calls the API under the same prefix', async () => {
+  const outer = new Hono().route('/admin', createApp(store))
+  const prefixed = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: (request, bunServer) => outer.fetch(request, bunServer) })
+  try {
+    const { page, problems } = await openPage(`http://127.0.0.1:${prefixed.port}/admin/ui`)
+    await page.waitForSelector('#live-status[data-state="live"]', { timeout: SECONDS })
+    expect((await positions(page))[0]).toBe(String(await store.head()))
+    expect(problems).toEqual([])
+    await page.close()
+  } finally {
+    await prefixed.stop(true)
   }
 })
