@@ -235,7 +235,7 @@ window.addEventListener('hashchange', route)
 async function refreshHead() {
   try {
     const { head } = await request('/v1/head')
-    showHead(head)
+    showHead(head, true)
     return head
   } catch (error) {
     showError(error)
@@ -243,8 +243,9 @@ async function refreshHead() {
   }
 }
 let shownHead
-function showHead(head) {
-  if (head === undefined || !isAfter(head, shownHead)) return
+/** Shows the head; a live event only moves it forward, the server's answer sets it (a new store may be behind). */
+function showHead(head, fromServer = false) {
+  if (head === undefined || (!fromServer && !isAfter(head, shownHead))) return
   shownHead = String(head)
   $('head').textContent = formatCount(shownHead)
 }
@@ -390,7 +391,7 @@ async function loadEvents() {
     // The head first: the live tail starts after it, so nothing appended while the first page
     // loads is missed (duplicates are dropped by position).
     const { head } = await request('/v1/head')
-    showHead(head)
+    showHead(head, true)
     const params = filterParams()
     params.set('backwards', 'true')
     params.set('limit', String(PAGE_SIZE))
