@@ -65,7 +65,10 @@ export class TailReader {
   readonly #members = new Set<Member>()
   /** Every event at or below this was read by the tail (meaningful while it has members). */
   #through = 0n
+  /** A wake-up without a known head came: read once more. */
   #dirty = false
+  /** The highest head a wake-up announced: read until `#through` reaches it. */
+  #wanted = 0n
   #closed = false
   #running: Promise<void> | undefined
   #idle: (() => void) | undefined
@@ -85,8 +88,11 @@ export class TailReader {
   /** A commit (or a watch) says the head moved, to `head` when known. */
   wake(head?: bigint): void {
     if (this.#members.size === 0) return
-    if (head !== undefined && head <= this.#through) return
-    this.#dirty = true
+    if (head === undefined) this.#dirty = true
+    else if (head > this.#through) {
+      // A read already in flight may cover it: the loop checks after that read, not before.
+      if (head > this.#wanted) this.#wanted = head
+    } else return
     this.#resume()
   }
 
@@ -178,8 +184,13 @@ export class TailReader {
   /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
   #join(query: Query, from: bigint): Member | undefined {
     if (this.#closed) return undefined
-    if (this.#members.size === 0) {
+    const first = this.#members.size === 0
+    if (first) {
       this.#through = from
+      this.#wanted = from
+      // Wake-ups are ignored while the tail has no member: a commit may have landed between this
+      // follower's last read and now. (With members, the tail read it, and `from` is then behind.)
+      this.#dirty = true
     } else if (from < this.#through) {
       return undefined
     }
@@ -187,8 +198,6 @@ export class TailReader {
     member.through = from
     this.#members.add(member)
     if (this.#stopWatch === undefined) this.#stopWatch = this.#source.watch((head) => this.wake(head))
-    // A commit may have landed between the follower's last read and now.
-    this.#dirty = true
     this.#running ??= this.#run().finally(() => {
       this.#running = undefined
     })
@@ -218,7 +227,7 @@ export class TailReader {
 
   async #run(): Promise<void> {
     while (!this.#closed && this.#members.size > 0) {
-      if (!this.#dirty) {
+      if (!this.#dirty && this.#wanted <= this.#through) {
         await new Promise<void>((resolve) => {
           this.#idle = resolve
         })
@@ -231,6 +240,9 @@ export class TailReader {
           this.#reads++
           if (this.#closed || this.#members.size === 0) return
           if (page.length > 0) this.#fanOut(page)
+          // Nothing new although a wake-up announced more: a head read from a snapshot the tail's
+          // read did not see yet. Forget the announcement; the next wake-up brings it again.
+          else if (this.#wanted > this.#through) this.#wanted = this.#through
           if (page.length < this.#pageSize) break
         }
       } catch {
@@ -254,16 +266,18 @@ export class TailReader {
     const last = page[page.length - 1]!.position
     const limit = 4 * this.#pageSize
     // The first member an event goes to gets the object read; every other one its own copy, since
-    // consumers may change what they receive.
-    const handedOut = new Set<SequencedEvent>()
+    // consumers may change what they receive. Copies are parsed from the event's JSON, made once
+    // per event (a JSON round trip is 2-3 times cheaper than structuredClone, parsing alone 8 times).
+    const texts = new Map<SequencedEvent, { data: string; metadata: string }>()
     for (const member of this.#members) {
       for (const event of page) {
         if (event.position <= member.through || !matchesQuery(member.query, event.type, event.tags)) continue
-        if (handedOut.has(event)) {
-          member.buffer.push(copyEvent(event))
-        } else {
-          handedOut.add(event)
+        const text = texts.get(event)
+        if (text === undefined) {
+          texts.set(event, { data: JSON.stringify(event.data) ?? 'null', metadata: JSON.stringify(event.metadata) ?? '{}' })
           member.buffer.push(event)
+        } else {
+          member.buffer.push(copyEvent(event, text))
         }
       }
       if (last > member.through) member.through = last
@@ -278,13 +292,13 @@ export class TailReader {
   }
 }
 
-function copyEvent(event: SequencedEvent): SequencedEvent {
+function copyEvent(event: SequencedEvent, text: { data: string; metadata: string }): SequencedEvent {
   return {
     position: event.position,
     type: event.type,
     tags: event.tags.slice(),
-    data: structuredClone(event.data),
-    metadata: structuredClone(event.metadata),
+    data: JSON.parse(text.data),
+    metadata: JSON.parse(text.metadata),
     id: event.id,
     recordedAt: new Date(event.recordedAt.getTime()),
   }
