@@ -95,9 +95,9 @@ describe('postgres: pipelined group commits', () => {
       const third = store.append([event])
       await lock.release()
       const [a, b, c] = await Promise.allSettled([first, second, third])
-      expect(a).toEqual({ status: 'fulfilled', value: { position: 2n, count: 2 } })
-      expect(codeOf(b)).toEqual({ position: 2n, count: 1 })
-      expect(codeOf(c)).toEqual({ position: 2n, count: 1 })
+      expect(a).toMatchObject({ status: 'fulfilled', value: { position: 2n, count: 2 } })
+      expect(codeOf(b)).toMatchObject({ position: 2n, count: 1 })
+      expect(codeOf(c)).toMatchObject({ position: 2n, count: 1 })
       expect((await store.query('all')).map((stored) => stored.id)).toEqual([expect.any(String), 'payment-7'])
     } finally {
       await store.close()

@@ -96,7 +96,7 @@ describe('postgres: subscriptions', () => {
       expect((await store.query('all')).map((event) => event.type)).toEqual(['Before'])
       expect(seen.positions).toEqual([1n])
       await holder`COMMIT`
-      expect(await late).toEqual({ position: 3n, count: 1 })
+      expect(await late).toMatchObject({ position: 3n, count: 1 })
       await seen.reached(3)
       expect(seen.positions).toEqual(range(1, 3))
       expect((await store.query('all')).map((event) => event.type)).toEqual(['Before', 'Held', 'Late'])

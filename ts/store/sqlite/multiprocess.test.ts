@@ -152,7 +152,7 @@ describe('sqlite: several processes on one file', () => {
       for (const count of perAppend.values()) expect(count).toBe(5)
       expect(await store.head()).toBe(BigInt(perAppend.size * 5))
       // The store still takes appends after recovery.
-      expect(await store.append({ type: 'AfterCrash' })).toEqual({ position: BigInt(perAppend.size * 5 + 1), count: 1 })
+      expect(await store.append({ type: 'AfterCrash' })).toMatchObject({ position: BigInt(perAppend.size * 5 + 1), count: 1 })
     } finally {
       await store.close()
     }

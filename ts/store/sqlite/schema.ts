@@ -54,6 +54,14 @@ const migrations: readonly string[] = [
     PRIMARY KEY (name, position)
   );
   `,
+  // 2: checkpoints written atomically with an append's events (AppendOptions.checkpoint).
+  `
+  CREATE TABLE checkpoints (
+    name       TEXT    PRIMARY KEY,
+    position   INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ]
 
 /** The schema version this code writes and reads. */

@@ -107,7 +107,7 @@ describe('sqlite: the file', () => {
   test('synchronous=normal stores and reads back like the default', async () => {
     const path = freshPath()
     const store = await openSqliteStore(path, { synchronous: 'normal' })
-    expect(await store.append([{ type: 'A' }, { type: 'B' }])).toEqual({ position: 2n, count: 2 })
+    expect(await store.append([{ type: 'A' }, { type: 'B' }])).toMatchObject({ position: 2n, count: 2 })
     await store.close()
     const again = await openSqliteStore(path)
     expect((await again.query('all')).map((event) => event.type)).toEqual(['A', 'B'])
@@ -124,10 +124,10 @@ describe('sqlite: appends sharing one transaction', () => {
       store.append({ type: 'Claimed', tags: ['name:ada'] }, { failIfEventsMatch: [{ tags: ['name:ada'] }] }),
       store.append({ type: 'Claimed', tags: ['name:ada'], id: 'claim-1' }),
     ])
-    expect(first).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect(first).toMatchObject({ status: 'fulfilled', value: { position: 1n, count: 1 } })
     expect(conflicting.status).toBe('rejected')
     expect((conflicting as PromiseRejectedResult).reason.code).toBe('APPEND_CONDITION_FAILED')
-    expect(repeat).toEqual({ status: 'fulfilled', value: { position: 1n, count: 1 } })
+    expect(repeat).toMatchObject({ status: 'fulfilled', value: { position: 1n, count: 1 } })
     expect((await store.query('all')).map((event) => event.id)).toEqual(['claim-1'])
     await store.close()
   })
@@ -205,10 +205,10 @@ describe('sqlite: two stores on one file', () => {
       await hold.entered
       expect(await codeOf(() => waiter.append({ type: 'Waiter' }))).toBe('STORAGE_ERROR')
       hold.release()
-      expect(await held).toEqual({ position: 1n, count: 1 })
+      expect(await held).toMatchObject({ position: 1n, count: 1 })
       expect((await waiter.query('all')).map((event) => event.type)).toEqual(['Held'])
       // Once the lock is free the waiting store appends normally.
-      expect(await waiter.append({ type: 'Waiter' })).toEqual({ position: 2n, count: 1 })
+      expect(await waiter.append({ type: 'Waiter' })).toMatchObject({ position: 2n, count: 1 })
     } finally {
       await holder.close()
       await waiter.close()

@@ -31,50 +31,39 @@
  * file, so condition checks and inserts are truly serialised, and positions (assigned inside the
  * transaction as head + 1) are gapless and increase in commit order. Readers see committed data
  * only (WAL snapshots), so an open write transaction never delays them.
+ *
+ * The queue, group commit, inline projectors and the tail reader are the shared core's
+ * (ts/store/core/); this file holds the SQL of one batch, the reads, and the data_version watch.
  */
 import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import {
-  AbortedError,
   AppendConditionFailedError,
   InvalidEventError,
   InvalidOptionsError,
-  RingstateError,
   StorageError,
-  StoreClosedError,
+  type RingstateError,
 } from '../../errors.ts'
-import { project } from '../project.ts'
+import type { AppendOutcome, BeforeCommit, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import { toStorageError } from '../core/storage-error.ts'
+import { CoreStore } from '../core/store.ts'
 import type {
-  AppendCondition,
-  AppendOptions,
-  AppendResult,
-  EventInput,
   EventStore,
-  InlineProjector,
-  Projector,
-  ProjectResult,
   Query,
-  ReadOptions,
   RecordedCommand,
   SequencedEvent,
   StoredSnapshot,
+  StoreHooks,
   StoreOptions,
-  SubscribeOptions,
+  StoreTransaction,
 } from '../types.ts'
-import {
-  prepareAppend,
-  resolveOptions,
-  validateQuery,
-  validateReadOptions,
-  type NormalizedCommand,
-  type NormalizedEvent,
-} from '../validate.ts'
+import { resolveOptions, type ResolvedStoreOptions } from '../validate.ts'
 import { migrate } from './schema.ts'
 import { firstMatch, MAX_POSITION, selectEvents, type EventRow } from './sql.ts'
 
 /** Options of the SQLite backend: the shared store options plus SQLite's own. */
-export interface SqliteStoreOptions extends StoreOptions {
+export interface SqliteStoreOptions extends StoreOptions, StoreHooks {
   /**
    * `'full'` (default): an acknowledged append survives power loss. `'normal'`: it survives a
    * process crash; the last commits may be lost when the machine loses power. Much faster.
@@ -130,27 +119,6 @@ const ROWS_PER_INSERT = 32
 /** Distinct condition-check statements kept prepared (see `#checkStatement`). */
 const MAX_CHECK_SHAPES = 256
 
-interface PendingAppend {
-  kind: 'append'
-  events: NormalizedEvent[]
-  condition: AppendCondition | undefined
-  command: NormalizedCommand | undefined
-  deadline: number
-  resolve(result: AppendResult): void
-  reject(error: unknown): void
-}
-
-/** Any other write (a snapshot), run alone in its own transaction by the writer loop. */
-interface PendingTask {
-  kind: 'task'
-  run(db: Database): void
-  deadline: number
-  resolve(result: undefined): void
-  reject(error: unknown): void
-}
-
-type Pending = PendingAppend | PendingTask
-
 /**
  * A multi-row INSERT into one table: rows are collected as flat parameter lists and written by
  * `flush` in statements of up to ROWS_PER_INSERT rows, each row count prepared once.
@@ -198,18 +166,6 @@ class RowInserter {
   }
 }
 
-/** What one append did inside the batch transaction. */
-type Outcome =
-  // `written` is undefined for an idempotent repeat; it holds the events only when inline
-  // projectors need them, and is [] otherwise.
-  | { ok: true; result: AppendResult; written: SequencedEvent[] | undefined }
-  | { ok: false; error: unknown }
-
-function storageError(what: string, error: unknown): RingstateError {
-  if (error instanceof RingstateError) return error
-  return new StorageError(`sqlite: ${what} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error })
-}
-
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code
   return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED'
@@ -227,42 +183,27 @@ function toEvent(row: EventRow): SequencedEvent {
   }
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function'
-}
-
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))
-const nextTurn = () => new Promise<void>((done) => setImmediate(done))
 
-/**
- * An event store in one SQLite file. Open it with {@link openSqliteStore}.
- */
-export class SqliteStore implements EventStore {
-  readonly path: string
-  readonly #options: Required<StoreOptions>
+const ONE_LANE: Lane = { via: undefined, free: 1 }
+
+/** The SQLite statements of the store: one writer connection, one reader connection. */
+class SqliteBackend implements StoreBackend {
+  readonly kind = 'sqlite' as const
+  readonly independentAppends = false
+  readonly maxBatchEvents = Number.POSITIVE_INFINITY
+  readonly #options: ResolvedStoreOptions
   readonly #writer: Database
   readonly #reader: Database
   readonly #pollMs: number
-  readonly #projectors = new Set<InlineProjector>()
-  readonly #queue: Pending[] = []
-  #writing: Promise<void> | undefined
-  #closed = false
   /** `:memory:` has one connection for reads and writes (a second would open another database). */
   readonly #shared: boolean
   /**
    * Set while the shared connection holds a transaction open across an await (an async inline
-   * projector): reads wait for it, so they never see events that are not committed yet.
+   * projector, a storeTransaction): reads wait for it, so they never see uncommitted rows.
    */
   #readGate: Promise<void> | undefined
   #releaseReads: (() => void) | undefined
-  #closing: Promise<void> | undefined
-
-  // Subscribers wait on `#changed`; a commit here, a data_version change seen by the poller, or
-  // close() resolves it and installs a fresh one.
-  #changed!: { promise: Promise<void>; resolve(): void }
-  #waiting = 0
-  #poller: ReturnType<typeof setInterval> | undefined
-  #dataVersion = -1n
 
   // Prepared once; bun:sqlite statements belong to their connection.
   readonly #headStmt
@@ -273,11 +214,11 @@ export class SqliteStore implements EventStore {
   /** Condition checks by SQL text (one per query shape), prepared on the writer. */
   readonly #checks = new Map<string, ReturnType<Database['prepare']>>()
   readonly #insertCommandStmt
+  readonly #upsertCheckpointStmt
   readonly #dataVersionStmt
 
-  /** Use {@link openSqliteStore}, which creates directories and reports errors as StorageError. */
-  constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.#options = resolveOptions(options)
+  constructor(path: string, options: SqliteStoreOptions, resolved: ResolvedStoreOptions) {
+    this.#options = resolved
     const synchronous = options.synchronous ?? 'full'
     if (synchronous !== 'full' && synchronous !== 'normal') {
       throw new InvalidOptionsError("synchronous must be 'full' or 'normal'")
@@ -285,9 +226,7 @@ export class SqliteStore implements EventStore {
     const busy = options.busyTimeoutMs ?? 20
     if (!Number.isSafeInteger(busy) || busy < 0) throw new InvalidOptionsError('busyTimeoutMs must be an integer >= 0')
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS
-    this.path = path
     this.#shared = path === ':memory:'
-    this.#resetChanged()
 
     this.#writer = new Database(path, { create: true, safeIntegers: true })
     try {
@@ -299,7 +238,7 @@ export class SqliteStore implements EventStore {
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
       this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
-      this.#reader = path === ':memory:' ? this.#writer : new Database(path, { safeIntegers: true })
+      this.#reader = this.#shared ? this.#writer : new Database(path, { safeIntegers: true })
     } catch (error) {
       this.#writer.close()
       throw error
@@ -314,383 +253,92 @@ export class SqliteStore implements EventStore {
     this.#insertCommandStmt = this.#writer.prepare(
       'INSERT INTO commands (type, data, metadata, position, recorded_at) VALUES (?, ?, ?, ?, ?)',
     )
+    this.#upsertCheckpointStmt = this.#writer.prepare(
+      'INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) ' +
+        'ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at',
+    )
     this.#readerHeadStmt = this.#reader.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
     this.#dataVersionStmt = this.#reader.prepare('PRAGMA data_version')
   }
 
-  /**
-   * Append events, atomically, if `condition` holds. Appends waiting at the same moment share
-   * one transaction and one fsync (group commit); each caller gets its own result or error.
-   *
-   * @example
-   * const { condition } = await store.project({ taken: { query: [{ tags: ['username:ada'] }], initial: false, apply: () => true } })
-   * await store.append({ type: 'UsernameClaimed', tags: ['username:ada'] }, condition)
-   */
-  append(
-    events: EventInput | readonly EventInput[],
-    condition?: AppendCondition,
-    options?: AppendOptions,
-  ): Promise<AppendResult> {
+  /** SQLite has one writer by nature: one batch at a time. */
+  lane(inFlight: number): Lane | undefined {
+    return inFlight === 0 ? ONE_LANE : undefined
+  }
+
+  idle(): void {}
+
+  async writeBatch(_via: unknown, batch: readonly QueuedAppend[], beforeCommit?: BeforeCommit): Promise<AppendOutcome[]> {
+    if (!(await this.#begin(() => batch.every((append) => append.settled)))) {
+      return batch.map(() => ({ status: 'skipped' }))
+    }
+    const recordedAt = Date.now()
+    const outcomes: AppendOutcome[] = new Array(batch.length)
     try {
-      this.#assertOpen()
-      const { events: normalized, condition: own, command } = prepareAppend(events, condition, options, this.#options)
-      return new Promise<AppendResult>((resolve, reject) => {
-        this.#enqueue({
-          kind: 'append',
-          events: normalized,
-          condition: own,
-          command,
-          deadline: Date.now() + this.#options.appendTimeoutMs,
-          resolve,
-          reject,
-        })
-      })
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
-
-  /** Every matching event, in position order (or newest first with `backwards`). */
-  async query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]> {
-    const events: SequencedEvent[] = []
-    for await (const event of this.read(query, options)) events.push(event)
-    return events
-  }
-
-  /**
-   * Stream matching events in batches of `streamBatchSize` (keyset pagination on position).
-   *
-   * @example
-   * for await (const event of store.read([{ types: ['StudentEnrolled'], tags: ['course:c1'] }])) {
-   *   console.log(event.position, event.data)
-   * }
-   */
-  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent> {
-    this.#assertOpen()
-    validateQuery(query)
-    validateReadOptions(options)
-    return this.#read(query, options ?? {})
-  }
-
-  async *#read(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent> {
-    const backwards = options.backwards ?? false
-    const after = options.after ?? 0n
-    let remaining = options.limit ?? Number.POSITIVE_INFINITY
-    let lower = after
-    let upper = MAX_POSITION
-    const signal = options.signal
-    while (remaining > 0) {
-      if (signal?.aborted) throw new AbortedError()
-      if (this.#readGate !== undefined) await this.#readGate
-      const size = Math.min(remaining, this.#options.streamBatchSize)
-      const rows = this.#selectBatch(query, lower, upper, size, backwards)
-      for (const row of rows) yield toEvent(row)
-      if (rows.length < size) return
-      remaining -= rows.length
-      const last = rows[rows.length - 1]!.position
-      if (backwards) upper = last
-      else lower = last
-    }
-  }
-
-  #selectBatch(query: Query, lower: bigint, upper: bigint, size: number, backwards: boolean): EventRow[] {
-    this.#assertOpen()
-    const statement = selectEvents(query, lower, upper, size, backwards)
-    try {
-      return this.#reader.query(statement.sql).all(...statement.params) as EventRow[]
-    } catch (error) {
-      throw storageError('read', error)
-    }
-  }
-
-  /**
-   * Catch up on matching events after `after`, then deliver new ones as they are committed, by
-   * this store at once and by other processes within `pollIntervalMs` (50 ms by default here).
-   * Ends without throwing when `signal` aborts or the store closes.
-   *
-   * @example
-   * const stop = new AbortController()
-   * for await (const event of store.subscribe([{ types: ['OrderPlaced'] }], { signal: stop.signal })) {
-   *   await ship(event)
-   * }
-   */
-  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent> {
-    this.#assertOpen()
-    validateQuery(query)
-    validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
-    return this.#subscribe(query, options?.after ?? 0n, options?.signal)
-  }
-
-  async *#subscribe(query: Query, after: bigint, signal: AbortSignal | undefined): AsyncGenerator<SequencedEvent> {
-    let cursor = after
-    const size = this.#options.streamBatchSize
-    while (!this.#closed && !signal?.aborted) {
-      // Take the wake-up promise before reading, so a commit landing between the read and the
-      // wait still wakes us.
-      const changed = this.#changed.promise
-      if (this.#readGate !== undefined) await this.#readGate
-      const rows = this.#selectBatch(query, cursor, MAX_POSITION, size, false)
-      for (const row of rows) {
-        if (this.#closed || signal?.aborted) return
-        cursor = row.position
-        yield toEvent(row)
+      let next = (this.#headStmt.get() as { p: bigint }).p + 1n
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = this.#writeAppend(batch[i]!, next, recordedAt)
+        outcomes[i] = outcome
+        if (outcome.status === 'written') next = outcome.position + 1n
       }
-      if (rows.length < size) await this.#waitForChange(changed, signal)
+      this.#flushRows()
+    } catch (error) {
+      this.#rollback()
+      throw error
     }
+    await this.#finish(beforeCommit === undefined ? undefined : () => beforeCommit(outcomes, this.#writer))
+    return outcomes
   }
 
-  async #waitForChange(changed: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed || signal?.aborted) return
-    let onAbort: (() => void) | undefined
-    const aborted = signal === undefined
-      ? undefined
-      : new Promise<void>((done) => {
-          onAbort = done
-          signal.addEventListener('abort', onAbort, { once: true })
-        })
-    this.#waiting++
-    this.#startPoller()
+  /** Run `inside` (if any) in the open transaction, then COMMIT; roll back on any throw. */
+  async #finish(inside: (() => unknown) | undefined): Promise<void> {
+    if (inside !== undefined) {
+      if (this.#shared) this.#readGate = new Promise<void>((done) => (this.#releaseReads = done))
+      try {
+        await inside()
+      } catch (error) {
+        this.#rollback()
+        this.#openReadGate()
+        throw error
+      }
+    }
     try {
-      await (aborted === undefined ? changed : Promise.race([changed, aborted]))
+      this.#writer.exec('COMMIT')
+    } catch (error) {
+      this.#rollback()
+      throw error
     } finally {
-      this.#waiting--
-      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
-      if (this.#waiting === 0) this.#stopPoller()
+      this.#openReadGate()
     }
   }
 
-  #resetChanged(): void {
-    let resolve!: () => void
-    const promise = new Promise<void>((done) => (resolve = done))
-    this.#changed = { promise, resolve }
-  }
-
-  #notify(): void {
-    const { resolve } = this.#changed
-    this.#resetChanged()
-    resolve()
-  }
-
-  #startPoller(): void {
-    if (this.#poller !== undefined) return
-    this.#dataVersion = this.#readDataVersion()
-    this.#poller = setInterval(() => {
-      if (this.#closed) return
-      const version = this.#readDataVersion()
-      if (version !== this.#dataVersion) {
-        this.#dataVersion = version
-        this.#notify()
-      }
-    }, this.#pollMs)
-  }
-
-  #stopPoller(): void {
-    if (this.#poller === undefined) return
-    clearInterval(this.#poller)
-    this.#poller = undefined
-  }
-
-  #readDataVersion(): bigint {
-    try {
-      return (this.#dataVersionStmt.get() as { data_version: bigint }).data_version
-    } catch {
-      // A transient failure only delays delivery to the next tick; subscribers never miss events
-      // because they always read from their own cursor.
-      return this.#dataVersion
-    }
-  }
-
-  /** Decision models: see `project` in ts/store/project.ts. */
-  project<P extends Record<string, Projector<any>>>(
-    projectors: P,
-    options?: { signal?: AbortSignal },
-  ): Promise<ProjectResult<P>> {
-    try {
-      this.#assertOpen()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return project(this, projectors, options)
-  }
-
-  /** The position of the newest committed event, 0n when the log is empty. */
-  async head(): Promise<bigint> {
-    this.#assertOpen()
-    if (this.#readGate !== undefined) await this.#readGate
-    try {
-      return (this.#readerHeadStmt.get() as { p: bigint }).p
-    } catch (error) {
-      throw storageError('head', error)
-    }
+  async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
+    await this.#begin(() => false)
+    let value!: T
+    await this.#finish(async () => {
+      value = await fn({ backend: 'sqlite', db: this.#writer })
+    })
+    return value
   }
 
   /**
-   * Run `projector` inside every append transaction from now on; returns the detach function.
-   *
-   * @example
-   * const detach = store.attach({ name: 'counter', apply: () => { pending++ }, promote: () => { count += pending; pending = 0 }, discard: () => { pending = 0 } })
+   * BEGIN IMMEDIATE, backing off asynchronously while another process holds the write lock, until
+   * `gaveUp()` (every append of the batch timed out) or appendTimeoutMs. False when it gave up.
    */
-  attach(projector: InlineProjector): () => void {
-    this.#assertOpen()
-    if (
-      typeof projector !== 'object' || projector === null || typeof projector.apply !== 'function' ||
-      typeof projector.promote !== 'function' || typeof projector.discard !== 'function'
-    ) {
-      throw new InvalidOptionsError('an inline projector needs apply, promote and discard')
-    }
-    this.#projectors.add(projector)
-    return () => {
-      this.#projectors.delete(projector)
-    }
-  }
-
-  /**
-   * Store a snapshot of a named projection; `loadSnapshot` returns the one with the highest
-   * position (the newest saved when two share a position).
-   */
-  saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void> {
-    try {
-      this.#assertOpen()
-      if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
-        throw new InvalidOptionsError('snapshot name must be a string of 1..256 characters')
-      }
-      if (typeof position !== 'bigint' || position < 0n) throw new InvalidOptionsError('snapshot position must be a bigint >= 0n')
-      if (!(data instanceof Uint8Array)) throw new InvalidOptionsError('snapshot data must be a Uint8Array')
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    // Copy now: the caller may reuse its buffer before the writer gets to it.
-    const bytes = data.slice()
-    return new Promise<undefined>((resolve, reject) => {
-      this.#enqueue({
-        kind: 'task',
-        run: (db) => {
-          db.query('INSERT OR REPLACE INTO snapshots (name, position, data, created_at) VALUES (?, ?, ?, ?)').run(
-            name, position, bytes, Date.now(),
-          )
-        },
-        deadline: Date.now() + this.#options.appendTimeoutMs,
-        resolve,
-        reject,
-      })
-    }).then(() => undefined)
-  }
-
-  /** The newest snapshot of a named projection, if any. */
-  async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
-    this.#assertOpen()
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
-    let row: { name: string; position: bigint; data: Uint8Array; created_at: bigint } | null
-    if (this.#readGate !== undefined) await this.#readGate
-    try {
-      row = this.#reader
-        .query('SELECT name, position, data, created_at FROM snapshots WHERE name = ? ORDER BY position DESC LIMIT 1')
-        .get(name) as typeof row
-    } catch (error) {
-      throw storageError('loadSnapshot', error)
-    }
-    if (row === null) return undefined
-    return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: new Date(Number(row.created_at)) }
-  }
-
-  /** The commands audit table, oldest first. */
-  async commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]> {
-    this.#assertOpen()
-    const after = options?.after ?? 0n
-    const limit = options?.limit ?? -1
-    if (typeof after !== 'bigint' || after < 0n) throw new InvalidOptionsError('after must be a bigint >= 0n')
-    if (options?.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
-      throw new InvalidOptionsError('limit must be an integer >= 0')
-    }
-    if (this.#readGate !== undefined) await this.#readGate
-    try {
-      const rows = this.#reader
-        .query('SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ? ORDER BY id LIMIT ?')
-        .all(after, limit) as { id: bigint; type: string; data: string; metadata: string; position: bigint; recorded_at: bigint }[]
-      return rows.map((row) => ({
-        id: row.id,
-        type: row.type,
-        data: JSON.parse(row.data),
-        metadata: JSON.parse(row.metadata),
-        position: row.position,
-        recordedAt: new Date(Number(row.recorded_at)),
-      }))
-    } catch (error) {
-      throw storageError('commands', error)
-    }
-  }
-
-  /**
-   * Finish the appends already accepted, end every subscription, and close the file. Every call
-   * afterwards throws STORE_CLOSED. Calling close twice is harmless.
-   */
-  close(): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
-  }
-
-  async #close(): Promise<void> {
-    this.#closed = true
-    while (this.#writing !== undefined) await this.#writing
-    this.#stopPoller()
-    this.#notify()
-    this.#writer.close()
-    if (!this.#shared) this.#reader.close()
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new StoreClosedError()
-  }
-
-  // ---- the writer loop -------------------------------------------------------------------
-
-  #enqueue(pending: Pending): void {
-    this.#queue.push(pending)
-    // Start on the next turn, not now: appends issued in the same tick join the same batch.
-    this.#writing ??= nextTurn().then(() => this.#drain())
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0) {
-        const head = this.#queue[0]!
-        if (head.kind === 'task') {
-          this.#queue.shift()
-          await this.#runTask(head)
-        } else {
-          let end = 1
-          while (end < this.#queue.length && end < this.#options.maxAppendBatch && this.#queue[end]!.kind === 'append') end++
-          await this.#runBatch(this.#queue.splice(0, end) as PendingAppend[])
-        }
-        // Let callers resolved by this batch queue their next appends, so they join the next one.
-        if (this.#queue.length > 0) await nextTurn()
-      }
-    } finally {
-      this.#writing = undefined
-    }
-  }
-
-  /** BEGIN IMMEDIATE, backing off asynchronously while another process holds the write lock. */
-  async #begin<T extends Pending>(pending: T[]): Promise<T[]> {
+  async #begin(gaveUp: () => boolean): Promise<boolean> {
+    const deadline = performance.now() + this.#options.appendTimeoutMs
     let wait = 1
     for (;;) {
       try {
         this.#writer.exec('BEGIN IMMEDIATE')
-        return pending
+        return true
       } catch (error) {
-        if (!isBusy(error)) {
-          for (const p of pending) p.reject(storageError('begin', error))
-          return []
-        }
+        if (!isBusy(error)) throw error
       }
-      const now = Date.now()
-      const alive: T[] = []
-      for (const p of pending) {
-        if (now < p.deadline) alive.push(p)
-        else p.reject(new StorageError(`sqlite: gave up waiting for the write lock after appendTimeoutMs (${this.#options.appendTimeoutMs} ms)`))
+      if (gaveUp()) return false
+      if (performance.now() > deadline) {
+        throw new StorageError(`sqlite: gave up waiting for the write lock after appendTimeoutMs (${this.#options.appendTimeoutMs} ms)`)
       }
-      pending = alive
-      if (pending.length === 0) return pending
       await sleep(wait)
       wait = Math.min(wait * 2, 20)
     }
@@ -706,114 +354,12 @@ export class SqliteStore implements EventStore {
     }
   }
 
-  async #runTask(task: PendingTask): Promise<void> {
-    if ((await this.#begin([task])).length === 0) return
-    try {
-      task.run(this.#writer)
-      this.#writer.exec('COMMIT')
-    } catch (error) {
-      this.#rollback()
-      task.reject(storageError('write', error))
-      return
-    }
-    task.resolve(undefined)
-  }
-
-  async #runBatch(batch: PendingAppend[]): Promise<void> {
-    let pending = batch
-    while (pending.length > 0) {
-      pending = await this.#begin(pending)
-      if (pending.length === 0) return
-      const projectors = [...this.#projectors]
-      const recordedAt = Date.now()
-      const outcomes: Outcome[] = new Array(pending.length)
-      try {
-        let next = (this.#headStmt.get() as { p: bigint }).p + 1n
-        for (let i = 0; i < pending.length; i++) {
-          const outcome = this.#writeAppend(pending[i]!, next, recordedAt, projectors.length > 0)
-          outcomes[i] = outcome
-          if (outcome.ok && outcome.written !== undefined) next = outcome.result.position + 1n
-        }
-        this.#flushRows()
-      } catch (error) {
-        this.#rollback()
-        for (const p of pending) p.reject(storageError('append', error))
-        return
-      }
-
-      if (projectors.length > 0) {
-        if (this.#shared) this.#closeReadGate()
-        const failed = await this.#applyProjectors(projectors, outcomes)
-        if (failed !== undefined) {
-          // Nothing of this transaction may stay: roll back, tell the projectors, fail the append
-          // whose projection threw, and write the others again without it.
-          this.#rollback()
-          this.#openReadGate()
-          for (const projector of projectors) projector.discard()
-          pending[failed.index]!.reject(failed.error)
-          pending = pending.filter((_, i) => i !== failed.index)
-          continue
-        }
-      }
-
-      try {
-        this.#writer.exec('COMMIT')
-      } catch (error) {
-        this.#rollback()
-        this.#openReadGate()
-        for (const projector of projectors) projector.discard()
-        for (const p of pending) p.reject(storageError('commit', error))
-        return
-      }
-      this.#openReadGate()
-      for (const projector of projectors) projector.promote()
-      let wrote = false
-      for (let i = 0; i < pending.length; i++) {
-        const outcome = outcomes[i]!
-        if (outcome.ok) {
-          wrote ||= outcome.written !== undefined
-          pending[i]!.resolve(outcome.result)
-        } else {
-          pending[i]!.reject(outcome.error)
-        }
-      }
-      if (wrote) this.#notify()
-      return
-    }
-  }
-
-  #closeReadGate(): void {
-    this.#readGate = new Promise<void>((done) => (this.#releaseReads = done))
-  }
-
   /** Called right after COMMIT or ROLLBACK: waiting reads resume in a later microtask. */
   #openReadGate(): void {
     const release = this.#releaseReads
     this.#readGate = undefined
     this.#releaseReads = undefined
     release?.()
-  }
-
-  /** Feed every event written in this transaction to the inline projectors, in position order. */
-  async #applyProjectors(
-    projectors: InlineProjector[],
-    outcomes: Outcome[],
-  ): Promise<{ index: number; error: unknown } | undefined> {
-    for (let i = 0; i < outcomes.length; i++) {
-      const outcome = outcomes[i]!
-      if (!outcome.ok || outcome.written === undefined) continue
-      try {
-        for (const event of outcome.written) {
-          for (const projector of projectors) {
-            const done = projector.apply(event, this.#writer)
-            if (isThenable(done)) await done
-          }
-        }
-      } catch (error) {
-        return { index: i, error }
-      }
-    }
-    return undefined
   }
 
   /**
@@ -842,63 +388,163 @@ export class SqliteStore implements EventStore {
    * rows are only collected here; the id lookup and the condition check flush what earlier
    * appends of the batch collected first, so they see those appends as if inserted already.
    */
-  #writeAppend(p: PendingAppend, first: bigint, recordedAt: number, wantEvents: boolean): Outcome {
-    const { events, condition, command } = p
-    if (this.#eventRows.params.length > 0 && (condition !== undefined || events.some((e) => e.idGiven))) {
-      this.#flushRows()
-    }
-    let stored = 0
-    let storedMax = 0n
-    let missing: string | undefined
-    for (const event of events) {
-      if (!event.idGiven) {
-        missing ??= event.id
-        continue
-      }
-      const row = this.#findIdStmt.get(event.id) as { position: bigint } | null
-      if (row === null) {
-        missing ??= event.id
-      } else {
+  #writeAppend(append: QueuedAppend, first: bigint, recordedAt: number): AppendOutcome {
+    if (append.settled) return { status: 'skipped' }
+    const { events, condition, command, checkpoint } = append
+    if (this.#eventRows.params.length > 0 && (condition !== undefined || append.checkIds)) this.#flushRows()
+    if (append.checkIds) {
+      let stored = 0
+      let storedMax = 0n
+      let firstStored: string | undefined
+      for (const event of events) {
+        const row = this.#findIdStmt.get(event.id) as { position: bigint } | null
+        if (row === null) continue
         stored++
+        firstStored ??= event.id
         if (row.position > storedMax) storedMax = row.position
       }
-    }
-    if (stored > 0) {
-      if (stored === events.length) return { ok: true, result: { position: storedMax, count: events.length }, written: undefined }
-      const given = events.find((e) => e.idGiven && this.#findIdStmt.get(e.id) !== null)!
-      return { ok: false, error: new InvalidEventError(`event id ${given.id} is already stored by another append`) }
+      if (stored === events.length) return { status: 'duplicate', position: storedMax }
+      if (stored > 0) {
+        return { status: 'failed', error: new InvalidEventError(`event id ${firstStored} is already stored by another append`) }
+      }
     }
 
     if (condition !== undefined) {
       const check = firstMatch(condition.failIfEventsMatch, condition.after ?? 0n)
       const row = this.#checkStatement(check.sql).get(...check.params) as { p: bigint | null } | null
-      if (row !== null && row.p !== null) return { ok: false, error: new AppendConditionFailedError(condition, row.p) }
+      if (row !== null && row.p !== null) return { status: 'failed', error: new AppendConditionFailedError(condition, row.p) }
     }
 
-    const written: SequencedEvent[] | undefined = wantEvents ? [] : undefined
     const eventRows = this.#eventRows.params
     const tagRows = this.#tagRows.params
     let position = first
     for (const event of events) {
-      const tagsJson = JSON.stringify(event.tags)
-      eventRows.push(position, event.type, tagsJson, event.dataJson, event.metadataJson, event.id, recordedAt)
+      eventRows.push(position, event.type, JSON.stringify(event.tags), event.dataJson, event.metadataJson, event.id, recordedAt)
       for (const tag of event.tags) tagRows.push(tag, position)
-      written?.push({
-        position,
-        type: event.type,
-        tags: event.tags.slice(),
-        data: JSON.parse(event.dataJson),
-        metadata: JSON.parse(event.metadataJson),
-        id: event.id,
-        recordedAt: new Date(recordedAt),
-      })
       position++
     }
     const last = position - 1n
     if (command !== undefined) {
       this.#insertCommandStmt.run(command.type, command.dataJson, command.metadataJson, last, recordedAt)
     }
-    return { ok: true, result: { position: last, count: events.length }, written: written ?? [] }
+    if (checkpoint !== undefined) this.#upsertCheckpointStmt.run(checkpoint.name, checkpoint.position, recordedAt)
+    return { status: 'written', position: last, recordedAt: new Date(recordedAt) }
+  }
+
+  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
+    if (this.#readGate !== undefined) await this.#readGate
+    const statement = selectEvents(query, after, before ?? MAX_POSITION, limit, backwards)
+    const rows = this.#reader.query(statement.sql).all(...statement.params) as EventRow[]
+    return rows.map(toEvent)
+  }
+
+  async head(): Promise<bigint> {
+    if (this.#readGate !== undefined) await this.#readGate
+    return (this.#readerHeadStmt.get() as { p: bigint }).p
+  }
+
+  async checkpoint(name: string): Promise<bigint | undefined> {
+    if (this.#readGate !== undefined) await this.#readGate
+    const row = this.#reader.query('SELECT position FROM checkpoints WHERE name = ?').get(name) as { position: bigint } | null
+    return row?.position
+  }
+
+  async saveSnapshot(name: string, position: bigint, data: Uint8Array, keep: number | undefined): Promise<void> {
+    await this.transaction(() => {
+      this.#writer.query('INSERT OR REPLACE INTO snapshots (name, position, data, created_at) VALUES (?, ?, ?, ?)').run(
+        name, position, data, Date.now(),
+      )
+      if (keep !== undefined) {
+        this.#writer.query(
+          'DELETE FROM snapshots WHERE name = ? AND position NOT IN ' +
+            '(SELECT position FROM snapshots WHERE name = ? ORDER BY position DESC LIMIT ?)',
+        ).run(name, name, keep)
+      }
+    })
+  }
+
+  async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
+    if (this.#readGate !== undefined) await this.#readGate
+    const row = this.#reader
+      .query('SELECT name, position, data, created_at FROM snapshots WHERE name = ? ORDER BY position DESC LIMIT 1')
+      .get(name) as { name: string; position: bigint; data: Uint8Array; created_at: bigint } | null
+    if (row === null) return undefined
+    return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: new Date(Number(row.created_at)) }
+  }
+
+  async deleteSnapshots(name: string): Promise<void> {
+    await this.transaction(() => {
+      this.#writer.query('DELETE FROM snapshots WHERE name = ?').run(name)
+    })
+  }
+
+  async commands(after: bigint, limit: number | undefined): Promise<RecordedCommand[]> {
+    if (this.#readGate !== undefined) await this.#readGate
+    const rows = this.#reader
+      .query('SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ? ORDER BY id LIMIT ?')
+      .all(after, limit ?? -1) as { id: bigint; type: string; data: string; metadata: string; position: bigint; recorded_at: bigint }[]
+    return rows.map((row) => ({
+      id: row.id,
+      type: row.type,
+      data: JSON.parse(row.data),
+      metadata: JSON.parse(row.metadata),
+      position: row.position,
+      recordedAt: new Date(Number(row.recorded_at)),
+    }))
+  }
+
+  /**
+   * Commits of other connections (other stores, other processes) are noticed by polling
+   * `PRAGMA data_version`, a counter in shared memory that a few microseconds read; on a change the
+   * head is read too, so a change the tail has already read (this store's own commits) costs no page.
+   */
+  watch(wake: (head?: bigint) => void): () => void {
+    let version = this.#dataVersion(-1n)
+    const timer = setInterval(() => {
+      const now = this.#dataVersion(version)
+      if (now === version) return
+      version = now
+      try {
+        wake((this.#readerHeadStmt.get() as { p: bigint }).p)
+      } catch {
+        // A transient failure: the tail reads anyway, and reports nothing to anybody.
+        wake()
+      }
+    }, this.#pollMs)
+    timer.unref?.()
+    return () => clearInterval(timer)
+  }
+
+  #dataVersion(fallback: bigint): bigint {
+    try {
+      return (this.#dataVersionStmt.get() as { data_version: bigint }).data_version
+    } catch {
+      // A transient failure only delays delivery to the next tick.
+      return fallback
+    }
+  }
+
+  storageError(operation: string, error: unknown): RingstateError {
+    return toStorageError('sqlite', operation, error)
+  }
+
+  async close(): Promise<void> {
+    this.#writer.close()
+    if (!this.#shared) this.#reader.close()
+  }
+}
+
+/**
+ * An event store in one SQLite file. Open it with {@link openSqliteStore}.
+ */
+export class SqliteStore extends CoreStore {
+  readonly path: string
+
+  /** Use {@link openSqliteStore}, which creates directories and reports errors as StorageError. */
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    const resolved = resolveOptions(options)
+    super(new SqliteBackend(path, options, resolved), options, options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS)
+    this.path = path
   }
 }
 
@@ -920,13 +566,15 @@ export async function openSqliteStore(path: string, options?: SqliteStoreOptions
   if (typeof path !== 'string' || path.length === 0) {
     throw new InvalidOptionsError("the sqlite store needs a file path, or ':memory:'")
   }
+  resolveOptions(options)
   try {
     if (path === ':memory:') return new SqliteStore(path, options)
     const file = resolve(path)
     mkdirSync(dirname(file), { recursive: true })
     return new SqliteStore(file, options)
   } catch (error) {
+    if (error instanceof InvalidOptionsError) throw error
     // The path is the caller's own; SQLite's message names no secret.
-    throw storageError(`opening ${path}`, error)
+    throw toStorageError('sqlite', `opening ${path}`, error)
   }
 }
