@@ -65,7 +65,10 @@ export class TailReader {
   readonly #members = new Set<Member>()
   /** Every event at or below this was read by the tail (meaningful while it has members). */
   #through = 0n
+  /** A wake-up without a known head came: read once more. */
   #dirty = false
+  /** The highest head a wake-up announced: read until `#through` reaches it. */
+  #wanted = 0n
   #closed = false
   #running: Promise<void> | undefined
   #idle: (() => void) | undefined
@@ -85,8 +88,11 @@ export class TailReader {
   /** A commit (or a watch) says the head moved, to `head` when known. */
   wake(head?: bigint): void {
     if (this.#members.size === 0) return
-    if (head !== undefined && head <= this.#through) return
-    this.#dirty = true
+    if (head === undefined) this.#dirty = true
+    else if (head > this.#through) {
+      // A read already in flight may cover it: the loop checks after that read, not before.
+      if (head > this.#wanted) this.#wanted = head
+    } else return
     this.#resume()
   }
 
@@ -178,8 +184,13 @@ export class TailReader {
   /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
   #join(query: Query, from: bigint): Member | undefined {
     if (this.#closed) return undefined
-    if (this.#members.size === 0) {
+    const first = this.#members.size === 0
+    if (first) {
       this.#through = from
+      this.#wanted = from
+      // Wake-ups are ignored while the tail has no member: a commit may have landed between this
+      // follower's last read and now. (With members, the tail read it, and `from` is then behind.)
+      this.#dirty = true
     } else if (from < this.#through) {
       return undefined
     }
@@ -187,8 +198,6 @@ export class TailReader {
     member.through = from
     this.#members.add(member)
     if (this.#stopWatch === undefined) this.#stopWatch = this.#source.watch((head) => this.wake(head))
-    // A commit may have landed between the follower's last read and now.
-    this.#dirty = true
     this.#running ??= this.#run().finally(() => {
       this.#running = undefined
     })
@@ -218,7 +227,7 @@ export class TailReader {
 
   async #run(): Promise<void> {
     while (!this.#closed && this.#members.size > 0) {
-      if (!this.#dirty) {
+      if (!this.#dirty && this.#wanted <= this.#through) {
         await new Promise<void>((resolve) => {
           this.#idle = resolve
         })
@@ -231,6 +240,9 @@ export class TailReader {
           this.#reads++
           if (this.#closed || this.#members.size === 0) return
           if (page.length > 0) this.#fanOut(page)
+          // Nothing new although a wake-up announced more: a head read from a snapshot the tail's
+          // read did not see yet. Forget the announcement; the next wake-up brings it again.
+          else if (this.#wanted > this.#through) this.#wanted = this.#through
           if (page.length < this.#pageSize) break
         }
       } catch {

@@ -53,7 +53,7 @@ async function outcomes(store: EventStore): Promise<unknown[]> {
     await store.append(seed)
     const settled = await Promise.allSettled(calls.map((call) => store.append(call.events, call.condition)))
     return settled.map((result) => {
-      if (result.status === 'fulfilled') return result.value
+      if (result.status === 'fulfilled') return { position: result.value.position, count: result.value.count, ids: result.value.ids.length }
       const { code, conflict } = result.reason as { code: string; conflict?: bigint }
       return { code, conflict }
     })

@@ -4,10 +4,20 @@ import postgres from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
 import type { EventStore } from '../types.ts'
 import { migrate, openPostgresStore, SCHEMA_VERSION } from './index.ts'
+import { migrate as legacyMigrate } from './testdata/legacy-schema.ts'
 import { emptyLog as emptyLogOf } from './testdata/empty-log.ts'
 import { race, type RaceOutcome } from './testdata/race.ts'
 
 const child = join(import.meta.dir, 'testdata', 'child.ts')
+
+async function codeOf(work: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await work()
+  } catch (error) {
+    return (error as { code?: string }).code
+  }
+  return undefined
+}
 
 let db: FreshDatabase
 beforeAll(async () => {
@@ -44,26 +54,69 @@ describe('postgres: concurrent writers', () => {
     const clients = Array.from({ length: 6 }, () => postgres(fresh.url, { max: 1, onnotice: () => {} }))
     const versions = await Promise.all(clients.map((sql) => migrate(sql)))
     expect(versions).toEqual(clients.map(() => SCHEMA_VERSION))
-    const [row] = await clients[0]!`SELECT count(*)::int AS n FROM ringstate_schema_version`
+    const [row] = await clients[0]!`SELECT count(*)::int AS n FROM ringstate.ringstate_schema_version`
     expect(row!.n).toBe(SCHEMA_VERSION)
     await Promise.all(clients.map((sql) => sql.end()))
   })
 
-  test('a database at schema version 1 is upgraded in place: migration 2 gives the batch function generic plans', async () => {
+  test('a database of the earlier layout (tables in public, version 2) is moved into the ringstate schema in place', async () => {
     await using fresh = await freshDatabase()
     const sql = postgres(fresh.url, { max: 1, onnotice: () => {} })
     try {
-      await migrate(sql)
-      // Back to what version 1 left: the function without its setting, version 2 not recorded.
-      await sql`ALTER FUNCTION ringstate_append_batch RESET plan_cache_mode`
-      await sql`DELETE FROM ringstate_schema_version WHERE version = 2`
+      expect(await legacyMigrate(sql)).toBe(2)
+      // Two appends and a command through the old batch function, as the old store wrote them.
+      await sql`SELECT * FROM ringstate_append_batch('{2}', '{t}', '{1,1}', '{Old,Old}', '{1,2}', '{1,2}', '{k:1,k:2}',
+        string_to_array(${'{"n":1}\x1e{"n":2}'}, chr(30)), string_to_array(${'{}\x1e{}'}, chr(30)), '{old-1,old-2}',
+        '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{1}', '{DoOld}', string_to_array('null', chr(30)), string_to_array('{}', chr(30)))`
+      const store = await openPostgresStore(fresh.url)
+      try {
+        expect((await store.query('all')).map((event) => [event.position, event.type, event.data, event.id])).toEqual([
+          [1n, 'Old', { n: 1 }, 'old-1'],
+          [2n, 'Old', { n: 2 }, 'old-2'],
+        ])
+        expect(await store.query([{ tags: ['k:2'] }])).toHaveLength(1)
+        expect(await store.append({ type: 'New', tags: ['k:1'] }, undefined, { command: { type: 'DoNew' }, checkpoint: { name: 'c', position: 3n } }))
+          .toMatchObject({ position: 3n })
+        expect((await store.commands()).map((row) => [row.id, row.type])).toEqual([[1n, 'DoOld'], [2n, 'DoNew']])
+        expect(await store.checkpoint('c')).toBe(3n)
+        // Idempotency still sees the moved rows.
+        expect(await store.append({ type: 'Old', id: 'old-1' })).toMatchObject({ position: 1n })
+      } finally {
+        await store.close()
+      }
+      const [tables] = await sql`SELECT to_regclass('public.events') AS public_events, to_regclass('ringstate.events') AS moved`
+      expect(tables).toEqual({ public_events: null, moved: 'ringstate.events' })
+      const functions = await sql`SELECT n.nspname AS schema FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = 'ringstate_append_batch'`
+      expect(functions.map((row) => row.schema)).toEqual(['ringstate'])
+      const versions = await sql`SELECT version FROM ringstate.ringstate_schema_version ORDER BY version`
+      expect(versions.map((row) => row.version)).toEqual([1, 2, 3])
       expect(await migrate(sql)).toBe(SCHEMA_VERSION)
-      const [fn] = await sql`SELECT proconfig FROM pg_proc WHERE proname = 'ringstate_append_batch'`
-      expect(fn!.proconfig).toEqual(['plan_cache_mode=force_generic_plan'])
-      const versions = await sql`SELECT version FROM ringstate_schema_version ORDER BY version`
-      expect(versions.map((row) => row.version)).toEqual([1, 2])
     } finally {
       await sql.end()
+    }
+  })
+
+  test('the schema option keeps a store in its own schema, quoted, beside another', async () => {
+    await using fresh = await freshDatabase()
+    const odd = 'Tenant "A"; drop'
+    const first = await openPostgresStore(fresh.url)
+    const second = await openPostgresStore(fresh.url, { schema: odd })
+    try {
+      await first.append({ type: 'InDefault' })
+      await second.append([{ type: 'InOdd' }, { type: 'InOdd' }])
+      expect((await first.query('all')).map((event) => event.type)).toEqual(['InDefault'])
+      expect((await second.query('all')).map((event) => event.type)).toEqual(['InOdd', 'InOdd'])
+      const controller = new AbortController()
+      const live = second.subscribe('all', { after: 2n, signal: controller.signal })[Symbol.asyncIterator]()
+      const next = live.next()
+      await second.append({ type: 'Live' })
+      expect((await next).value).toMatchObject({ position: 3n, type: 'Live' })
+      controller.abort()
+      expect(await codeOf(() => openPostgresStore(fresh.url, { schema: 'a$b' }))).toBe('INVALID_OPTIONS')
+      expect(await codeOf(() => openPostgresStore(fresh.url, { schema: 'x'.repeat(41) }))).toBe('INVALID_OPTIONS')
+    } finally {
+      await first.close()
+      await second.close()
     }
   })
 

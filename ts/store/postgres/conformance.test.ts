@@ -16,7 +16,7 @@ afterAll(() => db.drop())
 async function openEmpty(options?: PostgresStoreOptions) {
   const store = await openPostgresStore(db.url, options)
   const sql = postgres(db.url, { max: 1, onnotice: () => {} })
-  await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
+  await sql`TRUNCATE ringstate.events, ringstate.event_tags, ringstate.commands, ringstate.snapshots, ringstate.checkpoints RESTART IDENTITY`
   await sql.end()
   return store
 }

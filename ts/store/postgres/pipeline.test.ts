@@ -119,7 +119,7 @@ describe('postgres: pipelined group commits', () => {
       await lock.release()
       await blocker
       const outcomes = (await claims).map(codeOf)
-      expect(outcomes).toEqual([{ position: 2n, count: 1 }, ...Array(5).fill('APPEND_CONDITION_FAILED')])
+      expect(outcomes).toEqual([{ position: 2n, count: 1, ids: [expect.any(String)] }, ...Array(5).fill('APPEND_CONDITION_FAILED')])
       expect((await store.query([{ tags: ['username:ada'] }])).map((event) => event.data)).toEqual([{ who: 'a' }])
     } finally {
       await store.close()

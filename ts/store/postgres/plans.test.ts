@@ -15,12 +15,12 @@ beforeAll(async () => {
   await (await openPostgresStore(db.url)).close()
   sql = postgres(db.url, { max: 1, onnotice: () => {} })
   // 20,000 events: nine in ten of type Common, one in ten Rare, so `type = $1` looks unselective.
-  await sql`INSERT INTO events (position, type, tags, data, metadata, id, recorded_at)
+  await sql`INSERT INTO ringstate.events (position, type, tags, data, metadata, id, recorded_at)
     SELECT g, CASE WHEN g % 10 = 0 THEN 'Rare' ELSE 'Common' END, ARRAY['acct:' || (g % 500)], 'null', '{}', 'e' || g, now()
     FROM generate_series(1, 20000) AS g`
-  await sql`INSERT INTO event_tags (tag, position) SELECT unnest(tags), position FROM events`
-  await sql`ANALYZE events`
-  await sql`ANALYZE event_tags`
+  await sql`INSERT INTO ringstate.event_tags (tag, position) SELECT unnest(tags), position FROM ringstate.events`
+  await sql`ANALYZE ringstate.events`
+  await sql`ANALYZE ringstate.event_tags`
 })
 afterAll(async () => {
   await sql.end()
@@ -34,8 +34,8 @@ test('a type-only read walks events (type, position) under a generic plan, forwa
       for (const type of ['Missing', 'Rare', 'Common']) {
         const page = pageSql([{ types: [type] }], 100n, undefined, 50, descending)
         const plan = (await sql.unsafe(`EXPLAIN ${page.text}`, page.params as any[])).map((row: any) => row['QUERY PLAN']).join('\n')
-        expect(plan).toContain('using events_type_position on events')
-        expect(plan).not.toMatch(/using events_pkey on events\s+\(.*\)\n\s+Index Cond: \("position" > /)
+        expect(plan).toMatch(/using events_type_position on (ringstate\.)?events/)
+        expect(plan).not.toMatch(/using events_pkey on (ringstate\.)?events\s+\(.*\)\n\s+Index Cond: \("position" > /)
       }
     }
   } finally {
@@ -50,16 +50,16 @@ test('a type-only condition is checked on events (type, position) inside the bat
     await traced`LOAD 'auto_explain'`
     await traced`SELECT set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_nested_statements', 'on', false), set_config('client_min_messages', 'log', false)`
     // The batch function as the store calls it: one append of one event, conditional on a type.
-    const rows = await traced`SELECT status, pos FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Late}', '{1}', '{0}', '{}',
+    const rows = await traced`SELECT status, pos FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Late}', '{1}', '{0}', '{}',
       '{"null"}', '{"{}"}', '{late-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
-      '{}', '{}', '{}', '{}')`
+      '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
     expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0, pos: '20001' }])
   } finally {
     await traced.end()
   }
   const walk = plans.find((plan) => plan.includes('unnest(p_yc_append'))
   expect(walk).toBeDefined()
-  expect(walk).toContain('using events_type_position on events')
+  expect(walk).toMatch(/using events_type_position on (ringstate\.)?events/)
 })
 
 test('the batch function plans its statements once (generic plans), and its condition walks stay on their indexes', async () => {
@@ -74,9 +74,9 @@ test('the batch function plans its statements once (generic plans), and its cond
     // Seven calls, past the five custom plans the default mode would try first; each appends one
     // event conditional on a tag item and on a type-only item, neither of which matches.
     for (let i = 0; i < 7; i++) {
-      const rows = await traced`SELECT status FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Generic}', '{1}', '{1}', ${`{generic:${i}}`},
+      const rows = await traced`SELECT status FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Generic}', '{1}', '{1}', ${`{generic:${i}}`},
         '{"null"}', '{"{}"}', ${`{generic-${i}}`}, '{1}', '{100}', '{1}', '{1}', ${`{missing:${i}}`}, '{1}', '{0}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
-        '{}', '{}', '{}', '{}')`
+        '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
       expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0 }])
     }
   } finally {
@@ -87,6 +87,6 @@ test('the batch function plans its statements once (generic plans), and its cond
   expect(tagWalks).toHaveLength(7)
   expect(typeWalks).toHaveLength(7)
   // A generic plan shows the parameter ($15), where a custom plan shows its value ('{missing:0}').
-  for (const plan of tagWalks) expect(plan).toMatch(/Index Only Scan using event_tags_pkey on event_tags t .*\n\s+Index Cond: \(\(tag = \(\$\d+\)\[u\.tgf\]\)/)
-  for (const plan of typeWalks) expect(plan).toContain('using events_type_position on events')
+  for (const plan of tagWalks) expect(plan).toMatch(/Index Only Scan using event_tags_pkey on (ringstate\.)?event_tags t .*\n\s+Index Cond: \(\(tag = \(\$\d+\)\[u\.tgf\]\)/)
+  for (const plan of typeWalks) expect(plan).toMatch(/using events_type_position on (ringstate\.)?events/)
 })

@@ -31,21 +31,66 @@
  * Releasing the lock before the flush (asynchronous commit, then waiting for the flush) would let
  * readers see events that a server crash then takes back, so it is not done.
  *
+ * Every table and the batch function live in a schema of their own (`ringstate` unless the `schema`
+ * option says otherwise), and every statement names them qualified and quoted, so the store needs no
+ * search_path and shares a database with an application's own tables.
+ *
  * Data and metadata are `json`, not `jsonb`: `json` keeps exactly the text the caller's value
  * serialised to (key order, `\u0000` in strings, which `jsonb` rejects), and costs nothing to
  * convert on write; the store never queries inside payloads.
  */
 import type { Sql } from 'postgres'
+import { InvalidOptionsError, StorageError } from '../../errors.ts'
+import { isStorableText } from '../validate.ts'
 
 /** Key of the transaction-scoped advisory lock every append batch holds until it commits ("ringstat"). */
 export const APPEND_LOCK_KEY = 8244241983476097396n
 /** Key of the lock that serialises concurrent migrations ("ringmigr"). */
 export const MIGRATE_LOCK_KEY = 8244241983374714738n
-/** NOTIFY channel carrying the new head after each commit that wrote events. */
+/** The schema the store's tables live in unless the `schema` option names another. */
+export const DEFAULT_SCHEMA = 'ringstate'
+/** NOTIFY channel of the default schema, carrying the new head after each commit that wrote events. */
 export const NOTIFY_CHANNEL = 'ringstate_events'
+/** Longest schema name accepted, in UTF-8 bytes (so the NOTIFY channel stays within PostgreSQL's 63). */
+const MAX_SCHEMA_BYTES = 40
 
 /** Status codes returned by `ringstate_append_batch`, one per append. */
 export const AppendStatus = { WRITTEN: 0, DUPLICATE: 1, CONFLICT: 2, PARTIAL_DUPLICATE: 3 } as const
+
+/**
+ * Check the `schema` option: 1..40 UTF-8 bytes, no NUL, no lone surrogate, no `$` (the batch
+ * function's body is dollar-quoted). Any other character is fine: the name is always quoted.
+ *
+ * @throws InvalidOptionsError (INVALID_OPTIONS)
+ */
+export function validateSchemaName(schema: unknown): asserts schema is string {
+  if (
+    typeof schema !== 'string' || schema.length === 0 || new TextEncoder().encode(schema).length > MAX_SCHEMA_BYTES ||
+    !isStorableText(schema) || schema.includes('$')
+  ) {
+    throw new InvalidOptionsError(`store option schema must be a name of 1..${MAX_SCHEMA_BYTES} bytes without NUL or $`)
+  }
+}
+
+/** A name as a quoted SQL identifier: `"name"`, inner quotes doubled. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/** A string as an SQL literal: `'text'`, inner quotes doubled (standard_conforming_strings is on). */
+function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
+}
+
+/** The NOTIFY channel of a schema's store: stores in different schemas of one database do not wake each other. */
+export function notifyChannel(schema: string): string {
+  return schema === DEFAULT_SCHEMA ? NOTIFY_CHANNEL : `${NOTIFY_CHANNEL}.${schema}`
+}
+
+/** The argument types of the batch function of schema versions 1 and 2, to drop it by signature. */
+const OLD_BATCH_SIGNATURE =
+  'int[], boolean[], int[], text[], int[], int[], text[], text[], text[], text[], int[], bigint[], int[], int[], text[], ' +
+  'int[], int[], text[], int[], bigint[], text[], int[], bigint[], int[], text[], text[], text[]'
 
 /**
  * One append batch, evaluated and written under the append lock in a single call (one round trip).
@@ -70,8 +115,10 @@ export const AppendStatus = { WRITTEN: 0, DUPLICATE: 1, CONFLICT: 2, PARTIAL_DUP
  * Each statement is cached by plpgsql after its first call in a session, and every one costs what
  * the batch holds: no scan depends on the size of the log.
  */
-const appendBatchFunction = `
-CREATE OR REPLACE FUNCTION ringstate_append_batch(
+function appendBatchFunction(schema: string): string {
+  const s = quoteIdentifier(schema)
+  return `
+CREATE OR REPLACE FUNCTION ${s}.ringstate_append_batch(
   p_counts int[], p_check_ids boolean[],
   p_ev_append int[], p_types text[], p_tag_from int[], p_tag_to int[], p_tags text[],
   p_data text[], p_metadata text[], p_ids text[],
@@ -79,9 +126,12 @@ CREATE OR REPLACE FUNCTION ringstate_append_batch(
   p_tc_type_from int[], p_tc_type_to int[], p_tc_types text[],
   p_yc_append int[], p_yc_after bigint[], p_yc_types text[],
   p_ac_append int[], p_ac_after bigint[],
-  p_cmd_append int[], p_cmd_types text[], p_cmd_data text[], p_cmd_metadata text[]
+  p_cmd_append int[], p_cmd_types text[], p_cmd_data text[], p_cmd_metadata text[],
+  p_cp_append int[], p_cp_names text[], p_cp_positions bigint[]
 ) RETURNS TABLE (status int, pos bigint, detail text, recorded_at timestamptz)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 #variable_conflict use_column
 DECLARE
   n int := cardinality(p_counts);
@@ -98,12 +148,12 @@ DECLARE
   r record;
 BEGIN
   PERFORM pg_advisory_xact_lock(${APPEND_LOCK_KEY});
-  SELECT coalesce(max(e.position), 0) INTO v_head FROM events e;
+  SELECT coalesce(max(e.position), 0) INTO v_head FROM ${s}.events e;
 
   IF true = ANY(p_check_ids) THEN
     FOR r IN
       SELECT u.a, count(*)::int AS found, max(e.position) AS top, min(e.id) AS some_id
-      FROM unnest(p_ids, p_ev_append) AS u(id, a) JOIN events e ON e.id = u.id
+      FROM unnest(p_ids, p_ev_append) AS u(id, a) JOIN ${s}.events e ON e.id = u.id
       WHERE p_check_ids[u.a]
       GROUP BY u.a
     LOOP
@@ -117,10 +167,10 @@ BEGIN
       FROM unnest(p_tc_append, p_tc_after, p_tc_tag_from, p_tc_tag_to, p_tc_type_from, p_tc_type_to)
         AS u(a, after, tgf, tgt, tyf, tyt)
       CROSS JOIN LATERAL (
-        SELECT t.position AS p FROM event_tags t
+        SELECT t.position AS p FROM ${s}.event_tags t
         WHERE t.tag = p_tc_tags[u.tgf] AND t.position > u.after
           AND ((u.tgt = u.tgf AND u.tyt < u.tyf) OR EXISTS (
-            SELECT FROM events x WHERE x.position = t.position AND x.tags @> p_tc_tags[u.tgf:u.tgt]
+            SELECT FROM ${s}.events x WHERE x.position = t.position AND x.tags @> p_tc_tags[u.tgf:u.tgt]
               AND (u.tyt < u.tyf OR x.type = ANY(p_tc_types[u.tyf:u.tyt]))))
         ORDER BY t.position LIMIT 1
       ) h
@@ -134,7 +184,7 @@ BEGIN
       SELECT u.a, h.p
       FROM unnest(p_yc_append, p_yc_after, p_yc_types) AS u(a, after, type)
       CROSS JOIN LATERAL (
-        SELECT x.position AS p FROM events x
+        SELECT x.position AS p FROM ${s}.events x
         WHERE (x.type, x.position) > (u.type, u.after) AND x.type <= u.type
         ORDER BY x.type, x.position LIMIT 1
       ) h
@@ -147,7 +197,7 @@ BEGIN
     FOR r IN
       SELECT u.a, h.p
       FROM unnest(p_ac_append, p_ac_after) AS u(a, after)
-      CROSS JOIN LATERAL (SELECT x.position AS p FROM events x WHERE x.position > u.after ORDER BY x.position LIMIT 1) h
+      CROSS JOIN LATERAL (SELECT x.position AS p FROM ${s}.events x WHERE x.position > u.after ORDER BY x.position LIMIT 1) h
     LOOP
       v_conflict[r.a] := least(v_conflict[r.a], r.p);
     END LOOP;
@@ -170,84 +220,121 @@ BEGIN
 
   IF v_next > v_head + 1 THEN
     WITH written AS (
-      INSERT INTO events (position, type, tags, data, metadata, id, recorded_at)
+      INSERT INTO ${s}.events AS ev (position, type, tags, data, metadata, id, recorded_at)
       SELECT v_shift[u.a] + u.k, u.type, p_tags[u.tf:u.tt], u.data::json, u.metadata::json, u.id, now()
       FROM unnest(p_ev_append, p_types, p_tag_from, p_tag_to, p_data, p_metadata, p_ids)
         WITH ORDINALITY AS u(a, type, tf, tt, data, metadata, id, k)
       WHERE v_shift[u.a] IS NOT NULL
-      RETURNING events.position, events.tags
+      RETURNING ev.position, ev.tags
     )
-    INSERT INTO event_tags (tag, position) SELECT unnest(w.tags), w.position FROM written w;
+    INSERT INTO ${s}.event_tags (tag, position) SELECT unnest(w.tags), w.position FROM written w;
 
     IF cardinality(p_cmd_append) > 0 THEN
-      INSERT INTO commands (type, data, metadata, position, recorded_at)
+      INSERT INTO ${s}.commands (type, data, metadata, position, recorded_at)
       SELECT c.type, c.data::json, c.metadata::json, v_pos[c.a], now()
       FROM unnest(p_cmd_append, p_cmd_types, p_cmd_data, p_cmd_metadata) AS c(a, type, data, metadata)
       WHERE v_shift[c.a] IS NOT NULL;
     END IF;
 
-    PERFORM pg_notify('${NOTIFY_CHANNEL}', (v_next - 1)::text);
+    -- The last written append of the batch sets a name that several of them carry.
+    IF cardinality(p_cp_append) > 0 THEN
+      INSERT INTO ${s}.checkpoints AS cp (name, position, updated_at)
+      SELECT DISTINCT ON (c.name) c.name, c.position, now()
+      FROM unnest(p_cp_append, p_cp_names, p_cp_positions) AS c(a, name, position)
+      WHERE v_shift[c.a] IS NOT NULL
+      ORDER BY c.name, c.a DESC
+      ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at;
+    END IF;
+
+    PERFORM pg_notify(${quoteLiteral(notifyChannel(schema))}, (v_next - 1)::text);
   END IF;
 
   RETURN QUERY SELECT v_status[a], v_pos[a], v_found_id[a], now() FROM generate_series(1, n) AS a;
 END
 $fn$`
-
-/** Migrations in order; the schema's version is the number of migrations applied. Never edit a released one. */
-const migrations: readonly string[][] = [
-  [
-    `CREATE TABLE events (
-      position bigint PRIMARY KEY,
-      type text NOT NULL,
-      tags text[] NOT NULL,
-      data json NOT NULL,
-      metadata json NOT NULL,
-      id text NOT NULL UNIQUE,
-      recorded_at timestamptz NOT NULL
-    )`,
-    `CREATE INDEX events_type_position ON events (type, position)`,
-    `CREATE TABLE event_tags (
-      tag text NOT NULL,
-      position bigint NOT NULL,
-      PRIMARY KEY (tag, position)
-    )`,
-    `CREATE TABLE commands (
-      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-      type text NOT NULL,
-      data json NOT NULL,
-      metadata json NOT NULL,
-      position bigint NOT NULL,
-      recorded_at timestamptz NOT NULL
-    )`,
-    `CREATE TABLE snapshots (
-      name text NOT NULL,
-      position bigint NOT NULL,
-      data bytea NOT NULL,
-      created_at timestamptz NOT NULL DEFAULT now(),
-      PRIMARY KEY (name, position)
-    )`,
-    appendBatchFunction,
-  ],
-  // 2: generic plans inside the batch function. Under the default plan_cache_mode (auto) plpgsql
-  // kept choosing a custom plan for the function's statements, so every call planned its insert,
-  // its condition walks and its result query again (EXPLAIN: 0.6 ms to plan one tag walk). Every
-  // statement is written for a generic plan (row ranges, see above; the plans test checks the walks
-  // under it). Measured with pgbench, one single-event append per call, alternating modes:
-  // 0.263-0.302 ms -> 0.214-0.253 ms unconditional, 0.411-0.428 ms -> 0.268-0.297 ms with one tag
-  // condition; through the store, 1 client: 2,664 -> 3,270 appends/s (conditional 2,178 -> 3,078),
-  // 16 clients: 30,756 -> 31,523 (conditional 26,718 -> 29,031).
-  ['ALTER FUNCTION ringstate_append_batch SET plan_cache_mode = force_generic_plan'],
-]
-
-/** The schema version this code expects. */
-export const SCHEMA_VERSION = migrations.length
+}
 
 /**
- * Create or upgrade the event store schema in the database `sql` points at. Idempotent, and safe
- * when several processes migrate at once: everything happens in one transaction that first takes
- * an advisory lock, so a second migrator waits and then finds the work done.
+ * Migrations in order, for the tables of one schema; the schema's version is the number applied.
+ * Never change what a released one leaves behind: add one.
+ */
+function migrations(schema: string): readonly string[][] {
+  const s = quoteIdentifier(schema)
+  return [
+    // 1: the log, its tag table, the commands audit table, snapshots.
+    [
+      `CREATE TABLE ${s}.events (
+        position bigint PRIMARY KEY,
+        type text NOT NULL,
+        tags text[] NOT NULL,
+        data json NOT NULL,
+        metadata json NOT NULL,
+        id text NOT NULL UNIQUE,
+        recorded_at timestamptz NOT NULL
+      )`,
+      `CREATE INDEX events_type_position ON ${s}.events (type, position)`,
+      `CREATE TABLE ${s}.event_tags (
+        tag text NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (tag, position)
+      )`,
+      `CREATE TABLE ${s}.commands (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        type text NOT NULL,
+        data json NOT NULL,
+        metadata json NOT NULL,
+        position bigint NOT NULL,
+        recorded_at timestamptz NOT NULL
+      )`,
+      `CREATE TABLE ${s}.snapshots (
+        name text NOT NULL,
+        position bigint NOT NULL,
+        data bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (name, position)
+      )`,
+    ],
+    // 2: generic plans inside the batch function. Under the default plan_cache_mode (auto) plpgsql
+    // kept choosing a custom plan for the function's statements, so every call planned its insert,
+    // its condition walks and its result query again (EXPLAIN: 0.6 ms to plan one tag walk). Every
+    // statement is written for a generic plan (row ranges, see above; the plans test checks the walks
+    // under it). Measured with pgbench, one single-event append per call, alternating modes:
+    // 0.263-0.302 ms -> 0.214-0.253 ms unconditional, 0.411-0.428 ms -> 0.268-0.297 ms with one tag
+    // condition; through the store, 1 client: 2,664 -> 3,270 appends/s (conditional 2,178 -> 3,078),
+    // 16 clients: 30,756 -> 31,523 (conditional 26,718 -> 29,031).
+    // Version 1 and 2 created the function in `public`; version 3 creates it here, with this setting
+    // in its definition, so a new schema has nothing to do at this step.
+    [],
+    // 3: the store in its own schema: checkpoints, and the batch function with every table qualified
+    // (no search_path dependence) and the checkpoint upsert; the function of versions 1-2 is dropped.
+    [
+      `CREATE TABLE ${s}.checkpoints (
+        name text PRIMARY KEY,
+        position bigint NOT NULL,
+        updated_at timestamptz NOT NULL
+      )`,
+      `DROP FUNCTION IF EXISTS ${s}.ringstate_append_batch(${OLD_BATCH_SIGNATURE})`,
+      appendBatchFunction(schema),
+    ],
+  ]
+}
+
+/** The schema version this code expects. */
+export const SCHEMA_VERSION = migrations(DEFAULT_SCHEMA).length
+
+/** The tables of versions 1 and 2, which lived in `public`. */
+const LEGACY_TABLES = ['events', 'event_tags', 'commands', 'snapshots', 'ringstate_schema_version'] as const
+
+/**
+ * Create or upgrade the event store's tables in `schema` (default `ringstate`) of the database `sql`
+ * points at. Idempotent, and safe when several processes migrate at once: everything happens in one
+ * transaction that first takes an advisory lock, so a second migrator waits and then finds the work
+ * done. A database of the earlier layout (tables in `public`, schema version 1 or 2) is moved into
+ * `schema` in place (ALTER TABLE ... SET SCHEMA keeps rows, indexes and the identity sequence) and
+ * upgraded; the old batch function is dropped.
  *
  * @returns the schema version now in place
+ * @throws StorageError when the schema was written by a newer ringstate
  * @example
  * ```ts
  * import postgres from 'postgres'
@@ -256,19 +343,32 @@ export const SCHEMA_VERSION = migrations.length
  * await sql.end()
  * ```
  */
-export async function migrate(sql: Sql<any>): Promise<number> {
+export async function migrate(sql: Sql<any>, schema: string = DEFAULT_SCHEMA): Promise<number> {
+  validateSchemaName(schema)
+  const s = quoteIdentifier(schema)
+  const steps = migrations(schema)
   return await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK_KEY.toString()}::bigint)`
-    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ringstate_schema_version (
+    const [found] = await tx`SELECT to_regclass(${`${s}.ringstate_schema_version`}) IS NOT NULL AS here,
+      to_regclass('public.ringstate_schema_version') IS NOT NULL AND to_regclass('public.events') IS NOT NULL AS legacy`
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${s}`)
+    if (!found!.here && found!.legacy && schema !== 'public') {
+      for (const table of LEGACY_TABLES) await tx.unsafe(`ALTER TABLE public.${table} SET SCHEMA ${s}`)
+      await tx.unsafe(`DROP FUNCTION IF EXISTS public.ringstate_append_batch(${OLD_BATCH_SIGNATURE})`)
+    }
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${s}.ringstate_schema_version (
       version int PRIMARY KEY,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`)
-    const [row] = await tx`SELECT coalesce(max(version), 0)::int AS version FROM ringstate_schema_version`
+    const [row] = await tx.unsafe(`SELECT coalesce(max(version), 0)::int AS version FROM ${s}.ringstate_schema_version`)
     const current = row!.version as number
-    for (let version = current + 1; version <= migrations.length; version++) {
-      for (const statement of migrations[version - 1]!) await tx.unsafe(statement)
-      await tx`INSERT INTO ringstate_schema_version (version) VALUES (${version})`
+    if (current > steps.length) {
+      throw new StorageError(`the database has schema version ${current}, newer than this ringstate supports (${steps.length})`)
     }
-    return Math.max(current, migrations.length)
+    for (let version = current + 1; version <= steps.length; version++) {
+      for (const statement of steps[version - 1]!) await tx.unsafe(statement)
+      await tx.unsafe(`INSERT INTO ${s}.ringstate_schema_version (version) VALUES ($1)`, [version])
+    }
+    return Math.max(current, steps.length)
   })
 }

@@ -17,6 +17,7 @@
  * matches two items.
  */
 import type { Query } from '../types.ts'
+import { DEFAULT_SCHEMA, quoteIdentifier } from './schema.ts'
 
 const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
 
@@ -28,9 +29,18 @@ export interface PageSql {
 
 /**
  * The next page of events matching `query` strictly between `after` and `before` (when given),
- * ascending or descending, at most `size` rows.
+ * ascending or descending, at most `size` rows, from the tables of `schema`.
  */
-export function pageSql(query: Query, after: bigint, before: bigint | undefined, size: number, descending: boolean): PageSql {
+export function pageSql(
+  query: Query,
+  after: bigint,
+  before: bigint | undefined,
+  size: number,
+  descending: boolean,
+  schema: string = DEFAULT_SCHEMA,
+): PageSql {
+  const s = quoteIdentifier(schema)
+  const events = `${s}.events`
   const params: unknown[] = []
   const param = (value: unknown, cast: string) => {
     params.push(value)
@@ -44,7 +54,7 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
   const limit = param(size, 'int')
 
   if (query === 'all') {
-    return { text: `SELECT ${COLUMNS} FROM events WHERE ${range('position')} ORDER BY position ${order} LIMIT ${limit}`, params }
+    return { text: `SELECT ${COLUMNS} FROM ${events} WHERE ${range('position')} ORDER BY position ${order} LIMIT ${limit}`, params }
   }
   const branches: string[] = []
   for (const item of query) {
@@ -55,9 +65,9 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
       if (types.length > 0) checks.push(`x.type = ANY(${param(types, 'text[]')})`)
       if (tags.length > 1) checks.push(`x.tags @> ${param(tags, 'text[]')}`)
       // Candidates come from event_tags in order; each is checked in events by primary key.
-      const check = checks.length > 0 ? ` AND EXISTS (SELECT FROM events x WHERE x.position = t.position AND ${checks.join(' AND ')})` : ''
+      const check = checks.length > 0 ? ` AND EXISTS (SELECT FROM ${events} x WHERE x.position = t.position AND ${checks.join(' AND ')})` : ''
       branches.push(
-        `(SELECT t.position FROM event_tags t ` +
+        `(SELECT t.position FROM ${s}.event_tags t ` +
           `WHERE t.tag = ${param(tags[0], 'text')} AND ${range('t.position')}${check} ` +
           `ORDER BY t.position ${order} LIMIT ${limit})`,
       )
@@ -67,7 +77,7 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
         const lower = `(type, position) > (${t}, ${param(after.toString(), 'bigint')})`
         const upper = before === undefined ? `type <= ${t}` : `(type, position) < (${t}, ${param(before.toString(), 'bigint')})`
         branches.push(
-          `(SELECT position FROM events WHERE ${lower} AND ${upper} ` +
+          `(SELECT position FROM ${events} WHERE ${lower} AND ${upper} ` +
             `ORDER BY type ${order}, position ${order} LIMIT ${limit})`,
         )
       }
@@ -75,7 +85,7 @@ export function pageSql(query: Query, after: bigint, before: bigint | undefined,
   }
   return {
     text:
-      `SELECT ${COLUMNS} FROM events WHERE position IN (${branches.join(' UNION ALL ')}) ` +
+      `SELECT ${COLUMNS} FROM ${events} WHERE position IN (${branches.join(' UNION ALL ')}) ` +
       `ORDER BY position ${order} LIMIT ${limit}`,
     params,
   }

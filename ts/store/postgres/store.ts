@@ -15,9 +15,12 @@
  *   caller already on its way joins it. A batch ends before an append whose condition could match an earlier
  *   append of the batch, or that shares an id with one; that append leads the next batch, where
  *   the committed log judges it.
- * - Subscriptions catch up by keyset pages, then wait on LISTEN/NOTIFY (one listening connection
- *   per store, fanned out in process), with polling every pollIntervalMs in case a notification is
- *   lost; postgres.js reconnects the listener and each reconnect wakes every subscriber.
+ * - Followers catch up by keyset pages, then share the store's one tail reader (ts/store/core),
+ *   woken by this store's commits, by LISTEN/NOTIFY (one listening connection per store, held only
+ *   while someone follows; the payload is the new head, so a notice of events already read costs
+ *   nothing) and by polling the head every pollIntervalMs in case a notification is lost.
+ * - The queue, group commit, pipelining and inline projectors are the shared core's; this file
+ *   holds the SQL of one batch, the reads, and the connection handling.
  * - Inline projectors force an explicit transaction (BEGIN, the batch call, apply, COMMIT); without
  *   them the batch call is a single autocommit statement.
  */
@@ -26,42 +29,28 @@ import {
   AppendConditionFailedError,
   InvalidEventError,
   InvalidOptionsError,
-  RingstateError,
   StorageError,
-  StoreClosedError,
+  type RingstateError,
 } from '../../errors.ts'
-import { matchesQuery } from '../match.ts'
-import { project } from '../project.ts'
+import type { AppendOutcome, BeforeCommit, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import { toStorageError } from '../core/storage-error.ts'
+import { CoreStore } from '../core/store.ts'
 import type {
-  AppendCondition,
-  AppendOptions,
-  AppendResult,
-  EventInput,
   EventStore,
-  InlineProjector,
-  Projector,
-  ProjectResult,
   Query,
-  ReadOptions,
   RecordedCommand,
   SequencedEvent,
   StoredSnapshot,
+  StoreHooks,
   StoreOptions,
-  SubscribeOptions,
+  StoreTransaction,
 } from '../types.ts'
-import {
-  prepareAppend,
-  resolveOptions,
-  validateQuery,
-  validateReadOptions,
-  type NormalizedCommand,
-  type NormalizedEvent,
-} from '../validate.ts'
-import { AppendStatus, migrate, NOTIFY_CHANNEL } from './schema.ts'
+import { resolveOptions, type ResolvedStoreOptions } from '../validate.ts'
+import { AppendStatus, DEFAULT_SCHEMA, migrate, notifyChannel, quoteIdentifier, validateSchemaName } from './schema.ts'
 import { pageSql } from './sql.ts'
 
 /** Options of the PostgreSQL backend: the shared store options plus connection settings. */
-export interface PostgresStoreOptions extends StoreOptions {
+export interface PostgresStoreOptions extends StoreOptions, StoreHooks {
   /** Connections in the pool (the LISTEN connection comes on top). Default 10. */
   max?: number
   /**
@@ -94,23 +83,23 @@ export interface PostgresStoreOptions extends StoreOptions {
    * ```
    */
   pipelineDepth?: number
+  /**
+   * How long opening (and each reconnect) may take to reach a ready connection, in ms. Default
+   * 10,000. An unreachable or silent server makes `openPostgresStore` fail with STORAGE_ERROR
+   * within this time instead of hanging.
+   */
+  connectTimeoutMs?: number
+  /**
+   * The PostgreSQL schema holding the store's tables and function, created by the migrations.
+   * Default `ringstate`. Tables of the earlier layout (in `public`) are moved into it on open.
+   */
+  schema?: string
 }
 
 /** Most events one group commit carries, so one call stays a reasonable size. */
 const MAX_BATCH_EVENTS = 10_000
 
-interface PendingAppend {
-  events: NormalizedEvent[]
-  condition: AppendCondition | undefined
-  command: NormalizedCommand | undefined
-  /** Run the idempotency check: ids were given, or an earlier attempt may have committed. */
-  checkIds: boolean
-  resolve(result: AppendResult): void
-  reject(error: unknown): void
-  /** performance.now() after which it fails with a timeout. */
-  deadline: number
-  settled: boolean
-}
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 
 interface BatchRow {
   status: number
@@ -119,19 +108,14 @@ interface BatchRow {
   recorded_at: Date
 }
 
-/** A database failure as a StorageError; the cause keeps the driver's error, the message no secrets. */
-function storageError(operation: string, error: unknown): RingstateError {
-  if (error instanceof RingstateError) return error
-  const reason = (error as { code?: string; message?: string })?.message ?? String(error)
-  return new StorageError(`postgres ${operation} failed: ${reason}`, { cause: error })
-}
-
 /**
  * Open (and migrate) a PostgreSQL event store. The URL is read as postgres.js reads it, PG*
  * environment variables included, so `postgres:///app` with PGHOST=/var/run/postgresql reaches a
  * unix socket.
  *
- * @throws StorageError (STORAGE_ERROR) when the database cannot be reached or migrated.
+ * @throws StorageError (STORAGE_ERROR) when the database cannot be reached within
+ *   `connectTimeoutMs`, or cannot be migrated.
+ * @throws InvalidOptionsError (INVALID_OPTIONS) on a bad option.
  * @example
  * ```ts
  * const store = await openPostgresStore('postgres://app@localhost/app')
@@ -147,310 +131,130 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
   if (!Number.isSafeInteger(pipelineDepth) || pipelineDepth < 1 || pipelineDepth > 16) {
     throw new InvalidOptionsError('store option pipelineDepth must be an integer from 1 to 16')
   }
+  const connectTimeoutMs = options?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+  if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
+    throw new InvalidOptionsError('store option connectTimeoutMs must be a positive integer')
+  }
+  const schema = options?.schema ?? DEFAULT_SCHEMA
+  validateSchemaName(schema)
   const sql = postgres(url || undefined as never, {
     max,
     onnotice: () => {},
     types: { bigint: postgres.BigInt },
     connection: { application_name: 'ringstate' },
+    connect_timeout: connectTimeoutMs / 1000,
   })
+  // postgres.js bounds each connection attempt; this bounds opening as a whole (a server that
+  // accepts and then stalls inside the migration's lock, DNS, ...).
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
-    await migrate(sql)
+    await Promise.race([
+      migrate(sql, schema),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new StorageError(`postgres open failed: no ready connection within connectTimeoutMs (${connectTimeoutMs} ms)`)),
+          connectTimeoutMs,
+        )
+      }),
+    ])
   } catch (error) {
     await sql.end({ timeout: 0 }).catch(() => {})
-    throw storageError('open', error)
+    throw error instanceof StorageError ? error : toStorageError('postgres', 'open', error)
+  } finally {
+    clearTimeout(timer)
   }
-  return new PostgresStore(sql, resolved, max > 1 ? pipelineDepth : 1)
+  return new PostgresStore(sql, options ?? resolved, max > 1 ? pipelineDepth : 1)
 }
 
-/** The PostgreSQL `EventStore`. Create it with `openPostgresStore`. */
-export class PostgresStore implements EventStore {
+/** The SQL of the PostgreSQL store: one batch function call per group commit, keyset reads, LISTEN. */
+class PostgresBackend implements StoreBackend {
+  readonly kind = 'postgres' as const
+  readonly independentAppends = true
+  readonly maxBatchEvents = MAX_BATCH_EVENTS
   readonly #sql: Sql<any>
-  readonly #options: Required<StoreOptions>
-  readonly #queue: PendingAppend[] = []
-  /** Every append not settled yet, oldest first, from #unsettledHead on (see #armDeadline). */
-  readonly #unsettled: PendingAppend[] = []
-  #unsettledHead = 0
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined
-  readonly #projectors = new Set<InlineProjector>()
   readonly #pipelineDepth: number
-  #writing: Promise<void> | undefined
+  readonly #pollMs: number
+  readonly #schema: string
+  /** The quoted schema, ready to prefix a table name. */
+  readonly #s: string
+  /** The qualified batch function. */
+  readonly #fn: string
+  readonly #channel: string
   /** The connection pipelined batches go on, reserved while appends are flowing. */
   #writer: ReservedSql<any> | undefined
-  #closed = false
 
-  // Live delivery: subscribers wait for the generation to move past the one they read at.
-  #generation = 0
-  readonly #waiters = new Set<() => void>()
-  #listening: Promise<void> | undefined
-  #unlisten: (() => Promise<void>) | undefined
-
-  /** @param pipelineDepth group commits in flight at once (see `PostgresStoreOptions`) */
-  constructor(sql: Sql<any>, options: Required<StoreOptions>, pipelineDepth = 1) {
+  constructor(sql: Sql<any>, schema: string, pipelineDepth: number, pollMs: number) {
     this.#sql = sql
-    this.#options = options
+    this.#schema = schema
+    this.#s = quoteIdentifier(schema)
+    this.#fn = `${this.#s}.ringstate_append_batch`
+    this.#channel = notifyChannel(schema)
     this.#pipelineDepth = pipelineDepth
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new StoreClosedError()
+    this.#pollMs = pollMs
   }
 
   /**
-   * Append events, atomically with an optional condition and command record.
-   *
-   * @example
-   * ```ts
-   * const { states, condition } = await store.project({ taken: usernameTaken('ada') })
-   * if (!states.taken) await store.append({ type: 'AccountRegistered', tags: ['username:ada'] }, condition)
-   * ```
+   * Where the next batch may go now: the pool when batches go one at a time (depth 1, or inline
+   * projectors attached); otherwise the reserved writer connection, up to pipelineDepth batches
+   * deep. Batches in flight on the pool or on an abandoned connection finish before the next one
+   * starts, so no two batches of this store race for the append lock on different connections.
    */
-  append(
-    events: EventInput | readonly EventInput[],
-    condition?: AppendCondition,
-    options?: AppendOptions,
-  ): Promise<AppendResult> {
-    try {
-      this.#assertOpen()
-      const { events: normalized, condition: own, command } = prepareAppend(events, condition, options, this.#options)
-      return new Promise<AppendResult>((resolve, reject) => {
-        const pending: PendingAppend = {
-          events: normalized,
-          condition: own,
-          command,
-          checkIds: normalized.some((event) => event.idGiven),
-          resolve,
-          reject,
-          deadline: performance.now() + this.#options.appendTimeoutMs,
-          settled: false,
-        }
-        this.#unsettled.push(pending)
-        this.#deadlineTimer ??= this.#armDeadline(this.#options.appendTimeoutMs)
-        this.#queue.push(pending)
-        this.#startWriter()
-      })
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
-
-  /**
-   * One timer for every append's timeout, set for the oldest unsettled one (all share one timeout,
-   * so arrival order is deadline order); a timer per append cost about 5% of the client's CPU at
-   * 16 callers. Unreferenced: the connections keep the process alive while appends are waiting.
-   */
-  #armDeadline(ms: number): ReturnType<typeof setTimeout> {
-    const timer = setTimeout(() => this.#checkDeadlines(), Math.max(0, ms))
-    timer.unref?.()
-    return timer
-  }
-
-  #checkDeadlines(): void {
-    this.#deadlineTimer = undefined
-    const now = performance.now()
-    this.#dropSettled()
-    while (this.#unsettledHead < this.#unsettled.length) {
-      const oldest = this.#unsettled[this.#unsettledHead]!
-      if (!oldest.settled) {
-        if (oldest.deadline > now) break
-        this.#timeOut(oldest)
-      }
-      this.#unsettledHead++
-    }
-    this.#dropSettled()
-    if (this.#unsettledHead < this.#unsettled.length) {
-      this.#deadlineTimer = this.#armDeadline(this.#unsettled[this.#unsettledHead]!.deadline - now)
-    }
-  }
-
-  /** Forget settled appends at the front of the deadline list; stop the timer when none is left. */
-  #dropSettled(): void {
-    const list = this.#unsettled
-    while (this.#unsettledHead < list.length && list[this.#unsettledHead]!.settled) this.#unsettledHead++
-    if (this.#unsettledHead === list.length) {
-      list.length = 0
-      this.#unsettledHead = 0
-      clearTimeout(this.#deadlineTimer)
-      this.#deadlineTimer = undefined
-    } else if (this.#unsettledHead > 1024 && this.#unsettledHead * 2 > list.length) {
-      list.splice(0, this.#unsettledHead)
-      this.#unsettledHead = 0
-    }
-  }
-
-  #timeOut(pending: PendingAppend): void {
-    const queued = this.#queue.indexOf(pending)
-    if (queued >= 0) {
-      this.#queue.splice(queued, 1)
-      settle(pending, undefined, new StorageError(`append timed out after ${this.#options.appendTimeoutMs} ms waiting to be written; nothing was written`))
-    } else {
-      settle(pending, undefined, new StorageError(
-        `append timed out after ${this.#options.appendTimeoutMs} ms in the database; it may or may not have been written: retry with the same event ids`,
-      ))
-    }
-  }
-
-  #startWriter(): void {
-    this.#writing ??= this.#writeAll().finally(() => {
-      this.#writing = undefined
-      if (this.#queue.length > 0) this.#startWriter()
-    })
-  }
-
-  async #writeAll(): Promise<void> {
-    const inFlight = new Set<Promise<void>>()
-    try {
-      // Before each batch, let the callers whose appends are already on their way (resolved
-      // promises, pending microtasks) enqueue them: otherwise the batch after a commit holds only
-      // the callers whose continuation happened to run first (measured: conditional appends of 16
-      // callers formed batches of 15 and 1 alternately).
-      await nextTurn()
-      while (this.#queue.length > 0 || inFlight.size > 0) {
-        const via = this.#queue.length > 0 ? await this.#connectionFor(inFlight) : undefined
-        if (via === undefined) {
-          await Promise.race(inFlight)
-        } else {
-          // Pipelined, the waiting appends are spread over the free places in the pipeline, so that
-          // when callers each await their append, results come back while the next batch is
-          // being written instead of all at once.
-          const free = via === this.#sql ? 1 : this.#pipelineDepth - inFlight.size
-          const batch = this.#takeBatch(Math.ceil(this.#queue.length / free))
-          if (batch.length > 0) {
-            const done: Promise<void> = this.#commit(batch, via).finally(() => {
-              inFlight.delete(done)
-              this.#dropSettled()
-            })
-            inFlight.add(done)
-          }
-        }
-        await nextTurn()
-      }
-    } finally {
-      await Promise.all(inFlight)
-      this.#writer?.release()
-      this.#writer = undefined
-    }
-  }
-
-  /**
-   * Where the next batch may go now, or undefined when it must wait for a batch in flight: the
-   * pool when nothing is in flight and batches go one at a time; otherwise the reserved writer
-   * connection, up to pipelineDepth batches deep. Batches in flight on the pool or on an abandoned
-   * connection finish before the next one starts, so no two batches of this store race for the
-   * append lock on different connections.
-   */
-  async #connectionFor(inFlight: Set<Promise<void>>): Promise<Sql<any> | undefined> {
-    if (this.#pipelineDepth === 1 || this.#projectors.size > 0) {
-      if (inFlight.size > 0) return undefined
-      this.#writer?.release()
-      this.#writer = undefined
-      return this.#sql
+  async lane(inFlight: number, pipelined: boolean): Promise<Lane | undefined> {
+    if (this.#pipelineDepth === 1 || !pipelined) {
+      if (inFlight > 0) return undefined
+      this.idle()
+      return { via: this.#sql, free: 1 }
     }
     if (this.#writer === undefined) {
-      if (inFlight.size > 0) return undefined
+      if (inFlight > 0) return undefined
       try {
         this.#writer = await this.#sql.reserve()
       } catch {
         // The batch then fails (or not) on the pool and reports why.
-        return this.#sql
+        return { via: this.#sql, free: 1 }
       }
     }
-    return inFlight.size < this.#pipelineDepth ? this.#writer : undefined
+    return inFlight < this.#pipelineDepth ? { via: this.#writer, free: this.#pipelineDepth - inFlight } : undefined
+  }
+
+  idle(): void {
+    this.#writer?.release()
+    this.#writer = undefined
   }
 
   /**
-   * Take the waiting appends that can share one transaction, in arrival order: stop before an
-   * append whose condition matches an event of the batch so far or that repeats one of its ids.
+   * One call of the batch function; in an explicit transaction when inline projectors must apply
+   * the written events before commit (without them the call is a single autocommit statement).
    */
-  #takeBatch(limit: number): PendingAppend[] {
-    const batch: PendingAppend[] = []
-    const ids = new Set<string>()
-    let events = 0
-    while (this.#queue.length > 0 && batch.length < Math.min(limit, this.#options.maxAppendBatch)) {
-      const next = this.#queue[0]!
-      if (next.settled) {
-        this.#queue.shift()
-        continue
-      }
-      if (batch.length > 0) {
-        if (events + next.events.length > MAX_BATCH_EVENTS) break
-        if (next.checkIds && next.events.some((event) => ids.has(event.id))) break
-        const query = next.condition?.failIfEventsMatch
-        if (query !== undefined && batch.some((earlier) => earlier.events.some((event) => matchesQuery(query, event.type, event.tags)))) break
-      }
-      this.#queue.shift()
-      batch.push(next)
-      events += next.events.length
-      if (next.checkIds) for (const event of next.events) ids.add(event.id)
-    }
-    return batch
-  }
-
-  /** Write one batch (on `via`, the pool by default) and settle every append in it. Never throws. */
-  async #commit(batch: PendingAppend[], via: Sql<any> = this.#sql): Promise<void> {
+  async writeBatch(via: unknown, batch: readonly QueuedAppend[], beforeCommit?: BeforeCommit): Promise<AppendOutcome[]> {
+    const live = batch.filter((append) => !append.settled)
+    if (live.length === 0) return batch.map(() => ({ status: 'skipped' }))
+    const connection = (via ?? this.#sql) as Sql<any>
+    let rows: BatchRow[]
     try {
-      const rows = this.#projectors.size === 0 ? await this.#callBatch(via, batch) : await this.#commitWithProjectors(batch)
-      if (rows === undefined) return
-      for (let i = 0; i < batch.length; i++) settleFromRow(batch[i]!, rows[i]!)
+      rows = beforeCommit === undefined
+        ? await this.#callBatch(connection, live)
+        : await this.#sql.begin(async (tx) => {
+            const rows = await this.#callBatch(tx, live)
+            await beforeCommit(outcomesOf(batch, live, rows), tx)
+            return rows
+          }) as BatchRow[]
     } catch (error) {
       // An error the server did not send means the connection is gone: postgres.js reconnects it
       // for the pool, but a reservation on it would stall every later query (and releasing it
       // would hand the pool a closed connection), so it is dropped without release.
-      if (via === this.#writer && !(error instanceof postgres.PostgresError)) this.#writer = undefined
-      if (batch.length > 1) {
-        // One append may be what the database refused: give each its own attempt. Ids are checked
-        // because a failure at commit time leaves it unknown whether the batch was written.
-        for (const pending of batch) {
-          pending.checkIds = true
-          await this.#commit([pending])
-        }
-      } else {
-        settle(batch[0]!, undefined, storageError('append', error))
-      }
+      if (via === this.#writer && via !== undefined && !(error instanceof postgres.PostgresError)) this.#writer = undefined
+      throw error
     }
+    return outcomesOf(batch, live, rows)
   }
 
-  /**
-   * The batch in an explicit transaction so inline projectors can apply each written event before
-   * commit. A projector that throws fails the append owning that event; the transaction rolls back,
-   * every projector discards, and the rest of the batch is written again without it.
-   * @returns the rows, or undefined when the batch was settled some other way
-   */
-  async #commitWithProjectors(batch: PendingAppend[]): Promise<BatchRow[] | undefined> {
-    const projectors = [...this.#projectors]
-    let failed: { index: number; error: unknown } | undefined
-    let rows: BatchRow[]
-    try {
-      rows = await this.#sql.begin(async (tx) => {
-        const rows = await this.#callBatch(tx, batch)
-        for (let i = 0; i < batch.length; i++) {
-          const row = rows[i]!
-          if (row.status !== AppendStatus.WRITTEN) continue
-          const events = batch[i]!.events
-          const first = row.pos! - BigInt(events.length) + 1n
-          for (let k = 0; k < events.length; k++) {
-            const event = toSequenced(events[k]!, first + BigInt(k), row.recorded_at)
-            for (const projector of projectors) {
-              try {
-                await projector.apply(event, tx)
-              } catch (error) {
-                failed = { index: i, error }
-                throw error
-              }
-            }
-          }
-        }
-        return rows
-      })
-    } catch (error) {
-      for (const projector of projectors) projector.discard()
-      if (failed === undefined) throw error
-      settle(batch[failed.index]!, undefined, failed.error)
-      const rest = batch.filter((_, i) => i !== failed!.index)
-      if (rest.length > 0) await this.#commit(rest)
-      return undefined
-    }
-    for (const projector of projectors) projector.promote()
-    return rows
+  async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
+    let value!: T
+    await this.#sql.begin(async (tx) => {
+      value = await fn({ backend: 'postgres', sql: tx, schema: this.#schema })
+    })
+    return value
   }
 
   /**
@@ -458,7 +262,7 @@ export class PostgresStore implements EventStore {
    * layout): condition items go in three groups (with tags, types only, 'all') so the function runs
    * one plain index walk per item and only for the kinds the batch holds.
    */
-  async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: PendingAppend[]): Promise<BatchRow[]> {
+  async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: readonly QueuedAppend[]): Promise<BatchRow[]> {
     const counts: number[] = [], checkIds: boolean[] = []
     const evAppend: number[] = [], types: string[] = [], tagFrom: number[] = [], tagTo: number[] = [], tags: string[] = []
     const data: string[] = [], metadata: string[] = [], ids: string[] = []
@@ -467,6 +271,7 @@ export class PostgresStore implements EventStore {
     const ycAppend: number[] = [], ycAfter: string[] = [], ycTypes: string[] = []
     const acAppend: number[] = [], acAfter: string[] = []
     const cmdAppend: number[] = [], cmdTypes: string[] = [], cmdData: string[] = [], cmdMetadata: string[] = []
+    const cpAppend: number[] = [], cpNames: string[] = [], cpPositions: string[] = []
 
     for (let a = 1; a <= batch.length; a++) {
       const pending = batch[a - 1]!
@@ -517,11 +322,16 @@ export class PostgresStore implements EventStore {
         cmdData.push(pending.command.dataJson)
         cmdMetadata.push(pending.command.metadataJson)
       }
+      if (pending.checkpoint !== undefined) {
+        cpAppend.push(a)
+        cpNames.push(pending.checkpoint.name)
+        cpPositions.push(pending.checkpoint.position.toString())
+      }
     }
     // Arrays go as array literals in text parameters: postgres.js infers an array's type from its
     // first element, which is wrong for empty arrays and booleans, and this is cheaper anyway.
     // JSON texts, the bulk of a batch, go as one text split by the server (see `joinJson`).
-    return (await sql`SELECT status, pos, detail, recorded_at FROM ringstate_append_batch(
+    return (await sql`SELECT status, pos, detail, recorded_at FROM ${sql.unsafe(this.#fn)}(
       ${numbers(counts)}::int[], ${booleans(checkIds)}::boolean[],
       ${numbers(evAppend)}::int[], ${texts(types)}::text[], ${numbers(tagFrom)}::int[], ${numbers(tagTo)}::int[], ${texts(tags)}::text[],
       string_to_array(${joinJson(data)}, chr(30)), string_to_array(${joinJson(metadata)}, chr(30)), ${texts(ids)}::text[],
@@ -529,217 +339,186 @@ export class PostgresStore implements EventStore {
       ${numbers(tcTypeFrom)}::int[], ${numbers(tcTypeTo)}::int[], ${texts(tcTypes)}::text[],
       ${numbers(ycAppend)}::int[], ${numbers(ycAfter)}::bigint[], ${texts(ycTypes)}::text[],
       ${numbers(acAppend)}::int[], ${numbers(acAfter)}::bigint[],
-      ${numbers(cmdAppend)}::int[], ${texts(cmdTypes)}::text[], string_to_array(${joinJson(cmdData)}, chr(30)), string_to_array(${joinJson(cmdMetadata)}, chr(30))
+      ${numbers(cmdAppend)}::int[], ${texts(cmdTypes)}::text[], string_to_array(${joinJson(cmdData)}, chr(30)), string_to_array(${joinJson(cmdMetadata)}, chr(30)),
+      ${numbers(cpAppend)}::int[], ${texts(cpNames)}::text[], ${numbers(cpPositions)}::bigint[]
     )`) as unknown as BatchRow[]
   }
 
-  /** All events matching the query, in position order (or newest first with `backwards`). */
-  async query(query: Query, options?: ReadOptions): Promise<SequencedEvent[]> {
-    const out: SequencedEvent[] = []
-    for await (const event of this.read(query, options)) out.push(event)
-    return out
+  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
+    const page = pageSql(query, after, before, limit, backwards, this.#schema)
+    const rows = await this.#sql.unsafe(page.text, page.params as any[], { prepare: true })
+    return rows.map(toEvent)
   }
 
-  /**
-   * Stream the events matching the query in pages of streamBatchSize (keyset on position), so a
-   * log of any size is read in constant memory.
-   *
-   * @example
-   * ```ts
-   * for await (const event of store.read([{ types: ['OrderPlaced'] }], { after: 100n })) console.log(event.position)
-   * ```
-   */
-  read(query: Query, options?: ReadOptions): AsyncIterable<SequencedEvent> {
-    this.#assertOpen()
-    validateQuery(query)
-    validateReadOptions(options)
-    return this.#pages(query, options ?? {})
+  async head(): Promise<bigint> {
+    const [row] = await this.#sql.unsafe(`SELECT coalesce(max(position), 0)::bigint AS head FROM ${this.#s}.events`, [], { prepare: true })
+    return row!.head as bigint
   }
 
-  async *#pages(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent> {
-    const descending = options.backwards === true
-    let remaining = options.limit ?? Number.POSITIVE_INFINITY
-    let after = options.after ?? 0n
-    let before: bigint | undefined
-    while (remaining > 0) {
-      if (options.signal?.aborted) return
-      this.#assertOpen()
-      const size = Math.min(this.#options.streamBatchSize, remaining)
-      const page = pageSql(query, after, before, size, descending)
-      let rows: any[]
-      try {
-        rows = await this.#sql.unsafe(page.text, page.params as any[], { prepare: true })
-      } catch (error) {
-        if (this.#closed) throw new StoreClosedError()
-        throw storageError('read', error)
+  async checkpoint(name: string): Promise<bigint | undefined> {
+    const [row] = await this.#sql.unsafe(`SELECT position FROM ${this.#s}.checkpoints WHERE name = $1`, [name], { prepare: true })
+    return row?.position as bigint | undefined
+  }
+
+  async saveSnapshot(name: string, position: bigint, data: Uint8Array, keep: number | undefined): Promise<void> {
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    await this.#sql.begin(async (tx) => {
+      await tx.unsafe(
+        `INSERT INTO ${this.#s}.snapshots (name, position, data) VALUES ($1, $2, $3)
+         ON CONFLICT (name, position) DO UPDATE SET data = EXCLUDED.data, created_at = now()`,
+        [name, position.toString(), bytes],
+      )
+      if (keep !== undefined) {
+        await tx.unsafe(
+          `DELETE FROM ${this.#s}.snapshots WHERE name = $1 AND position NOT IN
+           (SELECT position FROM ${this.#s}.snapshots WHERE name = $1 ORDER BY position DESC LIMIT $2)`,
+          [name, keep],
+        )
       }
-      for (const row of rows) yield toEvent(row)
-      remaining -= rows.length
-      if (rows.length < size) return
-      const last = rows[rows.length - 1].position as bigint
-      if (descending) before = last
-      else after = last
-    }
-  }
-
-  /**
-   * Every matching event after `after`, then new ones as they commit, until the signal aborts or
-   * the store closes (the iterator then ends without an error).
-   *
-   * @example
-   * ```ts
-   * const stop = new AbortController()
-   * for await (const event of store.subscribe([{ tags: ['account:a1'] }], { signal: stop.signal })) handle(event)
-   * ```
-   */
-  subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent> {
-    this.#assertOpen()
-    validateQuery(query)
-    validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
-    return this.#live(query, options?.after ?? 0n, options?.signal)
-  }
-
-  async *#live(query: Query, from: bigint, signal: AbortSignal | undefined): AsyncGenerator<SequencedEvent> {
-    let after = from
-    if (signal?.aborted) return
-    await this.#listen()
-    while (!this.#closed && !signal?.aborted) {
-      const generation = this.#generation
-      for await (const event of this.#pages(query, { after, signal })) {
-        after = event.position
-        yield event
-        if (this.#closed || signal?.aborted) return
-      }
-      if (this.#generation === generation) await this.#waitForChange(signal)
-    }
-  }
-
-  /** Resolve on a notification, a reconnect, the poll interval, the signal or close. */
-  #waitForChange(signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      // An abort or close that came first would never fire again.
-      if (signal?.aborted || this.#closed) return resolve()
-      const done = () => {
-        clearTimeout(timer)
-        this.#waiters.delete(done)
-        signal?.removeEventListener('abort', done)
-        resolve()
-      }
-      const timer = setTimeout(done, this.#options.pollIntervalMs)
-      this.#waiters.add(done)
-      signal?.addEventListener('abort', done, { once: true })
     })
   }
 
-  #wake(): void {
-    this.#generation++
-    for (const waiter of [...this.#waiters]) waiter()
-  }
-
-  /** Start the store's one LISTEN connection (once). If LISTEN is unavailable, polling remains. */
-  #listen(): Promise<void> {
-    this.#listening ??= this.#sql
-      .listen(NOTIFY_CHANNEL, () => this.#wake(), () => this.#wake())
-      .then(
-        ({ unlisten }) => {
-          this.#unlisten = unlisten
-        },
-        () => {},
-      )
-    return this.#listening
-  }
-
-  /** Fold projectors over the log; see `project` in ../project.ts. */
-  project<P extends Record<string, Projector<any>>>(projectors: P, options?: { signal?: AbortSignal }): Promise<ProjectResult<P>> {
-    try {
-      this.#assertOpen()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return project(this, projectors, options)
-  }
-
-  /** The position of the last committed event; 0n when the log is empty. */
-  async head(): Promise<bigint> {
-    this.#assertOpen()
-    try {
-      const [row] = await this.#sql`SELECT coalesce(max(position), 0)::bigint AS head FROM events`
-      return row!.head as bigint
-    } catch (error) {
-      throw storageError('head', error)
-    }
-  }
-
-  /** Run `projector` inside every append transaction from now on; returns the detach function. */
-  attach(projector: InlineProjector): () => void {
-    this.#assertOpen()
-    this.#projectors.add(projector)
-    return () => {
-      this.#projectors.delete(projector)
-    }
-  }
-
-  async saveSnapshot(name: string, position: bigint, data: Uint8Array): Promise<void> {
-    this.#assertOpen()
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
-    if (typeof position !== 'bigint' || position < 0n) throw new InvalidOptionsError('snapshot position must be a bigint >= 0n')
-    if (!(data instanceof Uint8Array)) throw new InvalidOptionsError('snapshot data must be a Uint8Array')
-    try {
-      await this.#sql`INSERT INTO snapshots (name, position, data) VALUES (${name}, ${position}, ${Buffer.from(data.buffer, data.byteOffset, data.byteLength)})
-        ON CONFLICT (name, position) DO UPDATE SET data = EXCLUDED.data, created_at = now()`
-    } catch (error) {
-      throw storageError('saveSnapshot', error)
-    }
-  }
-
   async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
-    this.#assertOpen()
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionsError('snapshot name must be a non-empty string')
-    try {
-      const [row] = await this.#sql`SELECT name, position, data, created_at FROM snapshots WHERE name = ${name} ORDER BY position DESC LIMIT 1`
-      if (row === undefined) return undefined
-      return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: row.created_at }
-    } catch (error) {
-      throw storageError('loadSnapshot', error)
+    const [row] = await this.#sql.unsafe(
+      `SELECT name, position, data, created_at FROM ${this.#s}.snapshots WHERE name = $1 ORDER BY position DESC LIMIT 1`,
+      [name],
+    )
+    if (row === undefined) return undefined
+    return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: row.created_at }
+  }
+
+  async deleteSnapshots(name: string): Promise<void> {
+    await this.#sql.unsafe(`DELETE FROM ${this.#s}.snapshots WHERE name = $1`, [name])
+  }
+
+  /** LIMIT NULL is no limit: every row after `after`, read in one statement. */
+  async commands(after: bigint, limit: number | undefined): Promise<RecordedCommand[]> {
+    const rows = await this.#sql.unsafe(
+      `SELECT id, type, data, metadata, position, recorded_at FROM ${this.#s}.commands WHERE id > $1 ORDER BY id LIMIT $2`,
+      [after.toString(), limit ?? null],
+    )
+    return rows.map((row) => ({
+      id: row.id,
+      type: row.type,
+      data: row.data,
+      metadata: row.metadata,
+      position: row.position,
+      recordedAt: row.recorded_at,
+    }))
+  }
+
+  /**
+   * LISTEN on the store's channel (postgres.js keeps one listening connection and re-listens after
+   * a reconnect, calling onlisten), plus a poll of the head every pollIntervalMs in case a notice is
+   * lost. A poll that succeeds after failures listens again: postgres.js gives up on a channel whose
+   * re-listen failed while the server was down.
+   */
+  watch(wake: (head?: bigint) => void): () => void {
+    let stopped = false
+    let unlisten: (() => Promise<void>) | undefined
+    let healthy = true
+    const checkHead = () => {
+      this.head().then(
+        (head) => {
+          if (stopped) return
+          if (!healthy) {
+            healthy = true
+            listen()
+          }
+          wake(head)
+        },
+        () => {
+          healthy = false
+        },
+      )
+    }
+    const listen = () => {
+      const previous = unlisten
+      unlisten = undefined
+      previous?.().catch(() => {})
+      this.#sql
+        .listen(this.#channel, (payload) => wake(parseHead(payload)), checkHead)
+        .then(
+          (listening) => {
+            if (stopped) listening.unlisten().catch(() => {})
+            else unlisten = listening.unlisten
+          },
+          () => {
+            healthy = false
+          },
+        )
+    }
+    listen()
+    const timer = setInterval(checkHead, this.#pollMs)
+    timer.unref?.()
+    return () => {
+      stopped = true
+      clearInterval(timer)
+      unlisten?.().catch(() => {})
+      unlisten = undefined
     }
   }
 
-  async commands(options?: { after?: bigint; limit?: number }): Promise<RecordedCommand[]> {
-    this.#assertOpen()
-    const after = options?.after ?? 0n
-    const limit = options?.limit ?? 1000
-    if (typeof after !== 'bigint' || after < 0n) throw new InvalidOptionsError('after must be a bigint >= 0n')
-    if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidOptionsError('limit must be an integer >= 0')
-    try {
-      const rows = await this.#sql`SELECT id, type, data, metadata, position, recorded_at FROM commands WHERE id > ${after} ORDER BY id LIMIT ${limit}`
-      return rows.map((row) => ({
-        id: row.id,
-        type: row.type,
-        data: row.data,
-        metadata: row.metadata,
-        position: row.position,
-        recordedAt: row.recorded_at,
-      }))
-    } catch (error) {
-      throw storageError('commands', error)
-    }
+  storageError(operation: string, error: unknown): RingstateError {
+    return toStorageError('postgres', operation, error)
   }
 
-  /** Finish the appends already accepted, end every subscription, close the connections. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#wake()
-    while (this.#writing !== undefined) await this.#writing
-    await this.#listening
-    await this.#unlisten?.().catch(() => {})
+    this.idle()
     await this.#sql.end({ timeout: 5 })
   }
 }
 
-/** Resolve after the pending microtasks and I/O callbacks of this event-loop turn have run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve))
+/** The PostgreSQL `EventStore`. Create it with `openPostgresStore`. */
+export class PostgresStore extends CoreStore {
+  /**
+   * @param sql a postgres.js instance whose database is migrated (see `migrate`)
+   * @param options the store options; `schema` names the tables' schema
+   * @param pipelineDepth group commits in flight at once (see `PostgresStoreOptions`)
+   */
+  constructor(sql: Sql<any>, options: PostgresStoreOptions | ResolvedStoreOptions = {}, pipelineDepth = 1) {
+    const resolved = resolveOptions(options)
+    const schema = (options as PostgresStoreOptions).schema ?? DEFAULT_SCHEMA
+    validateSchemaName(schema)
+    super(new PostgresBackend(sql, schema, pipelineDepth, resolved.pollIntervalMs), options)
+  }
+}
+
+/** A NOTIFY payload (the new head), or undefined when it is not a position. */
+function parseHead(payload: string): bigint | undefined {
+  return /^\d{1,19}$/.test(payload) ? BigInt(payload) : undefined
+}
+
+/** The batch function's rows as outcomes, for every append of `batch` (those not sent were settled). */
+function outcomesOf(batch: readonly QueuedAppend[], live: readonly QueuedAppend[], rows: readonly BatchRow[]): AppendOutcome[] {
+  const byAppend = new Map<QueuedAppend, BatchRow>()
+  for (let i = 0; i < live.length; i++) byAppend.set(live[i]!, rows[i]!)
+  return batch.map((append) => {
+    const row = byAppend.get(append)
+    if (row === undefined) return { status: 'skipped' }
+    switch (row.status) {
+      case AppendStatus.WRITTEN:
+        return { status: 'written', position: row.pos!, recordedAt: row.recorded_at }
+      case AppendStatus.DUPLICATE:
+        return { status: 'duplicate', position: row.pos! }
+      case AppendStatus.CONFLICT:
+        return { status: 'failed', error: new AppendConditionFailedError(append.condition!, row.pos!) }
+      default:
+        return { status: 'failed', error: new InvalidEventError(`event id ${JSON.stringify(row.detail)} is already stored by another append`) }
+    }
+  })
+}
+
+function toEvent(row: any): SequencedEvent {
+  return {
+    position: row.position,
+    type: row.type,
+    tags: row.tags,
+    data: row.data,
+    metadata: row.metadata,
+    id: row.id,
+    recordedAt: row.recorded_at,
+  }
 }
 
 /** A PostgreSQL array literal of integers (numbers, or bigints as decimal strings). */
@@ -774,47 +553,3 @@ function joinJson(values: readonly string[]): string {
   return values.join('\x1e')
 }
 
-function settle(pending: PendingAppend, result: AppendResult | undefined, error?: unknown): void {
-  if (pending.settled) return
-  pending.settled = true
-  if (error !== undefined) pending.reject(error)
-  else pending.resolve(result!)
-}
-
-function settleFromRow(pending: PendingAppend, row: BatchRow): void {
-  switch (row.status) {
-    case AppendStatus.WRITTEN:
-    case AppendStatus.DUPLICATE:
-      settle(pending, { position: row.pos!, count: pending.events.length })
-      return
-    case AppendStatus.CONFLICT:
-      settle(pending, undefined, new AppendConditionFailedError(pending.condition!, row.pos!))
-      return
-    default:
-      settle(pending, undefined, new InvalidEventError(`event id ${JSON.stringify(row.detail)} is already stored by another append`))
-  }
-}
-
-function toSequenced(event: NormalizedEvent, position: bigint, recordedAt: Date): SequencedEvent {
-  return {
-    position,
-    type: event.type,
-    tags: event.tags,
-    data: JSON.parse(event.dataJson),
-    metadata: JSON.parse(event.metadataJson),
-    id: event.id,
-    recordedAt,
-  }
-}
-
-function toEvent(row: any): SequencedEvent {
-  return {
-    position: row.position,
-    type: row.type,
-    tags: row.tags,
-    data: row.data,
-    metadata: row.metadata,
-    id: row.id,
-    recordedAt: row.recorded_at,
-  }
-}

@@ -23,7 +23,7 @@ afterAll(async () => {
   await db.drop()
 })
 beforeEach(async () => {
-  await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
+  await sql`TRUNCATE ringstate.events, ringstate.event_tags, ringstate.commands, ringstate.snapshots, ringstate.checkpoints RESTART IDENTITY`
 })
 
 /** A running subscription that records positions; `reached(n)` resolves once n events arrived. */
@@ -85,9 +85,9 @@ describe('postgres: subscriptions', () => {
       await seen.reached(1)
       await holder`BEGIN`
       // One uncommitted event written by the batch function itself, holding the append lock.
-      await holder`SELECT * FROM ringstate_append_batch('{1}', '{f}', '{1}', '{Held}', '{1}', '{0}', '{}',
+      await holder`SELECT * FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Held}', '{1}', '{0}', '{}',
         '{"null"}', '{"{}"}', '{held-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
-        '{}', '{}', '{}', '{}')`
+        '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
       const late = store.append({ type: 'Late' })
       await until(async () => {
         const [row] = await sql`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`

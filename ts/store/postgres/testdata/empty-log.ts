@@ -6,7 +6,7 @@ export async function emptyLog(url: string): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   try {
     await migrate(sql)
-    await sql`TRUNCATE events, event_tags, commands, snapshots RESTART IDENTITY`
+    await sql`TRUNCATE ringstate.events, ringstate.event_tags, ringstate.commands, ringstate.snapshots, ringstate.checkpoints RESTART IDENTITY`
   } finally {
     await sql.end()
   }
