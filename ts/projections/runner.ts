@@ -512,9 +512,15 @@ class Runner implements ProjectionRunner {
     shard.wake?.()
     const loop = shard.loop
     if (loop !== undefined) {
-      const timer = setTimeout(() => shard.working?.abort(), this.#drainMs)
-      await loop.catch(() => {})
+      // The batch in hand may finish within the drain timeout; after it, ctx.signal aborts and
+      // nobody waits any longer (if it still commits later, the fence refuses it once the lease is gone).
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const drained = await Promise.race([
+        loop.then(() => true, () => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.#drainMs))),
+      ])
       clearTimeout(timer)
+      if (!drained) shard.working?.abort()
     }
     shard.loop = undefined
     shard.state = state
@@ -716,9 +722,14 @@ class Runner implements ProjectionRunner {
     const leases = shards.flatMap((s) => (s.lease ? [s.lease] : []))
     for (const shard of shards) shard.lease = undefined
     if (this.#tables !== undefined && leases.length > 0) {
-      await this.#tables.release(leases, this.instanceId).catch((error) => {
-        if (!isClosed(error)) throw error
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const released = this.#tables.release(leases, this.instanceId).catch((error) => {
+        if (!isClosed(error)) this.#report(error, leases[0]!)
       })
+      // A batch still holding the store's writer (SQLite) would hold the release up: the leases
+      // then expire on their own.
+      await Promise.race([released, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(this.#drainMs, 1_000))))])
+      clearTimeout(timer)
     }
     this.#notify()
   }

@@ -188,7 +188,7 @@ export function memoryTables(store: EventStore<any>): ShardTables {
       return true
     },
     async deadLetter(_tx, key, event, error) {
-      s.deadLetters.push({ ...key, position: event.position, eventId: event.id, type: event.type, error, recordedAt: new Date() })
+      s.deadLetters.push({ name: key.name, version: key.version, partition: key.partition, position: event.position, eventId: event.id, type: event.type, error, recordedAt: new Date() })
     },
     async activate(_tx, name, version, partitions) {
       const current = s.active.get(name)
