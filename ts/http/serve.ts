@@ -75,6 +75,10 @@ export async function serve<E extends EventMap>(store: EventStore<E>, options: S
     const stop = () => {
       stopped ??= (async () => {
         sse.closeAll()
+        // Let each stream write its end before connections are closed, so clients see a clean end
+        // of stream rather than a reset (bounded: a stuck stream is cut after 2 s).
+        const deadline = Date.now() + 2000
+        while (sse.clients > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
         await close()
       })()
       return stopped

@@ -96,8 +96,11 @@ function showError(error) {
   if (error?.name === 'AbortError') return
   if (error instanceof ApiError) {
     if (error.status === 401) {
-      showBanner(token ? 'The server refused this token. Enter another one above.' : 'This server needs an API token. Enter it above.')
-      $('token-input').focus()
+      const message = token ? 'The server refused this token. Enter another one above.' : 'This server needs an API token. Enter it above.'
+      // Focus the box once, not on every refresh that meets the same answer.
+      const already = !$('banner').hidden && $('banner-text').textContent === message
+      showBanner(message)
+      if (!already) $('token-input').focus()
       return
     }
     if (error.status === 403) {
@@ -199,6 +202,8 @@ function writeHash() {
   for (const tag of filters.tags) params.append('tag', tag)
   const query = params.toString()
   history.replaceState(null, '', `#${currentView}${query && currentView === 'events' ? `?${query}` : ''}`)
+  // Coming back to Events from another tab keeps the filters.
+  document.querySelector('[data-tab="events"]')?.setAttribute('href', `#events${query ? `?${query}` : ''}`)
 }
 
 function route() {
@@ -208,6 +213,7 @@ function route() {
   filters.tags = tags
   const viewChanged = view !== currentView
   currentView = view
+  if (view === 'events') writeHash()
   for (const name of views) {
     $(`view-${name}`).hidden = name !== view
     document.querySelector(`[data-tab="${name}"]`)?.setAttribute('aria-current', name === view ? 'page' : 'false')
@@ -339,15 +345,32 @@ function eventRow(event, fresh) {
     el('td', { className: 'num mono', text: event.position }),
     el('td', {}, [typeButton]),
     el('td', { className: 'tag-list' }, (event.tags ?? []).map((tag) => tagChip(tag, addTagFilter))),
+    el('td', { className: 'preview preview-col mono small', text: preview(event.data) }),
     el('td', { className: 'time', text: formatTime(event.recordedAt), title: event.recordedAt }),
   )
   if (eventsState.selected === event.position) row.classList.add('selected')
   return row
 }
 
+/** One line of JSON, cut short: enough to tell events apart in the list. */
+function preview(value) {
+  if (value === undefined || value === null) return ''
+  const text = JSON.stringify(value)
+  return text.length > 90 ? `${text.slice(0, 90)}…` : text
+}
+
 function updateEventsFooter() {
   const count = eventsState.rows.length
+  const filtered = filters.types.length + filters.tags.length > 0
   $('events-empty').hidden = count > 0
+  $('events-empty-text').textContent = filtered ? 'No events match these filters.' : 'No events yet.'
+  $('events-first').hidden = filtered || count > 0
+  if (!filtered && count === 0) {
+    const body = JSON.stringify({ events: { type: 'HelloWorld', tags: ['greeting:1'], data: { text: 'hello' } } })
+    const auth = token ? ` -H "authorization: Bearer $RINGSTATE_TOKEN"` : ''
+    $('events-first-curl').textContent =
+      `curl -sS -X POST ${location.origin}${base}/v1/append -H 'content-type: application/json'${auth} \\\n  -d '${body}'`
+  }
   $('events-more').hidden = eventsState.next === undefined
   $('events-count').textContent = count === 0 ? '' : `${count.toLocaleString('en')} event${count === 1 ? '' : 's'} shown`
 }
