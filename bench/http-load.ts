@@ -55,36 +55,41 @@ if (mode === 'append') {
   console.log(JSON.stringify({ eventsPerSec: best }))
 } else if (mode === 'sse') {
   const [clients, afterNumber, events] = rest.map(Number) as [number, number, number]
-  const after = BigInt(afterNumber)
   const receipts = new Float64Array(clients * events)
   let caughtUp = 0
   const ready = Promise.withResolvers<void>()
   const streams = Array.from({ length: clients }, async (_, client) => {
     const abort = new AbortController()
-    const response = await fetch(`${base}v1/subscribe?after=${after}`, { headers, signal: abort.signal })
+    const response = await fetch(`${base}v1/subscribe?after=${afterNumber}`, { headers, signal: abort.signal })
     if (response.status !== 200) throw new Error(`subscribe answered ${response.status}`)
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-    let buffer = ''
+    // Frames are scanned as bytes (no text decoding): the client's cost per frame competes with the
+    // server for the same two cores.
+    const reader = response.body!.getReader()
+    let rest: Uint8Array = new Uint8Array(0)
     let received = 0
     for (;;) {
       const { done, value } = await reader.read()
       if (done) throw new Error(`stream ${client} ended after ${received} events`)
-      buffer += value
-      let end: number
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const frame = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        if (frame.startsWith('event: caught-up')) {
-          if (++caughtUp === clients) ready.resolve()
-        } else if (frame.startsWith('id: ')) {
-          const position = BigInt(frame.slice(4, frame.indexOf('\n')))
-          receipts[client * events + Number(position - after - 1n)] = now()
+      const bytes = rest.length === 0 ? value : concat(rest, value)
+      let start = 0
+      for (let end = bytes.indexOf(10, start); end >= 0 && end + 1 < bytes.length; end = bytes.indexOf(10, end + 1)) {
+        if (bytes[end + 1] !== 10) continue
+        // A frame is bytes[start, end): "id: N\n..." for an event, "event: caught-up\n..." once.
+        if (bytes[start] === 105 && bytes[start + 1] === 100 && bytes[start + 2] === 58) {
+          let position = 0
+          for (let i = start + 4; bytes[i] !== 10; i++) position = position * 10 + (bytes[i]! - 48)
+          receipts[client * events + (position - afterNumber - 1)] = now()
           if (++received === events) {
             abort.abort()
             return
           }
+        } else if (bytes[start] === 101 && bytes[start + 7] === 99) {
+          if (++caughtUp === clients) ready.resolve()
         }
+        start = end + 2
+        end = end + 1
       }
+      rest = bytes.subarray(start)
     }
   })
   await ready.promise
@@ -102,7 +107,15 @@ if (mode === 'append') {
   }
   latencies.sort()
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!
-  console.log(JSON.stringify({ p50: at(50), p99: at(99), max: latencies[latencies.length - 1] }))
+  const cpu = process.cpuUsage()
+  console.log(JSON.stringify({ p50: at(50), p99: at(99), max: latencies[latencies.length - 1], clientCpuMs: (cpu.user + cpu.system) / 1000 }))
 } else {
   throw new Error(`unknown mode ${mode}`)
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
 }

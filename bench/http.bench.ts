@@ -122,6 +122,8 @@ function load(args: (string | number)[]): { lines: AsyncIterator<string>; child:
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'inherit',
+    // Bun's fetch holds at most 256 requests open by default; the fan-out needs one per stream.
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, SSE_CLIENTS + 64)) },
   })
   async function* lines() {
     let buffer = ''
@@ -169,7 +171,10 @@ async function bestRate(expected: number, pass: () => Promise<number>): Promise<
 }
 
 /** SSE fan-out: every client must see every event; latency from acknowledgement to receipt. */
-async function fanOut(store: EventStore, base: string): Promise<{ p50: number; p99: number; readsPerCommit: number }> {
+async function fanOut(
+  store: EventStore,
+  base: string,
+): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number }> {
   const head = await store.head()
   const { lines, child } = load(['sse', base, SSE_CLIENTS, String(head), SSE_APPENDS])
   const expectLine = async (text: string) => {
@@ -182,6 +187,7 @@ async function fanOut(store: EventStore, base: string): Promise<{ p50: number; p
   let commits = 0
   const detach = store.attach({ name: 'bench-commits', apply() {}, promote: () => void commits++, discard() {} })
   const readsBefore = tail().reads
+  const cpuBefore = process.cpuUsage()
   const acks = new Array<number>(SSE_APPENDS)
   let issued = 0
   await Promise.all(
@@ -194,14 +200,16 @@ async function fanOut(store: EventStore, base: string): Promise<{ p50: number; p
     }),
   )
   await expectLine('received')
+  const cpu = process.cpuUsage(cpuBefore)
+  const serverCpuUsPerFrame = (cpu.user + cpu.system) / (SSE_APPENDS * SSE_CLIENTS)
   const reads = tail().reads - readsBefore
   detach()
   const stdin = child.stdin as import('bun').FileSink
   stdin.write(JSON.stringify(acks))
   await stdin.end()
-  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number }
+  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number; clientCpuMs: number }
   await child.exited
-  return { ...result, readsPerCommit: reads / Math.max(1, commits) }
+  return { ...result, readsPerCommit: reads / Math.max(1, commits), serverCpuUsPerFrame }
 }
 
 const rows: SummaryRow[] = []
@@ -280,7 +288,8 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
   // SSE fan-out.
   const fan = await fanOut(store, server.url)
   console.log(
-    `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}`,
+    `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}; ` +
+      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), load process CPU ${fan.clientCpuMs.toFixed(0)} ms`,
   )
   rows.push({
     scenario: `${backend}: SSE ${SSE_CLIENTS} clients, ack->receipt p99`,

@@ -231,10 +231,11 @@ describe('server-sent events', () => {
     for (const client of clients) await client.frames.until((f) => f.event === 'caught-up')
     await eventually(() => tail().members === 20)
     const readsBefore = tail().reads
-    await store.append({ type: 'Fanned' })
+    await store.append({ type: 'Fanned', data: { to: 'everyone' } })
     for (const client of clients) {
       const frames = await client.frames.until((f) => f.data !== undefined && f.event === undefined)
       expect(frames.at(-1)!.id).toBe('1')
+      expect(JSON.parse(frames.at(-1)!.data!)).toMatchObject({ position: '1', type: 'Fanned', data: { to: 'everyone' } })
     }
     expect(tail().reads - readsBefore).toBe(1)
     for (const client of clients) await client.frames.cancel()

@@ -61,8 +61,8 @@ export async function readRows(store: EventStore<any>, name: string, version = 1
       const sql = tx.sql as TransactionSql
       const exists = await sql.unsafe(`SELECT to_regclass($1) AS t`, [`"${tx.schema}"."${table}"`])
       if (exists[0]!.t === null) return []
-      const rows = await sql.unsafe(`SELECT position::text AS position, partition FROM "${tx.schema}"."${table}" ORDER BY position`)
-      return rows.map((r) => ({ position: BigInt(r.position as string), partition: Number(r.partition) }))
+      const rows = await sql.unsafe(`SELECT position::text AS p, partition FROM "${tx.schema}"."${table}" ORDER BY position`)
+      return rows.map((r) => ({ position: BigInt(r.p as string), partition: Number(r.partition) }))
     }
     if (tx.backend === 'sqlite') {
       const db = tx.db as Database
