@@ -311,3 +311,29 @@ test('projections list, pause and resume go through the server, with the scopes 
     await store.close()
   }
 })
+
+test('tail --api resumes where it stopped when the server restarts, with no gap and no duplicate', async () => {
+  const store = await openStore('memory:')
+  let server = await serve(store, { port: 0, sse: { retryMs: 100 } })
+  const port = Number(new URL(server.url).port)
+  try {
+    const tail = Bun.spawn([process.execPath, cli, 'tail', '--api', server.url], { stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
+    children.push(tail)
+    const output = new Lines(tail.stdout)
+    const errors = new Lines(tail.stderr)
+    await store.append({ type: 'First' })
+    await output.until((l) => l.includes('"First"'))
+    await server.stop()
+    expect(await errors.until((l) => l.includes('the server ended the stream'))).toBe('ringstate: the server ended the stream; resuming after 1')
+    // Appended while no server runs: the tail gets them once it reconnects.
+    await store.append([{ type: 'Second' }, { type: 'Third' }])
+    server = await serve(store, { port, sse: { retryMs: 100 } })
+    await output.until((l) => l.includes('"Third"'))
+    expect(output.seen.map((l) => JSON.parse(l).type)).toEqual(['First', 'Second', 'Third'])
+    tail.kill('SIGTERM')
+    expect(await tail.exited).toBe(0)
+  } finally {
+    await server.stop()
+    await store.close()
+  }
+})
