@@ -2,7 +2,7 @@
  * Live projection definitions (DESIGN.md 6.2): plain data plus functions. The runner
  * (`startProjections`) is the only thing with a lifecycle.
  */
-import type { Database } from 'bun:sqlite'
+import type { SqliteDatabase as Database } from '../store/sqlite/driver.ts'
 import type { TransactionSql } from 'postgres'
 import { InvalidOptionsError } from '../errors.ts'
 import type { EventMap, EventOf, Query, SequencedEvent } from '../store/types.ts'
@@ -26,7 +26,9 @@ interface ContextBase {
  * The context of `handle`, `setup` and `reset`: `tx` is the transaction in which the runner also
  * writes the checkpoint. Narrow on `backend` to get its type:
  * PostgreSQL: the postgres.js transaction (`await ctx.tx\`...\``) and the store's `schema`;
- * SQLite: the bun:sqlite `Database` inside the store's write transaction (use it synchronously);
+ * SQLite: the store's writer connection inside its write transaction (use it synchronously): a
+ * `SqliteDatabase` (`exec`, `prepare`/`query` with `run`/`get`/`all`, integers read as bigint), which is
+ * bun:sqlite's `Database` on Bun and a wrapper over node:sqlite's `DatabaseSync` on Deno and Node;
  * memory: `undefined` (nothing rolls back on memory: keep in-memory read models idempotent).
  */
 export type ProjectionContext =

@@ -4,7 +4,7 @@
  * no row. Tests count rows per position to prove "exactly once". Also used by the child processes
  * of the multi-process tests.
  */
-import type { Database } from 'bun:sqlite'
+import type { SqliteDatabase as Database } from '../store/sqlite/driver.ts'
 import type { TransactionSql } from 'postgres'
 import { storeTransaction, type EventStore, type SequencedEvent, type StoreTransaction, type TransactionalStore } from '../store/types.ts'
 import type { ProjectionContext } from './projection.ts'

@@ -13,7 +13,7 @@
  *   split to find the failing event, and only that shard faults (or the event is dead-lettered).
  */
 import { hostname } from 'node:os'
-import type { Database } from 'bun:sqlite'
+import type { SqliteDatabase as Database } from '../store/sqlite/driver.ts'
 import type { TransactionSql } from 'postgres'
 import { ErrorCode, InvalidOptionsError, LeaseLostError, NotFoundError, WaitTimeoutError, AbortedError } from '../errors.ts'
 import type { EventStore, SequencedEvent, StoreTransaction } from '../store/types.ts'

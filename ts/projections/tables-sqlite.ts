@@ -3,7 +3,7 @@
  * writer connection inside its write transaction (`storeTransaction`), synchronously, so a lease
  * change is serialised with appends and with other processes on the file (BEGIN IMMEDIATE).
  */
-import type { Database } from 'bun:sqlite'
+import type { SqliteDatabase as Database } from '../store/sqlite/driver.ts'
 import type { StoreTransaction } from '../store/types.ts'
 import { partitionsChanged, type DeadLetter, type Lease, type RunInTransaction, type ShardTables } from './tables.ts'
 

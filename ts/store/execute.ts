@@ -145,9 +145,9 @@ export async function execute<C extends CommandRecord, E extends EventMap = Even
  * matched a new event). `initial` seeds it with a condition already decided on (an aggregate's
  * boundary after its loaded position). Internal: not re-exported from the package.
  */
-export function trackDecisions(store: EventStore<any>, signal: AbortSignal | undefined, initial?: AppendCondition) {
+export function trackDecisions<E extends EventMap = EventMap>(store: EventStore<E>, signal: AbortSignal | undefined, initial?: AppendCondition) {
   let remembered: AppendCondition | undefined = initial
-  const project = async <P extends Record<string, Projector<any>>>(projectors: P): Promise<ProjectResult<P>['states']> => {
+  const project = async <P extends Record<string, AnyProjector<any, E>>>(projectors: P): Promise<ProjectResult<P>['states']> => {
     if (remembered === undefined) {
       const { states, condition } = await store.project(projectors, { signal })
       remembered = condition

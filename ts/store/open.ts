@@ -18,7 +18,8 @@ export interface OpenStoreOptions extends StoreOptions, StoreHooks {
  * Open an event store.
  *
  * - `memory:` — in process memory, gone when the process ends (tests, demos).
- * - `sqlite:<path>` — an embedded SQLite file (bun:sqlite, WAL), e.g. `sqlite:./app.db`;
+ * - `sqlite:<path>` — an embedded SQLite file (WAL; bun:sqlite on Bun, node:sqlite on Deno 2 and on
+ *   Node 22.13+/23.4+/24+; an older Node gets INVALID_OPTIONS), e.g. `sqlite:./app.db`;
  *   `sqlite::memory:` for a private in-memory database. This is the default when `url` is
  *   omitted: `sqlite:./data/ringstate.db`, creating `./data`.
  * - `postgres://...` or `postgresql://...` — PostgreSQL through postgres.js, which also reads
