@@ -144,7 +144,7 @@ async function readSummary(url: string): Promise<Record<string, Summary>> {
   } else if (url.startsWith('sqlite:')) {
     const db = new Database(url.slice('sqlite:'.length), { readonly: true })
     try {
-      const rows = db.query('SELECT * FROM order_summary_v1 ORDER BY customer_id').all() as Record<string, number & string>[]
+      const rows = db.query('SELECT * FROM order_summary_v1 ORDER BY customer_id').all() as { customer_id: string; orders: number; amount: number; shipped: number }[]
       for (const r of rows) out[r.customer_id] = { orders: r.orders, amount: r.amount, shipped: r.shipped }
     } finally {
       db.close()

@@ -52,12 +52,17 @@ class UsageError extends Error {}
 
 /** A failed call to a remote server, carrying its problem details. */
 class RemoteError extends Error {
+  readonly status: number
+  readonly code: string
+
   constructor(
-    readonly status: number,
-    readonly code: string,
+    status: number,
+    code: string,
     message: string,
   ) {
     super(message)
+    this.status = status
+    this.code = code
   }
 }
 
@@ -295,10 +300,13 @@ function remoteOf(parsed: Parsed, command: string): Remote | undefined {
 /** A ringstate server's API, as `ringstate --api URL` uses it. */
 class Remote {
   readonly base: URL
+  readonly token: string | undefined
+
   constructor(
     api: string,
-    readonly token: string | undefined,
+    token: string | undefined,
   ) {
+    this.token = token
     let base: URL
     try {
       base = new URL(api)

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { MemoryStore } from '../store/memory/index.ts'
-import { accountAggregate, describeAggregate, withdraw, type AccountEvents, type AccountState } from './aggregate.case.ts'
+import { accountAggregate, describeAggregate, withdraw, type AccountState } from './aggregate.case.ts'
 import { defineAggregate } from './aggregate.ts'
 import { SpecificationError } from './spec.ts'
 

@@ -113,8 +113,11 @@ interface Shard extends ShardKey {
 
 /** Thrown inside the batch transaction to roll it back when the handler failed. */
 class HandlerFailure extends Error {
-  constructor(readonly original: unknown) {
+  readonly original: unknown
+
+  constructor(original: unknown) {
     super(messageOf(original))
+    this.original = original
   }
 }
 

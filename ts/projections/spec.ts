@@ -39,12 +39,17 @@ export interface WhenSpec<State, Events extends EventMap> {
 
 /** An expectation of a specification did not hold. */
 export class SpecificationError extends Error {
+  readonly expected: unknown
+  readonly actual: unknown
+
   constructor(
     message: string,
-    readonly expected: unknown,
-    readonly actual: unknown,
+    expected: unknown,
+    actual: unknown,
   ) {
     super(`${message}\n  expected: ${show(expected)}\n  actual:   ${show(actual)}`)
+    this.expected = expected
+    this.actual = actual
     this.name = 'SpecificationError'
   }
 }

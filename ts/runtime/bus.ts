@@ -17,10 +17,16 @@ export interface FromBusOptions {
 }
 
 class BusDelivery<Msg> implements Delivery<Msg> {
+  readonly message: Msg
+  private readonly seq: number
+
   constructor(
-    readonly message: Msg,
-    private readonly seq: number,
-  ) {}
+    message: Msg,
+    seq: number,
+  ) {
+    this.message = message
+    this.seq = seq
+  }
   get id(): string {
     return String(this.seq)
   }
@@ -51,11 +57,14 @@ export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements So
   /** Events dropped because the queue was full. */
   dropped = 0
 
+  private readonly bus: EventBus<any, any>
+
   constructor(
-    private readonly bus: EventBus<any, any>,
+    bus: EventBus<any, any>,
     types: readonly Msg['type'][],
     options: FromBusOptions = {},
   ) {
+    this.bus = bus
     if (!Array.isArray(types) || types.length === 0 || types.some((type) => typeof type !== 'string' || type.length === 0)) {
       throw new InvalidOptionsError('fromBus(bus, types): types must be a non-empty array of event types')
     }

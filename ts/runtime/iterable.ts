@@ -7,10 +7,16 @@ import { INIT_DELIVERY, isThenable } from './internal.ts'
 import type { CommitInfo, Delivery, Source } from './types.ts'
 
 class ItemDelivery<Msg> implements Delivery<Msg> {
+  readonly message: Msg
+  private readonly seq: number
+
   constructor(
-    readonly message: Msg,
-    private readonly seq: number,
-  ) {}
+    message: Msg,
+    seq: number,
+  ) {
+    this.message = message
+    this.seq = seq
+  }
   get id(): string {
     return String(this.seq)
   }
@@ -31,7 +37,10 @@ export class IterableSource<Msg> implements Source<Msg, Msg> {
   private running = false
   private seq = 0
 
-  constructor(private readonly iterable: Iterable<Msg> | AsyncIterable<Msg>) {
+  private readonly iterable: Iterable<Msg> | AsyncIterable<Msg>
+
+  constructor(iterable: Iterable<Msg> | AsyncIterable<Msg>) {
+    this.iterable = iterable
     if (iterable === null || typeof iterable !== 'object' && typeof iterable !== 'string') {
       throw new InvalidOptionsError('fromIterable needs an iterable or an async iterable')
     }

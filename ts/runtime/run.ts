@@ -49,7 +49,11 @@ const macrotask: () => Promise<void> =
 
 /** Thrown inside the loop when the run's signal aborted mid-tick; the loop turns it into reason 'aborted'. */
 class AbortTick {
-  constructor(readonly reason: unknown) {}
+  readonly reason: unknown
+
+  constructor(reason: unknown) {
+    this.reason = reason
+  }
 }
 
 type MaybePromise<T> = T | Promise<T>
@@ -134,13 +138,20 @@ class Engine<Model, Msg, Out> {
   private readonly replayWhen: ((delivery: Delivery<Msg>) => boolean) | undefined
   private readonly onError: RunOptions<Msg>['onError']
 
+  private readonly program: Program<Model, Msg, Out>
+  private readonly source: Source<Msg, Out>
+  private readonly viewEach: boolean
+
   constructor(
-    private readonly program: Program<Model, Msg, Out>,
-    private readonly source: Source<Msg, Out>,
+    program: Program<Model, Msg, Out>,
+    source: Source<Msg, Out>,
     options: RunOptions<Msg>,
     /** `run` shows every model; `batch` only the final one. */
-    private readonly viewEach: boolean,
+    viewEach: boolean,
   ) {
+    this.program = program
+    this.source = source
+    this.viewEach = viewEach
     this.runSignal = options.signal ?? NEVER_ABORTED
     this.nextSignal = options.signal ? AbortSignal.any([options.signal, this.stopController.signal]) : this.stopController.signal
     this.replayAll = options.replay === true

@@ -52,7 +52,13 @@ class TracingSource<Msg> implements Source<Msg, Msg> {
   private index = 0
   private open: Delivery<Msg> | undefined
   private staged: readonly Msg[] | undefined
-  constructor(private readonly items: (Msg | null)[], private readonly asyncNext = false) {}
+  private readonly items: (Msg | null)[]
+  private readonly asyncNext: boolean
+
+  constructor(items: (Msg | null)[], asyncNext: boolean = false) {
+    this.items = items
+    this.asyncNext = asyncNext
+  }
   next(): Delivery<Msg> | undefined | Promise<Delivery<Msg> | undefined> {
     if (this.open !== undefined) this.violations.push(`next while ${this.open.id} is open`)
     if (this.index >= this.items.length) return undefined

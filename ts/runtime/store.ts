@@ -97,12 +97,19 @@ export class StoreSource<E extends EventMap> implements Source<EventOf<E>, Input
   private deferredCount = 0
   private readonly deferLimit: number
 
+  private readonly store: EventStore<E>
+  private readonly query: Query
+  private readonly config: StoreSourceConfig
+
   /** @internal use `fromStore` */
   constructor(
-    private readonly store: EventStore<E>,
-    private readonly query: Query,
-    private readonly config: StoreSourceConfig,
+    store: EventStore<E>,
+    query: Query,
+    config: StoreSourceConfig,
   ) {
+    this.store = store
+    this.query = query
+    this.config = config
     this.through = config.after
     this.deferLimit = config.batchSize ?? 1000
   }

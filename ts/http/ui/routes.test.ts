@@ -20,7 +20,7 @@ test('the page, its module and its stylesheet are served with the strict policy'
 test('the page has no inline script, no inline style and nothing from another origin', async () => {
   const html = await (await app.request('/ui')).text()
   const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)]
-  expect(scripts.map((m) => [m[1].trim(), m[2]])).toEqual([['type="module" src="ui/app.js"', '']])
+  expect(scripts.map((m) => [m[1]!.trim(), m[2]])).toEqual([['type="module" src="ui/app.js"', '']])
   expect(html).not.toMatch(/\sstyle=|<style|\son[a-z]+=|https?:\/\//)
   // Data goes into the page as text only: no HTML parsing sink anywhere in the module's code.
   const code = (await (await app.request('/ui/app.js')).text()).replace(/^\s*\/\/.*$/gm, '')
