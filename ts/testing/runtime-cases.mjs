@@ -3,7 +3,8 @@
 // (ts/testing/runtimes.node.mjs, over the compiled dist/). Plain JavaScript so that Node 20 loads it
 // without a TypeScript step. Each case is [name, async () => void] and throws on any failure.
 //
-// `lib` holds the modules under test: { ringstate, bus, cache, projections, runtime, http }.
+// `lib` holds the modules under test: { ringstate, bus, cache, projections, runtime, http, driver }
+// (driver: ts/store/sqlite/driver.ts, the SQLite driver choice).
 // `env` holds what differs per runtime:
 //   name               'deno' | 'node'
 //   tempDir()          a fresh directory (removed by the suite at the end)
@@ -327,6 +328,42 @@ async function sqliteStoreCase(lib, env) {
   }
 }
 
+/** The runtime's SQLite driver (node:sqlite here) behaves as the backend expects of bun:sqlite. */
+async function nodeSqliteDriverCase(lib, env) {
+  const open = await lib.driver.sqliteDriver()
+  const path = join(env.tempDir(), 'driver.db')
+  const holder = open(path, true)
+  const other = open(path, true)
+  const thrown = (fn) => {
+    try {
+      fn()
+    } catch (error) {
+      return error
+    }
+    assert.fail('expected an error')
+  }
+  try {
+    holder.exec('PRAGMA journal_mode = WAL')
+    holder.exec('CREATE TABLE t (x INTEGER, b BLOB)')
+    assert.equal(holder.prepare('INSERT INTO t VALUES (?, ?)').run(9007199254740993n, new Uint8Array([1, 2])).changes, 1)
+    const row = holder.query('SELECT x, b FROM t').get()
+    assert.equal(row.x, 9007199254740993n)
+    assert.deepEqual([...row.b], [1, 2])
+    assert.equal(holder.query('SELECT x FROM t WHERE x = 0').get(), null)
+    assert.equal(holder.query('SELECT x, b FROM t'), holder.query('SELECT x, b FROM t'))
+    assert.equal(holder.inTransaction, false)
+    other.exec('PRAGMA busy_timeout = 0')
+    holder.exec('BEGIN IMMEDIATE')
+    assert.equal(holder.inTransaction, true)
+    assert.equal(lib.driver.isBusyError(thrown(() => other.exec('BEGIN IMMEDIATE'))), true)
+    holder.exec('ROLLBACK')
+    assert.equal(lib.driver.isBusyError(thrown(() => other.exec('NOT SQL'))), false)
+  } finally {
+    holder.close()
+    other.close()
+  }
+}
+
 /** The embedded default (`openStore()` with no URL: sqlite:./data/ringstate.db), in a scratch cwd. */
 async function embeddedDefaultCase(lib, env) {
   const dir = env.tempDir()
@@ -456,6 +493,7 @@ export function runtimeCases(lib, env) {
   ]
   if (env.sqlite === 'real') {
     cases.push(
+      ['store: the node:sqlite driver reads bigints and blobs, caches queries, answers null for no row and tells a held write lock from other errors', () => nodeSqliteDriverCase(lib, env)],
       ['projections: a runner over a SQLite file writes its read model through the store connection', async () => projectionRunner(lib, await ringstate.openStore(sqliteUrl()))],
       ['runtime: run over fromStore on a SQLite file', async () => runtimeOverStore(lib, await ringstate.openStore(sqliteUrl()))],
     )

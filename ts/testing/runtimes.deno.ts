@@ -14,6 +14,7 @@ import * as http from '../http/index.ts'
 import * as ringstate from '../index.ts'
 import * as projections from '../projections/index.ts'
 import * as runtime from '../runtime/index.ts'
+import * as driver from '../store/sqlite/driver.ts'
 import { freshDatabase, type FreshDatabase } from './postgres.ts'
 import { runtimeCases, until } from './runtime-cases.mjs'
 
@@ -50,7 +51,7 @@ function startRingConsumer(handle: unknown) {
 }
 
 const cases = runtimeCases(
-  { ringstate, bus, cache, projections, runtime, http },
+  { ringstate, bus, cache, projections, runtime, http, driver },
   {
     name: 'deno',
     sqlite: 'real',

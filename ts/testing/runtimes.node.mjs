@@ -18,6 +18,7 @@ import * as http from '../../dist/http/index.js'
 import * as ringstate from '../../dist/index.js'
 import * as projections from '../../dist/projections/index.js'
 import * as runtime from '../../dist/runtime/index.js'
+import * as driver from '../../dist/store/sqlite/driver.js'
 import { startCluster } from './pg-cluster.mjs'
 import { runtimeCases, until } from './runtime-cases.mjs'
 
@@ -79,7 +80,7 @@ function startRingConsumer(handle) {
 }
 
 const cases = runtimeCases(
-  { ringstate, bus, cache, projections, runtime, http },
+  { ringstate, bus, cache, projections, runtime, http, driver },
   {
     name: 'node',
     sqlite: hasNodeSqlite() ? 'real' : 'unavailable',
