@@ -73,7 +73,8 @@ function checkStep<Model, Out>(
 ): readonly [Model, (readonly Cmd<Out>[])?] {
   // Arrays first: the common case costs one check (and an array is never a thenable here).
   if (Array.isArray(result) && result.length !== 0 && result.length <= 2) {
-    const commands = result[1]
+    // Never read past the end: an out-of-bounds index read takes the engine's slow path.
+    const commands = result.length === 2 ? result[1] : undefined
     if (commands === undefined || commands === null || Array.isArray(commands)) {
       return result as unknown as readonly [Model, (readonly Cmd<Out>[])?]
     }
@@ -332,7 +333,7 @@ class Engine<Model, Msg, Out> {
       }
       const step = checkStep<Model, Out>(result, 'update')
       next = step[0]
-      commands = step[1]
+      commands = step.length === 2 ? step[1] : undefined
       this.counters.processed++
       if (this.viewEach && this.program.view !== undefined) {
         this.show(next, { position: delivery.position, replaying }, delivery.position)

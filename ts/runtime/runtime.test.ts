@@ -637,3 +637,69 @@ function bind<Msg>(source: Source<Msg, Msg>): Source<Msg, Msg> {
     put: source.put?.bind(source),
   }
 }
+
+describe('against a reference interpreter', () => {
+  /** mulberry32: seeded, so a failing case can be replayed from its seed. */
+  function generator(seed: number): () => number {
+    let state = seed >>> 0
+    return () => {
+      state = (state + 0x6d2b79f5) >>> 0
+      let t = state
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+
+  test('random programs with sync, async, null and slow commands give the order a synchronous interpreter gives', async () => {
+    for (let seed = 1; seed <= 25; seed++) {
+      const random = generator(seed)
+      // A message is a path in a tree: each message below depth 3 fans out into 0..3 children,
+      // some null, each computed by a command that is sync, async, or finishes after a random delay.
+      const fanOut = new Map<string, ({ child: string; mode: number } | null)[]>()
+      const children = (msg: string) => {
+        let made = fanOut.get(msg)
+        if (made === undefined) {
+          const count = msg.split('.').length > 3 ? 0 : Math.floor(random() * 4)
+          made = Array.from({ length: count }, (_, i) => (random() < 0.2 ? null : { child: `${msg}.${i}`, mode: Math.floor(random() * 4) }))
+          fanOut.set(msg, made)
+        }
+        return made
+      }
+      const items = Array.from({ length: 1 + Math.floor(random() * 6) }, (_, i) => `m${i}`)
+
+      // The reference: results of a delivery, in command order, queued behind earlier results and
+      // ahead of the next item.
+      const expected: string[] = []
+      const lane: string[] = []
+      const visit = (msg: string) => {
+        expected.push(msg)
+        for (const spec of children(msg)) if (spec !== null && spec.mode !== 3) lane.push(spec.child)
+      }
+      for (const item of items) {
+        visit(item)
+        while (lane.length > 0) visit(lane.shift()!)
+      }
+
+      const delays = generator(seed * 7919)
+      const command = (spec: { child: string; mode: number } | null): Cmd<string> => {
+        if (spec === null) return null
+        switch (spec.mode) {
+          case 0:
+            return () => spec.child
+          case 1:
+            return async () => spec.child
+          case 2:
+            return cmd.delay(Math.floor(delays() * 3), spec.child)
+          default:
+            return async () => null // ran, yielded nothing
+        }
+      }
+      const { model } = await batch(
+        { init: () => [[] as string[]], update: (msg: string, seen: string[]) => [[...seen, msg], children(msg).map(command)] },
+        fromIterable(items),
+      )
+      expect({ seed, order: model }).toEqual({ seed, order: expected })
+    }
+  })
+})

@@ -173,7 +173,11 @@ export interface RunHandle<Model> {
   metrics(): RuntimeMetrics
   /** Finish the current delivery, take no other, end with reason `'stopped'`. Resolves once ended. */
   stop(): Promise<void>
-  /** Settles when the run ends: resolves on end, stop or abort; rejects on a failure with `onError: 'stop'`. */
+  /**
+   * Settles when the run ends: resolves on end, stop or abort; rejects on a failure with
+   * `onError: 'stop'` (or a failing source). Await it (or `stop()`, which never rejects) so a
+   * failure is not an unhandled rejection.
+   */
   readonly done: Promise<RunResult<Model>>
 }
 

@@ -1,7 +1,9 @@
 /**
  * A worker for the runtime's SIGKILL test. It runs a program over `fromStore` that, for every
  * `Input` event, runs one command: the command records `ran <position>` in a side file (appended
- * and fsynced, so the record survives the kill) and yields one `Output` event. The worker kills
+ * and fsynced, so the record survives the kill) and yields one `Output` event, except for inputs
+ * at a position divisible by 4, whose command yields nothing (an effect without an output: its
+ * commit is the checkpoint marker, not an append). The worker kills
  * itself with SIGKILL at random points (seeded): inside the command before or after the record,
  * and just before and just after each write the runtime makes (the append that carries the output
  * and the checkpoint, the checkpoint marker).
@@ -92,6 +94,7 @@ const handle = run(
             maybeDie()
             record(`ran ${position}`)
             maybeDie()
+            if (position % 4n === 0n) return null
             return { type: 'Output' as const, tags: [`input:${position}`], data: { input: String(position) } }
           },
         ],
