@@ -36,8 +36,11 @@ export const MAX_NAME_LENGTH = 256
  * read back would differ from the one written).
  */
 export function isStorableText(text: string): boolean {
-  return !UNSTORABLE.test(text)
+  // Most strings hold no NUL and no surrogate at all; only those that do need the exact check.
+  return !MAYBE_UNSTORABLE.test(text) || !UNSTORABLE.test(text)
 }
+
+const MAYBE_UNSTORABLE = /[\0\ud800-\udfff]/
 
 /** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/

@@ -4,7 +4,7 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { InlineProjector, SequencedEvent } from '../types.ts'
+import { storeTransaction, type EventStore, type InlineProjector, type SequencedEvent, type TransactionalStore } from '../types.ts'
 import { openSqliteStore } from './index.ts'
 import { SCHEMA_VERSION } from './schema.ts'
 
@@ -238,4 +238,56 @@ describe('sqlite: an open write transaction is invisible to readers', () => {
       }
     })
   }
+})
+
+describe('sqlite: the transaction hook and storage errors', () => {
+  test('the transaction hook runs on the writer connection inside its write transaction; a throw rolls back', async () => {
+    const store = await openSqliteStore(freshPath())
+    const transact = (store as EventStore & TransactionalStore)[storeTransaction].bind(store)
+    try {
+      await transact((tx) => {
+        if (tx.backend !== 'sqlite') throw new Error('not sqlite')
+        const db = tx.db as Database
+        expect(db.inTransaction).toBe(true)
+        db.exec('CREATE TABLE read_model (k TEXT PRIMARY KEY, v INTEGER)')
+        db.query('INSERT INTO read_model VALUES (?, ?)').run('a', 1)
+      })
+      const error = await transact((tx) => {
+        ;((tx as { db: unknown }).db as Database).query('INSERT INTO read_model VALUES (?, ?)').run('b', 2)
+        throw new Error('changed my mind')
+      }).catch((caught) => caught)
+      expect((error as Error).message).toBe('changed my mind')
+      const raw = new Database((store as unknown as { path: string }).path, { readonly: true })
+      try {
+        expect(raw.query('SELECT k, v FROM read_model').all()).toEqual([{ k: 'a', v: 1 }])
+      } finally {
+        raw.close()
+      }
+      expect(await store.append({ type: 'After' })).toMatchObject({ position: 1n })
+    } finally {
+      await store.close()
+    }
+  })
+
+  test("a storage error keeps SQLite's code and message only", async () => {
+    const path = freshPath()
+    const store = await openSqliteStore(path)
+    try {
+      await store.append({ type: 'Warmup' }, undefined, { checkpoint: { name: 'c', position: 1n } })
+      const raw = new Database(path)
+      raw.exec('DROP TABLE checkpoints')
+      raw.close()
+      const error = await store
+        .append({ type: 'Payment', data: { card: '4111-1111-1111-1111' } }, undefined, { checkpoint: { name: 'c', position: 2n } })
+        .catch((caught) => caught)
+      expect(error).toMatchObject({ code: 'STORAGE_ERROR' })
+      const cause = (error as Error).cause as Record<string, unknown>
+      expect(typeof cause.message).toBe('string')
+      expect(Object.keys(cause).filter((key) => key !== 'code' && key !== 'name')).toEqual([])
+      expect(JSON.stringify({ message: (error as Error).message, cause: cause.message, stack: cause.stack })).not.toContain('4111')
+      expect(await store.head()).toBe(1n)
+    } finally {
+      await store.close()
+    }
+  })
 })
