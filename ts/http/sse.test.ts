@@ -238,6 +238,9 @@ describe('server-sent events', () => {
       expect(JSON.parse(frames.at(-1)!.data!)).toMatchObject({ position: '1', type: 'Fanned', data: { to: 'everyone' } })
     }
     expect(tail().reads - readsBefore).toBe(1)
+    const metrics = await (await fetch(new URL('/metrics', server.url), { headers: auth })).text()
+    expect(metrics).toContain('ringstate_sse_clients 20')
+    expect(metrics).toContain('ringstate_sse_events_sent_total 20')
     for (const client of clients) await client.frames.cancel()
   })
 
