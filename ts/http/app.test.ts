@@ -599,6 +599,23 @@ describe('ringstate/http on postgres', () => {
   })
 })
 
+describe('ringstate/http on an unreachable PostgreSQL', () => {
+  test('ready is 503 STORAGE_ERROR once the database is gone, with no connection string in the answer', async () => {
+    const doomed = await freshDatabase()
+    const store = await openStore(doomed.url)
+    const call = client(createApp(store))
+    expect((await call('/health/ready')).status).toBe(200)
+    await doomed.drop()
+    const ready = await call('/health/ready')
+    expect(ready).toMatchObject({ status: 503, type: 'application/problem+json', json: { code: 'STORAGE_ERROR', status: 503 } })
+    expect(ready.text).not.toContain(doomed.name)
+    expect(ready.text).not.toContain('postgres://')
+    const head = await call('/v1/head')
+    expect(head).toMatchObject({ status: 503, json: { code: 'STORAGE_ERROR', detail: 'the storage is unavailable; try again later' } })
+    await store.close()
+  })
+})
+
 /** `await using` for a store. */
 function disposable<S extends EventStore>(store: S): S & AsyncDisposable {
   return Object.assign(store, { [Symbol.asyncDispose]: () => store.close() })
