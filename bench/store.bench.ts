@@ -368,7 +368,7 @@ async function postgresReads(url: string, rows: SummaryRow[]): Promise<void> {
     console.log(`loaded in ${loadSeconds.toFixed(1)} s = ${formatRate(READ_EVENTS / loadSeconds)} events`)
     // Sets hint bits and the visibility map, so neither reader pays for the load's first touch.
     const vacuumStarted = performance.now()
-    await raw.unsafe('VACUUM (ANALYZE) events, event_tags')
+    await raw.unsafe('VACUUM (ANALYZE) ringstate.events, ringstate.event_tags')
     console.log(`VACUUM (ANALYZE) in ${((performance.now() - vacuumStarted) / 1000).toFixed(1)} s`)
     rows.push({
       scenario: `postgres load ${READ_EVENTS.toLocaleString('en-US')} events via append (10,000/append)`,
@@ -389,7 +389,7 @@ async function postgresReads(url: string, rows: SummaryRow[]): Promise<void> {
     const readRaw = async () => {
       let count = 0
       let check = 0
-      const cursor = raw`SELECT position, type, tags, data, metadata, id, recorded_at FROM events ORDER BY position`.cursor(1000)
+      const cursor = raw`SELECT position, type, tags, data, metadata, id, recorded_at FROM ringstate.events ORDER BY position`.cursor(1000)
       for await (const page of cursor) {
         for (const row of page) {
           count++
@@ -447,8 +447,8 @@ async function postgresReads(url: string, rows: SummaryRow[]): Promise<void> {
       })
       bench(rawLabel, async () => {
         const tag = tagOf(m++)
-        const found = await raw`SELECT position, type, tags, data, metadata, id, recorded_at FROM events
-          WHERE position IN (SELECT position FROM event_tags WHERE tag = ${tag})
+        const found = await raw`SELECT position, type, tags, data, metadata, id, recorded_at FROM ringstate.events
+          WHERE position IN (SELECT position FROM ringstate.event_tags WHERE tag = ${tag})
             AND type IN ('MoneyDeposited', 'MoneyWithdrawn') ORDER BY position`
         let sum = 0
         for (const row of found) sum += (row.data as { amount: number }).amount

@@ -911,6 +911,32 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       expect(stats(store).tail).toMatchObject({ members: 0, watching: false })
     }))
 
+    test('a follower too far behind leaves the tail and catches up alone, missing and repeating nothing', withOptions({ streamBatchSize: 5 })(async (store) => {
+      const controller = new AbortController()
+      const iterator = store.follow('all', { signal: controller.signal })[Symbol.asyncIterator]()
+      expect((await iterator.next()).value).toEqual({ events: [], through: 0n, caughtUp: true })
+      await until(() => stats(store).tail.members === 1, 'the follower joined the tail')
+      // Nobody consumes while 30 commits land: the tail holds at most 4 pages for it, then lets go.
+      for (let i = 1; i <= 30; i++) await store.append({ type: 'A', data: { i } })
+      await until(() => stats(store).tail.members === 0, 'the lagging follower was dropped from the tail')
+      const seen: bigint[] = []
+      let through = 0n
+      while (through < 30n) {
+        const batch = (await iterator.next()).value as FollowBatch
+        expect(batch.through).toBeGreaterThanOrEqual(through)
+        through = batch.through
+        seen.push(...positions(batch.events))
+      }
+      expect(seen).toEqual(range(1, 30))
+      // Caught up again, it rejoins the tail and gets live commits from it.
+      await until(() => stats(store).tail.members === 1, 'the follower rejoined the tail')
+      const next = iterator.next()
+      await store.append({ type: 'B' })
+      expect((await next).value).toMatchObject({ events: [{ position: 31n, type: 'B' }], through: 31n, caughtUp: true })
+      controller.abort()
+      expect((await iterator.next()).done).toBe(true)
+    }))
+
     test('a follower that breaks out of its loop leaves the tail', withStore(async (store) => {
       await store.append({ type: 'A' })
       for await (const batch of store.follow('all')) {

@@ -77,6 +77,7 @@ export interface StoreBackend {
   /**
    * Decide and write one batch atomically, in order: idempotency, then the condition, then the
    * rows (events, tags, the command row, the checkpoint upsert). One outcome per append, in order.
+   * `via` is a lane's, or undefined for the backend's default connection (a retry after a failure).
    */
   writeBatch(via: unknown, batch: readonly QueuedAppend[], beforeCommit?: BeforeCommit): Promise<AppendOutcome[]>
   /** Run `fn` inside one write transaction; a throw rolls it back. Called by the writer, alone. */

@@ -253,10 +253,10 @@ export class Writer {
       return
     }
     for (const append of live) {
-      // A failure at commit time leaves it unknown whether the batch was written.
+      // A failure at commit time leaves it unknown whether the batch was written. The retry goes
+      // on the backend's default connection (via undefined), not on a lane batches may be using.
       append.checkIds = true
-      const lane = await this.#backend.lane(0, false)
-      await this.#commit([append], lane?.via)
+      await this.#commit([append], undefined)
     }
   }
 

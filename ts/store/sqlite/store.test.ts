@@ -253,7 +253,7 @@ describe('sqlite: the transaction hook and storage errors', () => {
         db.query('INSERT INTO read_model VALUES (?, ?)').run('a', 1)
       })
       const error = await transact((tx) => {
-        ;(tx.db as Database).query('INSERT INTO read_model VALUES (?, ?)').run('b', 2)
+        ;((tx as { db: unknown }).db as Database).query('INSERT INTO read_model VALUES (?, ?)').run('b', 2)
         throw new Error('changed my mind')
       }).catch((caught) => caught)
       expect((error as Error).message).toBe('changed my mind')
