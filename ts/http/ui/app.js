@@ -76,6 +76,7 @@ async function request(path, { method = 'GET', body, signal } = {}) {
     signal,
     cache: 'no-store',
   })
+  reachable()
   if (!response.ok) throw new ApiError(response.status, await problemOf(response))
   const text = await response.text()
   return text ? JSON.parse(text) : undefined
@@ -110,7 +111,11 @@ function showError(error) {
     showBanner(`${error.title}: ${error.message} (${error.code})`)
     return
   }
-  showBanner(`Cannot reach the server: ${error?.message ?? error}`)
+  showBanner(`Cannot reach the server: ${error?.message ?? error}`, 'offline')
+}
+/** The server answered: a "cannot reach" banner is out of date. */
+function reachable() {
+  if ($('banner').dataset.kind === 'offline') hideBanner()
 }
 $('banner-close').addEventListener('click', hideBanner)
 
@@ -408,6 +413,13 @@ async function loadEvents() {
     if (generation !== eventsState.generation) return
     $('events-count').textContent = ''
     showError(error)
+    // The server is down or restarting: try again, as the live tail would, until it answers.
+    if (!(error instanceof ApiError) || error.status >= 500) {
+      setLiveStatus('reconnecting')
+      setTimeout(() => {
+        if (generation === eventsState.generation && currentView === 'events') loadEvents()
+      }, tail.retryMs)
+    }
   }
 }
 
@@ -576,6 +588,7 @@ async function runTail(signal) {
         signal,
         cache: 'no-store',
       })
+      reachable()
       if (!response.ok) {
         const error = new ApiError(response.status, await problemOf(response))
         // Retrying cannot fix a bad token or a bad filter; say so and stop.
