@@ -729,7 +729,11 @@ function renderProjections(list, admin) {
     const lag = shard.lag ?? ''
     const row = el('tr', {}, [
       el('td', { className: 'strong', text: shard.name ?? '' }),
-      el('td', { className: 'num mono', text: shard.version ?? '' }),
+      el('td', { className: 'num mono' }, [
+        String(shard.version ?? ''),
+        // A new version being built beside the active one: readers still read the old one.
+        ...(shard.active === false ? [el('span', { className: 'building', text: 'building', title: 'built beside the active version' })] : []),
+      ]),
       el('td', { className: 'num mono', text: shard.partition ?? 0 }),
       el('td', {}, [el('span', { className: 'state', text: shard.state ?? 'unknown', attrs: { 'data-state': shard.state ?? 'unknown' } })]),
       el('td', { className: 'num mono', text: formatCount(shard.position) }),
@@ -897,3 +901,4 @@ function tokenChanged() {
 showTokenState()
 setLiveStatus('off')
 route()
+if (currentView !== 'events') refreshHead()
