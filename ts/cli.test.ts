@@ -81,6 +81,23 @@ test('append then read prints the event as a JSON line in the wire format', asyn
   expect(JSON.parse(read.stdout)).toMatchObject({ position: '1', type: 'user-registered', tags: ['user:ada'], data: { name: 'Ada' }, id: result.ids[0] })
 })
 
+test('append reads --data from a file with @PATH and from stdin with @-', async () => {
+  writeFileSync(join(dir, 'order.json'), '{"orderId":"o-1","lines":[{"sku":"KB-01","qty":2}]}')
+  expect((await ringstate('append', 'OrderPlaced', '--data', `@${join(dir, 'order.json')}`, '--url', url)).code).toBe(0)
+  const child = Bun.spawn([process.execPath, cli, 'append', 'OrderNoted', '--data', '@-', '--url', url], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
+  child.stdin.write('{"note":"from stdin"}')
+  await child.stdin.end()
+  expect(await child.exited).toBe(0)
+  const read = await ringstate('read', '--url', url)
+  expect(read.stdout.trim().split('\n').map((line) => JSON.parse(line).data)).toEqual([
+    { orderId: 'o-1', lines: [{ sku: 'KB-01', qty: 2 }] },
+    { note: 'from stdin' },
+  ])
+  const missing = await ringstate('append', 'X', '--data', '@/no/such/file.json', '--url', url)
+  expect(missing.code).toBe(2)
+  expect(missing.stderr).toContain('--data: cannot read /no/such/file.json: ENOENT')
+})
+
 test('bad event input exits 1 with the error code and writes nothing', async () => {
   const appended = await ringstate('append', 'x'.repeat(129), '--url', url)
   expect(appended.code).toBe(1)
@@ -308,6 +325,32 @@ test('projections list, pause and resume go through the server, with the scopes 
   } finally {
     await server.stop()
     await runner.stop()
+    await store.close()
+  }
+})
+
+test('tail --api resumes where it stopped when the server restarts, with no gap and no duplicate', async () => {
+  const store = await openStore('memory:')
+  let server = await serve(store, { port: 0, sse: { retryMs: 100 } })
+  const port = Number(new URL(server.url).port)
+  try {
+    const tail = Bun.spawn([process.execPath, cli, 'tail', '--api', server.url], { stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
+    children.push(tail)
+    const output = new Lines(tail.stdout)
+    const errors = new Lines(tail.stderr)
+    await store.append({ type: 'First' })
+    await output.until((l) => l.includes('"First"'))
+    await server.stop()
+    expect(await errors.until((l) => l.includes('the server ended the stream'))).toBe('ringstate: the server ended the stream; resuming after 1')
+    // Appended while no server runs: the tail gets them once it reconnects.
+    await store.append([{ type: 'Second' }, { type: 'Third' }])
+    server = await serve(store, { port, sse: { retryMs: 100 } })
+    await output.until((l) => l.includes('"Third"'))
+    expect(output.seen.map((l) => JSON.parse(l).type)).toEqual(['First', 'Second', 'Third'])
+    tail.kill('SIGTERM')
+    expect(await tail.exited).toBe(0)
+  } finally {
+    await server.stop()
     await store.close()
   }
 })

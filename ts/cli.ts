@@ -169,9 +169,21 @@ function integerOption(parsed: Parsed, name: string, min: number, max: number): 
   return number
 }
 
+/**
+ * A JSON option. `@PATH` reads the JSON from a file and `@-` from stdin: no JSON text starts with
+ * `@`, so the two cannot be confused, and large payloads need not fit on a command line.
+ */
 function jsonOption(parsed: Parsed, name: string): unknown {
-  const value = str(parsed, name)
+  let value = str(parsed, name)
   if (value === undefined) return undefined
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    try {
+      value = readFileSync(path === '-' ? 0 : path, 'utf8')
+    } catch (error) {
+      throw new UsageError(`--${name}: cannot read ${path === '-' ? 'stdin' : path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    }
+  }
   try {
     return JSON.parse(value)
   } catch (error) {
@@ -533,8 +545,8 @@ const appendCommand: Command = {
     `  --condition '{"failIfEventsMatch":[{"types":["UserRegistered"],"tags":["user:ada"]}],"after":"12"}'`,
   options: {
     tag: { type: 'string', multiple: true, value: 'k:v', help: 'tag to attach (repeatable)' },
-    data: { type: 'string', value: 'JSON', help: 'the event data' },
-    metadata: { type: 'string', value: 'JSON', help: 'the event metadata (a JSON object)' },
+    data: { type: 'string', value: 'JSON', help: 'the event data (@FILE reads it from a file, @- from stdin)' },
+    metadata: { type: 'string', value: 'JSON', help: 'the event metadata, a JSON object (@FILE, @- as for --data)' },
     id: { type: 'string', value: 'ID', help: 'idempotency id: appending the same id again returns the first result' },
     condition: { type: 'string', value: 'JSON', help: 'append only if no event matches: { "failIfEventsMatch": [...], "after"?: "N" }' },
     ...storeOption,

@@ -76,6 +76,7 @@ async function request(path, { method = 'GET', body, signal } = {}) {
     signal,
     cache: 'no-store',
   })
+  reachable()
   if (!response.ok) throw new ApiError(response.status, await problemOf(response))
   const text = await response.text()
   return text ? JSON.parse(text) : undefined
@@ -110,7 +111,11 @@ function showError(error) {
     showBanner(`${error.title}: ${error.message} (${error.code})`)
     return
   }
-  showBanner(`Cannot reach the server: ${error?.message ?? error}`)
+  showBanner(`Cannot reach the server: ${error?.message ?? error}`, 'offline')
+}
+/** The server answered: a "cannot reach" banner is out of date. */
+function reachable() {
+  if ($('banner').dataset.kind === 'offline') hideBanner()
 }
 $('banner-close').addEventListener('click', hideBanner)
 
@@ -235,7 +240,7 @@ window.addEventListener('hashchange', route)
 async function refreshHead() {
   try {
     const { head } = await request('/v1/head')
-    showHead(head)
+    showHead(head, true)
     return head
   } catch (error) {
     showError(error)
@@ -243,8 +248,9 @@ async function refreshHead() {
   }
 }
 let shownHead
-function showHead(head) {
-  if (head === undefined || !isAfter(head, shownHead)) return
+/** Shows the head; a live event only moves it forward, the server's answer sets it (a new store may be behind). */
+function showHead(head, fromServer = false) {
+  if (head === undefined || (!fromServer && !isAfter(head, shownHead))) return
   shownHead = String(head)
   $('head').textContent = formatCount(shownHead)
 }
@@ -390,7 +396,7 @@ async function loadEvents() {
     // The head first: the live tail starts after it, so nothing appended while the first page
     // loads is missed (duplicates are dropped by position).
     const { head } = await request('/v1/head')
-    showHead(head)
+    showHead(head, true)
     const params = filterParams()
     params.set('backwards', 'true')
     params.set('limit', String(PAGE_SIZE))
@@ -407,6 +413,13 @@ async function loadEvents() {
     if (generation !== eventsState.generation) return
     $('events-count').textContent = ''
     showError(error)
+    // The server is down or restarting: try again, as the live tail would, until it answers.
+    if (!(error instanceof ApiError) || error.status >= 500) {
+      setLiveStatus('reconnecting')
+      setTimeout(() => {
+        if (generation === eventsState.generation && currentView === 'events') loadEvents()
+      }, tail.retryMs)
+    }
   }
 }
 
@@ -575,6 +588,7 @@ async function runTail(signal) {
         signal,
         cache: 'no-store',
       })
+      reachable()
       if (!response.ok) {
         const error = new ApiError(response.status, await problemOf(response))
         // Retrying cannot fix a bad token or a bad filter; say so and stop.
@@ -715,7 +729,11 @@ function renderProjections(list, admin) {
     const lag = shard.lag ?? ''
     const row = el('tr', {}, [
       el('td', { className: 'strong', text: shard.name ?? '' }),
-      el('td', { className: 'num mono', text: shard.version ?? '' }),
+      el('td', { className: 'num mono' }, [
+        String(shard.version ?? ''),
+        // A new version being built beside the active one: readers still read the old one.
+        ...(shard.active === false ? [el('span', { className: 'building', text: 'building', title: 'built beside the active version' })] : []),
+      ]),
       el('td', { className: 'num mono', text: shard.partition ?? 0 }),
       el('td', {}, [el('span', { className: 'state', text: shard.state ?? 'unknown', attrs: { 'data-state': shard.state ?? 'unknown' } })]),
       el('td', { className: 'num mono', text: formatCount(shard.position) }),
@@ -883,3 +901,4 @@ function tokenChanged() {
 showTokenState()
 setLiveStatus('off')
 route()
+if (currentView !== 'events') refreshHead()
