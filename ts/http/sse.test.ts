@@ -128,6 +128,21 @@ describe('server-sent events', () => {
     await frames.cancel()
   })
 
+  test('events larger than the shared frame cache keeps arrive whole, in order, to every stream', async () => {
+    await using store = disposable(await openStore('memory:'))
+    await using server = await serve(store, { port: 0, tokens })
+    const streams = await Promise.all([subscribe(server.url, '/v1/subscribe'), subscribe(server.url, '/v1/subscribe')])
+    for (const { frames } of streams) await frames.until((f) => f.event === 'caught-up')
+    const big = 'é'.repeat(200_000)
+    await store.append([{ type: 'Big', data: { big } }, { type: 'Small' }, { type: 'Big', data: { big: big + '!' } }])
+    for (const { frames } of streams) {
+      const received = await frames.until((f) => f.id === '3' && f.event === undefined)
+      const events = received.filter((f) => f.data !== undefined && f.event === undefined).map((f) => JSON.parse(f.data!))
+      expect(events.map((e) => [e.position, e.type, e.data?.big?.length])).toEqual([['1', 'Big', 200_000], ['2', 'Small', undefined], ['3', 'Big', 200_001]])
+      await frames.cancel()
+    }
+  })
+
   test('without after or Last-Event-ID a stream starts at the beginning; Last-Event-ID wins over ?after= and resumes exactly after it', async () => {
     await using store = disposable(await openStore('memory:'))
     await using server = await serve(store, { port: 0, tokens })
