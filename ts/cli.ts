@@ -29,6 +29,7 @@
  * value checks that name the option) take less code here than a dependency would bring.
  */
 import { parseArgs } from 'node:util'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { openStore, defaultStoreUrl } from './store/open.ts'
@@ -263,6 +264,26 @@ function eventLine(event: WireEvent): string {
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
 const err = (line: string) => process.stderr.write(`${line}\n`)
+
+/**
+ * Standard output for many lines: one write per 64 KiB, and a wait whenever the reader (a pipe,
+ * a terminal) is slower than the store, so a large read never piles up in memory.
+ */
+class LineWriter {
+  #buffer = ''
+
+  async line(text: string): Promise<void> {
+    this.#buffer += `${text}\n`
+    if (this.#buffer.length >= 1 << 16) await this.flush()
+  }
+
+  async flush(): Promise<void> {
+    if (this.#buffer === '') return
+    const chunk = this.#buffer
+    this.#buffer = ''
+    if (!process.stdout.write(chunk)) await once(process.stdout, 'drain')
+  }
+}
 
 /** Aborts on SIGINT or SIGTERM; a second signal exits at once. */
 function stopSignal(): AbortSignal {
@@ -614,6 +635,7 @@ function pageArgs(parsed: Parsed, query: Query): PageArgs {
 /** Prints a page request's events, from the local store or page by page from a server. */
 async function printEvents(parsed: Parsed, page: PageArgs, command: string): Promise<number> {
   const remote = remoteOf(parsed, command)
+  const output = new LineWriter()
   if (remote) {
     let printed = 0
     let after = page.after
@@ -626,11 +648,14 @@ async function printEvents(parsed: Parsed, page: PageArgs, command: string): Pro
       if (page.limit !== undefined) body.limit = Math.min(page.limit - printed, 1_000_000)
       const result = await remote.json<{ events: WireEvent[]; next?: string }>('POST', 'v1/query', { body })
       for (const event of result.events) {
-        out(eventLine(event))
+        await output.line(eventLine(event))
         printed++
-        if (page.limit !== undefined && printed >= page.limit) return Exit.ok
+        if (page.limit !== undefined && printed >= page.limit) break
       }
-      if (result.next === undefined || result.events.length === 0) return Exit.ok
+      if (result.next === undefined || result.events.length === 0 || (page.limit !== undefined && printed >= page.limit)) {
+        await output.flush()
+        return Exit.ok
+      }
       if (page.backwards) before = BigInt(result.next)
       else after = BigInt(result.next)
     }
@@ -642,7 +667,8 @@ async function printEvents(parsed: Parsed, page: PageArgs, command: string): Pro
       ...(page.before === undefined ? {} : { before: page.before }),
       ...(page.limit === undefined ? {} : { limit: page.limit }),
     }
-    for await (const event of store.read(page.query, options)) out(eventLine(wireOf(event)))
+    for await (const event of store.read(page.query, options)) await output.line(eventLine(wireOf(event)))
+    await output.flush()
     return Exit.ok
   })
 }

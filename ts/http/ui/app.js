@@ -293,7 +293,9 @@ function renderChips() {
   for (const type of filters.types) chips.append(chip('type', type, filters.types))
   for (const tag of filters.tags) chips.append(chip('tag', tag, filters.tags))
   if (filters.types.length + filters.tags.length > 0) {
-    chips.append(el('span', { className: 'muted hint', text: filters.types.length > 1 ? 'any of the types, all of the tags' : filters.tags.length > 1 ? 'all of the tags' : '' }))
+    // How the filters combine, as the API applies them: one query item.
+    const rules = [filters.types.length > 1 ? 'any of these types' : '', filters.tags.length > 1 ? 'all of these tags' : ''].filter(Boolean)
+    if (rules.length > 0) chips.append(el('span', { className: 'muted hint', text: `(${rules.join(', ')})` }))
     chips.append(el('button', { className: 'link', text: 'Clear filters', attrs: { type: 'button' }, on: { click: () => setFilters([], []) } }))
   } else {
     chips.append(el('span', { className: 'muted hint', text: 'All events. Click a tag to filter by it.' }))
