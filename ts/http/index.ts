@@ -9,7 +9,6 @@ export { serve, type ServeOptions, type RunningServer } from './serve.ts'
 export { parseTokenFile, hashToken, requireScope, TokenRegistry, scopes, type Scope, type TokenConfig } from './auth.ts'
 export { waitForProjections } from './wait.ts'
 export { HttpProblem, type ProblemDetails } from './problem.ts'
-export { uiRoutes } from './ui/index.ts'
 export type {
   HttpOptions,
   SseOptions,
