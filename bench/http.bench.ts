@@ -271,8 +271,7 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
       ringstate: formatRate(httpRate),
       baseline: formatRate(directRate),
       ratio: readRatio,
-      target: '>= 0.5x',
-      met: readRatio >= 0.5,
+      ...(backend === 'memory' ? {} : { target: '>= 0.5x', met: readRatio >= 0.5 }),
     })
     rows.push({
       scenario: `${backend}: read ${READ_EVENTS} (vs bare Bun.serve)`,
