@@ -191,7 +191,7 @@ describe('server-sent events', () => {
     await eventually(async () => {
       const attempt = await subscribe(server.url, '/v1/subscribe')
       if (attempt.response.status === 200) third = attempt
-      else await attempt.response.body?.cancel()
+      else await attempt.frames.cancel()
       return third !== undefined
     })
     await second.frames.cancel()
