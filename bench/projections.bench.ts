@@ -161,8 +161,7 @@ async function emmettCatchUp(url: string, noop: boolean, name: string): Promise<
   return EVENTS / seconds
 }
 
-async function loadEmmett(url: string): Promise<void> {
-  const store = getPostgreSQLEventStore(url)
+async function loadEmmett(store: ReturnType<typeof getPostgreSQLEventStore>): Promise<void> {
   // One stream per customer, appended in chunks (Emmett appends to one stream at a time).
   const chunk = Math.max(1, Math.floor(EVENTS / CUSTOMERS / 10))
   for (let from = 0; from < EVENTS; ) {
@@ -174,7 +173,6 @@ async function loadEmmett(url: string): Promise<void> {
     )
     from += n
   }
-  await store.close()
 }
 
 // ---------- 2. commands ----------
@@ -204,18 +202,13 @@ const emmettHandle = CommandHandler<{ balance: number }, EmmettAccountEvent>({
   initialState: () => ({ balance: 0 }),
 })
 
-async function emmettCommands(url: string): Promise<number> {
-  const store = getPostgreSQLEventStore(url)
-  try {
-    return await timed(async (client, i) => {
-      await emmettHandle(store, `acct-${client}-${i % 50}`, (state) => {
-        if (state.balance > 1_000_000) throw new Error('too rich')
-        return { type: 'Deposited', data: { amount: 1 } }
-      })
+async function emmettCommands(store: ReturnType<typeof getPostgreSQLEventStore>): Promise<number> {
+  return timed(async (client, i) => {
+    await emmettHandle(store, `acct-${client}-${i % 50}`, (state) => {
+      if (state.balance > 1_000_000) throw new Error('too rich')
+      return { type: 'Deposited', data: { amount: 1 } }
     })
-  } finally {
-    await store.close()
-  }
+  })
 }
 
 /** 16 callers, each awaiting its command before the next, for SECONDS after a short warm-up. */
@@ -287,7 +280,10 @@ try {
     console.log(`loading ${EVENTS.toLocaleString('en-US')} events into ringstate (PostgreSQL) and Emmett ...`)
     const store = await openStore(url)
     for (let from = 0; from < EVENTS; from += 10_000) await store.append(orderBatch(from, Math.min(10_000, EVENTS - from)))
-    await loadEmmett(emmettUrl)
+    // One Emmett store for loading and commands: dumbo keeps one pool per connection string, and
+    // closing a store (or a consumer) ends it, after which a new store on that string waits forever.
+    const emmettStore = getPostgreSQLEventStore(emmettUrl)
+    await loadEmmett(emmettStore)
     const emmettSetup = postgres(emmettUrl, { max: 1, onnotice: () => {} })
     await emmettSetup.unsafe(
       `CREATE TABLE IF NOT EXISTS emmett_customer_totals (customer text PRIMARY KEY, orders bigint NOT NULL, amount bigint NOT NULL)`,
@@ -296,10 +292,17 @@ try {
 
     const rsUpsert = await ringstateCatchUp(store, false)
     const rsNoop = await ringstateCatchUp(store, true)
+    console.log('execute with 16 callers on PostgreSQL ...')
+    const rsCommands = await ringstateCommands(store)
+    console.log('Emmett CommandHandler with 16 callers ...')
+    const emCommands = await emmettCommands(emmettStore)
+    console.log('Emmett catch-up ...')
     const emUpsert = await emmettCatchUp(emmettUrl, false, 'emmett-totals')
     const emNoop = await emmettCatchUp(emmettUrl, true, 'emmett-noop')
+    await emmettStore.close()
     console.log(`catch-up, upserting read model: ringstate ${formatRate(rsUpsert)}, Emmett ${formatRate(emUpsert)}`)
     console.log(`catch-up, no-op handler:        ringstate ${formatRate(rsNoop)}, Emmett ${formatRate(emNoop)}`)
+    console.log(`execute, 16 callers: ringstate ${formatRate(rsCommands)}, Emmett CommandHandler ${formatRate(emCommands)}`)
     summary.push({
       scenario: `catch-up ${EVENTS.toLocaleString('en-US')} events, upsert (events/s)`,
       ringstate: formatRate(rsUpsert),
@@ -314,10 +317,6 @@ try {
       baseline: `Emmett ${formatRate(emNoop)}`,
       ratio: rsNoop / emNoop,
     })
-
-    const rsCommands = await ringstateCommands(store)
-    const emCommands = await emmettCommands(emmettUrl)
-    console.log(`execute, 16 callers: ringstate ${formatRate(rsCommands)}, Emmett CommandHandler ${formatRate(emCommands)}`)
     summary.push({
       scenario: 'execute, 16 callers, PostgreSQL (commands/s)',
       ringstate: formatRate(rsCommands),
@@ -327,6 +326,7 @@ try {
       met: rsCommands >= 10_000 && rsCommands / emCommands >= 3,
     })
 
+    console.log('live lag ...')
     const lag = await liveLag(store)
     console.log(`live lag over ${lag.appends} appends: p50 ${formatMs(lag.p50)}, p99 ${formatMs(lag.p99)}`)
     summary.push({ scenario: 'live lag p50, 16 appenders', ringstate: formatMs(lag.p50), baseline: '—' })

@@ -341,8 +341,13 @@ class Runner implements ProjectionRunner {
         shard.wake = undefined
         continue
       }
+      // One follow per pass, with its own signal so leaving the pass (pause, fault) ends it at once.
+      const pass = new AbortController()
+      const stop = () => pass.abort()
+      reading.addEventListener('abort', stop, { once: true })
       try {
-        for await (const batch of this.#store.follow(def.query, { after: shard.position, batchSize: def.batchSize, signal: reading })) {
+        const batches = this.#store.follow(def.query, { after: shard.position, batchSize: def.batchSize, signal: pass.signal })
+        for await (const batch of readAhead(batches)) {
           if (reading.aborted || shard.paused || shard.faulted) break
           const events =
             def.partitions === 1 ? batch.events : batch.events.filter((e) => def.partitionOf(e) === shard.partition)
@@ -360,6 +365,9 @@ class Runner implements ProjectionRunner {
         shard.lastError = messageOf(error)
         this.#report(error, shard)
         await delay(backoffMs(++failures, 100, 5_000), reading)
+      } finally {
+        reading.removeEventListener('abort', stop)
+        pass.abort()
       }
     }
   }
@@ -801,6 +809,24 @@ function positiveInt(value: number, label: string): number {
 function nonNegative(value: number, label: string): number {
   if (!Number.isFinite(value) || value < 0) throw new InvalidOptionsError(`${label} must be >= 0`)
   return value
+}
+
+/**
+ * Iterate `source` one batch ahead: the next read is in flight while the caller handles and
+ * commits the current batch, so catching up overlaps reading with writing. Ending early leaves
+ * the pending read to the source's abort signal.
+ */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T, void, undefined> {
+  const iterator = source[Symbol.asyncIterator]()
+  let next = iterator.next()
+  for (;;) {
+    const result = await next
+    if (result.done) return
+    next = iterator.next()
+    // A read that fails after the caller has left must not surface as an unhandled rejection.
+    next.catch(() => {})
+    yield result.value
+  }
 }
 
 /** Exponential backoff with equal jitter. */
