@@ -143,6 +143,23 @@ describe('server-sent events', () => {
     }
   })
 
+  test('streams on different queries each get exactly their own events of a shared commit', async () => {
+    await using store = disposable(await openStore('memory:'))
+    await using server = await serve(store, { port: 0, tokens })
+    const xy = await subscribe(server.url, `/v1/subscribe?query=${encodeURIComponent(JSON.stringify([{ types: ['X', 'Y'] }]))}`)
+    const xz = await subscribe(server.url, `/v1/subscribe?query=${encodeURIComponent(JSON.stringify([{ types: ['X', 'Z'] }]))}`)
+    for (const { frames } of [xy, xz]) await frames.until((f) => f.event === 'caught-up')
+    await store.append([{ type: 'X' }, { type: 'Y' }, { type: 'Z' }, { type: 'X' }])
+    const seen = async (frames: FrameReader) =>
+      (await frames.until((f) => f.id === '4' && f.event === undefined))
+        .filter((f) => f.event === undefined && f.data !== undefined)
+        .map((f) => `${f.id}:${JSON.parse(f.data!).type}`)
+    expect(await seen(xy.frames)).toEqual(['1:X', '2:Y', '4:X'])
+    expect(await seen(xz.frames)).toEqual(['1:X', '3:Z', '4:X'])
+    await xy.frames.cancel()
+    await xz.frames.cancel()
+  })
+
   test('without after or Last-Event-ID a stream starts at the beginning; Last-Event-ID wins over ?after= and resumes exactly after it', async () => {
     await using store = disposable(await openStore('memory:'))
     await using server = await serve(store, { port: 0, tokens })

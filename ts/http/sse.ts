@@ -48,6 +48,9 @@ export class SseHub {
   readonly #frames = new Map<bigint, Uint8Array>()
   #frameBytes = 0
   #timer: ReturnType<typeof setInterval> | undefined
+  /** The last multi-event chunk built, and its frames: streams on one query get the same batches. */
+  #lastParts: readonly Uint8Array[] = []
+  #lastChunk: Uint8Array | undefined
 
   constructor(settings: SseSettings, metrics: HttpMetrics) {
     this.#settings = settings
@@ -80,6 +83,17 @@ export class SseHub {
     return frame
   }
 
+  /** One chunk of several frames, built once for every stream that sends exactly these frames. */
+  #join(parts: readonly Uint8Array[]): Uint8Array {
+    const last = this.#lastParts
+    if (this.#lastChunk !== undefined && last.length === parts.length && parts.every((part, i) => part === last[i])) {
+      return this.#lastChunk
+    }
+    this.#lastParts = parts
+    this.#lastChunk = concat(parts)
+    return this.#lastChunk
+  }
+
   #add(stream: OpenStream): void {
     this.#streams.add(stream)
     this.#metrics.sseClients.inc()
@@ -102,6 +116,8 @@ export class SseHub {
       this.#timer = undefined
       this.#frames.clear()
       this.#frameBytes = 0
+      this.#lastParts = []
+      this.#lastChunk = undefined
     }
   }
 
@@ -193,7 +209,7 @@ export class SseHub {
             const { events } = batch
             let chunk: Uint8Array | undefined
             if (events.length === 1) chunk = hub.#frame(events[0]!)
-            else if (events.length > 1) chunk = concat(events.map((event) => hub.#frame(event)))
+            else if (events.length > 1) chunk = hub.#join(events.map((event) => hub.#frame(event)))
             if (events.length > 0) {
               lastId = events[events.length - 1]!.position
               metrics.sseEventsSent.inc(events.length)
