@@ -42,7 +42,7 @@ async function readAll(): Promise<number> {
 if (mode === 'append') {
   const [clients, seconds, offset] = rest.map(Number) as [number, number, number]
   const rate = await timeBoxed(clients, seconds, (client, i) => append(client + offset, i))
-  console.log(JSON.stringify({ appendsPerSec: rate.appendsPerSec, eventsPerSec: rate.eventsPerSec }))
+  console.log(JSON.stringify({ appendsPerSec: rate.appendsPerSec, eventsPerSec: rate.eventsPerSec, seconds: rate.seconds }))
 } else if (mode === 'read') {
   const expected = Number(rest[0])
   let best = 0

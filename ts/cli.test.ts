@@ -81,6 +81,23 @@ test('append then read prints the event as a JSON line in the wire format', asyn
   expect(JSON.parse(read.stdout)).toMatchObject({ position: '1', type: 'user-registered', tags: ['user:ada'], data: { name: 'Ada' }, id: result.ids[0] })
 })
 
+test('append reads --data from a file with @PATH and from stdin with @-', async () => {
+  writeFileSync(join(dir, 'order.json'), '{"orderId":"o-1","lines":[{"sku":"KB-01","qty":2}]}')
+  expect((await ringstate('append', 'OrderPlaced', '--data', `@${join(dir, 'order.json')}`, '--url', url)).code).toBe(0)
+  const child = Bun.spawn([process.execPath, cli, 'append', 'OrderNoted', '--data', '@-', '--url', url], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', env, cwd: dir })
+  child.stdin.write('{"note":"from stdin"}')
+  await child.stdin.end()
+  expect(await child.exited).toBe(0)
+  const read = await ringstate('read', '--url', url)
+  expect(read.stdout.trim().split('\n').map((line) => JSON.parse(line).data)).toEqual([
+    { orderId: 'o-1', lines: [{ sku: 'KB-01', qty: 2 }] },
+    { note: 'from stdin' },
+  ])
+  const missing = await ringstate('append', 'X', '--data', '@/no/such/file.json', '--url', url)
+  expect(missing.code).toBe(2)
+  expect(missing.stderr).toContain('--data: cannot read /no/such/file.json: ENOENT')
+})
+
 test('bad event input exits 1 with the error code and writes nothing', async () => {
   const appended = await ringstate('append', 'x'.repeat(129), '--url', url)
   expect(appended.code).toBe(1)

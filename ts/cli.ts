@@ -29,6 +29,7 @@
  * value checks that name the option) take less code here than a dependency would bring.
  */
 import { parseArgs } from 'node:util'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { openStore, defaultStoreUrl } from './store/open.ts'
@@ -174,9 +175,21 @@ function integerOption(parsed: Parsed, name: string, min: number, max: number): 
   return number
 }
 
+/**
+ * A JSON option. `@PATH` reads the JSON from a file and `@-` from stdin: no JSON text starts with
+ * `@`, so the two cannot be confused, and large payloads need not fit on a command line.
+ */
 function jsonOption(parsed: Parsed, name: string): unknown {
-  const value = str(parsed, name)
+  let value = str(parsed, name)
   if (value === undefined) return undefined
+  if (value.startsWith('@')) {
+    const path = value.slice(1)
+    try {
+      value = readFileSync(path === '-' ? 0 : path, 'utf8')
+    } catch (error) {
+      throw new UsageError(`--${name}: cannot read ${path === '-' ? 'stdin' : path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    }
+  }
   try {
     return JSON.parse(value)
   } catch (error) {
@@ -256,6 +269,26 @@ function eventLine(event: WireEvent): string {
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
 const err = (line: string) => process.stderr.write(`${line}\n`)
+
+/**
+ * Standard output for many lines: one write per 64 KiB, and a wait whenever the reader (a pipe,
+ * a terminal) is slower than the store, so a large read never piles up in memory.
+ */
+class LineWriter {
+  #buffer = ''
+
+  async line(text: string): Promise<void> {
+    this.#buffer += `${text}\n`
+    if (this.#buffer.length >= 1 << 16) await this.flush()
+  }
+
+  async flush(): Promise<void> {
+    if (this.#buffer === '') return
+    const chunk = this.#buffer
+    this.#buffer = ''
+    if (!process.stdout.write(chunk)) await once(process.stdout, 'drain')
+  }
+}
 
 /** Aborts on SIGINT or SIGTERM; a second signal exits at once. */
 function stopSignal(): AbortSignal {
@@ -541,8 +574,8 @@ const appendCommand: Command = {
     `  --condition '{"failIfEventsMatch":[{"types":["UserRegistered"],"tags":["user:ada"]}],"after":"12"}'`,
   options: {
     tag: { type: 'string', multiple: true, value: 'k:v', help: 'tag to attach (repeatable)' },
-    data: { type: 'string', value: 'JSON', help: 'the event data' },
-    metadata: { type: 'string', value: 'JSON', help: 'the event metadata (a JSON object)' },
+    data: { type: 'string', value: 'JSON', help: 'the event data (@FILE reads it from a file, @- from stdin)' },
+    metadata: { type: 'string', value: 'JSON', help: 'the event metadata, a JSON object (@FILE, @- as for --data)' },
     id: { type: 'string', value: 'ID', help: 'idempotency id: appending the same id again returns the first result' },
     condition: { type: 'string', value: 'JSON', help: 'append only if no event matches: { "failIfEventsMatch": [...], "after"?: "N" }' },
     ...storeOption,
@@ -610,6 +643,7 @@ function pageArgs(parsed: Parsed, query: Query): PageArgs {
 /** Prints a page request's events, from the local store or page by page from a server. */
 async function printEvents(parsed: Parsed, page: PageArgs, command: string): Promise<number> {
   const remote = remoteOf(parsed, command)
+  const output = new LineWriter()
   if (remote) {
     let printed = 0
     let after = page.after
@@ -622,11 +656,14 @@ async function printEvents(parsed: Parsed, page: PageArgs, command: string): Pro
       if (page.limit !== undefined) body.limit = Math.min(page.limit - printed, 1_000_000)
       const result = await remote.json<{ events: WireEvent[]; next?: string }>('POST', 'v1/query', { body })
       for (const event of result.events) {
-        out(eventLine(event))
+        await output.line(eventLine(event))
         printed++
-        if (page.limit !== undefined && printed >= page.limit) return Exit.ok
+        if (page.limit !== undefined && printed >= page.limit) break
       }
-      if (result.next === undefined || result.events.length === 0) return Exit.ok
+      if (result.next === undefined || result.events.length === 0 || (page.limit !== undefined && printed >= page.limit)) {
+        await output.flush()
+        return Exit.ok
+      }
       if (page.backwards) before = BigInt(result.next)
       else after = BigInt(result.next)
     }
@@ -638,7 +675,8 @@ async function printEvents(parsed: Parsed, page: PageArgs, command: string): Pro
       ...(page.before === undefined ? {} : { before: page.before }),
       ...(page.limit === undefined ? {} : { limit: page.limit }),
     }
-    for await (const event of store.read(page.query, options)) out(eventLine(wireOf(event)))
+    for await (const event of store.read(page.query, options)) await output.line(eventLine(wireOf(event)))
+    await output.flush()
     return Exit.ok
   })
 }

@@ -12,7 +12,7 @@ import { openStore } from '../store/index.ts'
 import type { EventStore } from '../store/types.ts'
 import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
 import { Counter, Registry } from 'prom-client'
-import { createApp, hashToken, metricsRegistry, type HttpOptions } from './index.ts'
+import { createApp, hashToken, metricsRegistry, waitForProjections, type HttpOptions } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-http-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -492,7 +492,7 @@ for (const [backend, open] of backends) {
       expect(broken.status).toBe(500)
       expect(broken.type).toBe('application/problem+json')
       expect(broken.json).toEqual({
-        type: 'https://ringstate.dev/errors#internal',
+        type: 'urn:ringstate:error:INTERNAL',
         title: 'Internal error',
         status: 500,
         detail: 'internal error',
@@ -547,6 +547,33 @@ test('metrics: an application merges the app registry with its own, or hands in 
   expect(await shared.metrics()).toContain('ringstate_http_requests_total{method="GET",route="/health/live",status="200"} 1')
 })
 
+test('waitForProjections: an application route over a read model reads its own writes', async () => {
+  await using store = disposable(await openStore('memory:'))
+  const orders = new Map<string, number>()
+  const totals = defineProjection({
+    name: 'order-totals',
+    query: [{ types: ['OrderPlaced'] }],
+    handle(events) {
+      for (const event of events) orders.set(event.tags[0]!, (event.data as { total: number }).total)
+    },
+  })
+  const runner = startProjections(store, [totals], { leaseMs: 5000 })
+  await using _ = { [Symbol.asyncDispose]: () => runner.stop() }
+  await runner.ready
+  const app = createApp(store, { projections: runner })
+  app.get('/orders/:id', waitForProjections(runner, { names: ['order-totals'] }), (c) => {
+    const total = orders.get(`order:${c.req.param('id')}`)
+    return total === undefined ? c.json({ missing: true }, 404) : c.json({ total })
+  })
+  const call = client(app)
+  const placed = await call('/v1/append', { body: { events: { type: 'OrderPlaced', tags: ['order:o1'], data: { total: 30 } } } })
+  const read = await call('/orders/o1', { headers: { prefer: 'wait=10', 'ringstate-min-position': placed.json.position } })
+  expect(read).toMatchObject({ status: 200, json: { total: 30 } })
+  expect(read.headers.get('preference-applied')).toBe('wait')
+  const late = await call('/orders/o1', { headers: { prefer: 'wait=0.05', 'ringstate-min-position': '50' } })
+  expect(late).toMatchObject({ status: 504, json: { code: 'WAIT_TIMEOUT' } })
+})
+
 describe('ringstate/http on postgres', () => {
   let db: FreshDatabase
   beforeAll(async () => {
@@ -569,6 +596,23 @@ describe('ringstate/http on postgres', () => {
     expect(page.json.events.map((e: { position: string }) => e.position)).toEqual(['3', '2'])
     expect(page.json.next).toBe('2')
     expect((await call('/health/ready')).status).toBe(200)
+  })
+})
+
+describe('ringstate/http on an unreachable PostgreSQL', () => {
+  test('ready is 503 STORAGE_ERROR once the database is gone, with no connection string in the answer', async () => {
+    const doomed = await freshDatabase()
+    const store = await openStore(doomed.url)
+    const call = client(createApp(store))
+    expect((await call('/health/ready')).status).toBe(200)
+    await doomed.drop()
+    const ready = await call('/health/ready')
+    expect(ready).toMatchObject({ status: 503, type: 'application/problem+json', json: { code: 'STORAGE_ERROR', status: 503 } })
+    expect(ready.text).not.toContain(doomed.name)
+    expect(ready.text).not.toContain('postgres://')
+    const head = await call('/v1/head')
+    expect(head).toMatchObject({ status: 503, json: { code: 'STORAGE_ERROR', detail: 'the storage is unavailable; try again later' } })
+    await store.close()
   })
 })
 

@@ -8,8 +8,7 @@ export { createApp, metricsRegistry } from './app.ts'
 export { serve, type ServeOptions, type RunningServer } from './serve.ts'
 export { parseTokenFile, hashToken, requireScope, TokenRegistry, scopes, type Scope, type TokenConfig } from './auth.ts'
 export { waitForProjections } from './wait.ts'
-export { HttpProblem, problemResponse, statusOf, type ProblemDetails } from './problem.ts'
-export { openApiDocument } from './openapi.ts'
+export { HttpProblem, type ProblemDetails } from './problem.ts'
 export type {
   HttpOptions,
   SseOptions,

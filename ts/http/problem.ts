@@ -24,7 +24,7 @@ export class HttpProblem extends RingstateError {
 
 /** The body of every non-2xx response. */
 export interface ProblemDetails {
-  /** A URI naming the kind of problem: `https://ringstate.dev/errors#<code>`. */
+  /** A URI naming the kind of problem, `urn:ringstate:error:<CODE>` (the README has a section per code). */
   type: string
   title: string
   status: number
@@ -111,7 +111,7 @@ export function problemResponse(error: unknown, options: { preconditioned?: bool
   const code: ErrorCode = known ? error.code : ErrorCode.INTERNAL
   const status = error instanceof StatusProblem ? error.status : statusOf(code, options.preconditioned)
   const body: ProblemDetails = {
-    type: `https://ringstate.dev/errors#${code.toLowerCase().replaceAll('_', '-')}`,
+    type: `urn:ringstate:error:${code}`,
     title: titles[code] ?? 'Error',
     status,
     // INTERNAL says nothing; a STORAGE_ERROR's message may come from a driver unless this layer wrote it.

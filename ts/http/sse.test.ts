@@ -128,6 +128,38 @@ describe('server-sent events', () => {
     await frames.cancel()
   })
 
+  test('events larger than the shared frame cache keeps arrive whole, in order, to every stream', async () => {
+    await using store = disposable(await openStore('memory:'))
+    await using server = await serve(store, { port: 0, tokens })
+    const streams = await Promise.all([subscribe(server.url, '/v1/subscribe'), subscribe(server.url, '/v1/subscribe')])
+    for (const { frames } of streams) await frames.until((f) => f.event === 'caught-up')
+    const big = 'é'.repeat(200_000)
+    await store.append([{ type: 'Big', data: { big } }, { type: 'Small' }, { type: 'Big', data: { big: big + '!' } }])
+    for (const { frames } of streams) {
+      const received = await frames.until((f) => f.id === '3' && f.event === undefined)
+      const events = received.filter((f) => f.data !== undefined && f.event === undefined).map((f) => JSON.parse(f.data!))
+      expect(events.map((e) => [e.position, e.type, e.data?.big?.length])).toEqual([['1', 'Big', 200_000], ['2', 'Small', undefined], ['3', 'Big', 200_001]])
+      await frames.cancel()
+    }
+  })
+
+  test('streams on different queries each get exactly their own events of a shared commit', async () => {
+    await using store = disposable(await openStore('memory:'))
+    await using server = await serve(store, { port: 0, tokens })
+    const xy = await subscribe(server.url, `/v1/subscribe?query=${encodeURIComponent(JSON.stringify([{ types: ['X', 'Y'] }]))}`)
+    const xz = await subscribe(server.url, `/v1/subscribe?query=${encodeURIComponent(JSON.stringify([{ types: ['X', 'Z'] }]))}`)
+    for (const { frames } of [xy, xz]) await frames.until((f) => f.event === 'caught-up')
+    await store.append([{ type: 'X' }, { type: 'Y' }, { type: 'Z' }, { type: 'X' }])
+    const seen = async (frames: FrameReader) =>
+      (await frames.until((f) => f.id === '4' && f.event === undefined))
+        .filter((f) => f.event === undefined && f.data !== undefined)
+        .map((f) => `${f.id}:${JSON.parse(f.data!).type}`)
+    expect(await seen(xy.frames)).toEqual(['1:X', '2:Y', '4:X'])
+    expect(await seen(xz.frames)).toEqual(['1:X', '3:Z', '4:X'])
+    await xy.frames.cancel()
+    await xz.frames.cancel()
+  })
+
   test('without after or Last-Event-ID a stream starts at the beginning; Last-Event-ID wins over ?after= and resumes exactly after it', async () => {
     await using store = disposable(await openStore('memory:'))
     await using server = await serve(store, { port: 0, tokens })
@@ -176,7 +208,7 @@ describe('server-sent events', () => {
     await eventually(async () => {
       const attempt = await subscribe(server.url, '/v1/subscribe')
       if (attempt.response.status === 200) third = attempt
-      else await attempt.response.body?.cancel()
+      else await attempt.frames.cancel()
       return third !== undefined
     })
     await second.frames.cancel()
@@ -238,6 +270,9 @@ describe('server-sent events', () => {
       expect(JSON.parse(frames.at(-1)!.data!)).toMatchObject({ position: '1', type: 'Fanned', data: { to: 'everyone' } })
     }
     expect(tail().reads - readsBefore).toBe(1)
+    const metrics = await (await fetch(new URL('/metrics', server.url), { headers: auth })).text()
+    expect(metrics).toContain('ringstate_sse_clients 20')
+    expect(metrics).toContain('ringstate_sse_events_sent_total 20')
     for (const client of clients) await client.frames.cancel()
   })
 

@@ -15,7 +15,11 @@ import { eventJson } from './wire.ts'
 const encoder = new TextEncoder()
 
 /** Encoded frames of recent events kept for the other streams that send the same event. */
-const FRAME_CACHE_SIZE = 4096
+const FRAME_CACHE_ENTRIES = 4096
+/** ... and at most this many bytes of them (events may be up to 1 MiB each). */
+const FRAME_CACHE_BYTES = 16 << 20
+/** A frame larger than this is encoded per stream rather than kept. */
+const FRAME_CACHE_LARGEST = 256 << 10
 
 /** Settings of the event streams of one app. */
 export interface SseSettings {
@@ -42,7 +46,11 @@ export class SseHub {
    * is serialised and encoded once, not once per client. Positions are unique in one store.
    */
   readonly #frames = new Map<bigint, Uint8Array>()
+  #frameBytes = 0
   #timer: ReturnType<typeof setInterval> | undefined
+  /** The last multi-event chunk built, and its frames: streams on one query get the same batches. */
+  #lastParts: readonly Uint8Array[] = []
+  #lastChunk: Uint8Array | undefined
 
   constructor(settings: SseSettings, metrics: HttpMetrics) {
     this.#settings = settings
@@ -60,13 +68,30 @@ export class SseHub {
   }
 
   #frame(event: SequencedEvent): Uint8Array {
-    let frame = this.#frames.get(event.position)
-    if (frame === undefined) {
-      frame = encoder.encode(`id: ${event.position}\ndata: ${eventJson(event)}\n\n`)
-      if (this.#frames.size >= FRAME_CACHE_SIZE) this.#frames.delete(this.#frames.keys().next().value!)
-      this.#frames.set(event.position, frame)
+    const cached = this.#frames.get(event.position)
+    if (cached !== undefined) return cached
+    const frame = encoder.encode(`id: ${event.position}\ndata: ${eventJson(event)}\n\n`)
+    if (frame.byteLength > FRAME_CACHE_LARGEST) return frame
+    // Oldest first: the streams of one query move through the log together.
+    while (this.#frames.size >= FRAME_CACHE_ENTRIES || this.#frameBytes + frame.byteLength > FRAME_CACHE_BYTES) {
+      const [oldest, bytes] = this.#frames.entries().next().value!
+      this.#frames.delete(oldest)
+      this.#frameBytes -= bytes.byteLength
     }
+    this.#frames.set(event.position, frame)
+    this.#frameBytes += frame.byteLength
     return frame
+  }
+
+  /** One chunk of several frames, built once for every stream that sends exactly these frames. */
+  #join(parts: readonly Uint8Array[]): Uint8Array {
+    const last = this.#lastParts
+    if (this.#lastChunk !== undefined && last.length === parts.length && parts.every((part, i) => part === last[i])) {
+      return this.#lastChunk
+    }
+    this.#lastParts = parts
+    this.#lastChunk = concat(parts)
+    return this.#lastChunk
   }
 
   #add(stream: OpenStream): void {
@@ -89,6 +114,10 @@ export class SseHub {
     if (this.#streams.size === 0) {
       clearInterval(this.#timer)
       this.#timer = undefined
+      this.#frames.clear()
+      this.#frameBytes = 0
+      this.#lastParts = []
+      this.#lastChunk = undefined
     }
   }
 
@@ -180,7 +209,7 @@ export class SseHub {
             const { events } = batch
             let chunk: Uint8Array | undefined
             if (events.length === 1) chunk = hub.#frame(events[0]!)
-            else if (events.length > 1) chunk = concat(events.map((event) => hub.#frame(event)))
+            else if (events.length > 1) chunk = hub.#join(events.map((event) => hub.#frame(event)))
             if (events.length > 0) {
               lastId = events[events.length - 1]!.position
               metrics.sseEventsSent.inc(events.length)

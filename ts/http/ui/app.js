@@ -76,6 +76,7 @@ async function request(path, { method = 'GET', body, signal } = {}) {
     signal,
     cache: 'no-store',
   })
+  reachable()
   if (!response.ok) throw new ApiError(response.status, await problemOf(response))
   const text = await response.text()
   return text ? JSON.parse(text) : undefined
@@ -110,7 +111,11 @@ function showError(error) {
     showBanner(`${error.title}: ${error.message} (${error.code})`)
     return
   }
-  showBanner(`Cannot reach the server: ${error?.message ?? error}`)
+  showBanner(`Cannot reach the server: ${error?.message ?? error}`, 'offline')
+}
+/** The server answered: a "cannot reach" banner is out of date. */
+function reachable() {
+  if ($('banner').dataset.kind === 'offline') hideBanner()
 }
 $('banner-close').addEventListener('click', hideBanner)
 
@@ -288,7 +293,9 @@ function renderChips() {
   for (const type of filters.types) chips.append(chip('type', type, filters.types))
   for (const tag of filters.tags) chips.append(chip('tag', tag, filters.tags))
   if (filters.types.length + filters.tags.length > 0) {
-    chips.append(el('span', { className: 'muted hint', text: filters.types.length > 1 ? 'any of the types, all of the tags' : filters.tags.length > 1 ? 'all of the tags' : '' }))
+    // How the filters combine, as the API applies them: one query item.
+    const rules = [filters.types.length > 1 ? 'any of these types' : '', filters.tags.length > 1 ? 'all of these tags' : ''].filter(Boolean)
+    if (rules.length > 0) chips.append(el('span', { className: 'muted hint', text: `(${rules.join(', ')})` }))
     chips.append(el('button', { className: 'link', text: 'Clear filters', attrs: { type: 'button' }, on: { click: () => setFilters([], []) } }))
   } else {
     chips.append(el('span', { className: 'muted hint', text: 'All events. Click a tag to filter by it.' }))
@@ -408,6 +415,13 @@ async function loadEvents() {
     if (generation !== eventsState.generation) return
     $('events-count').textContent = ''
     showError(error)
+    // The server is down or restarting: try again, as the live tail would, until it answers.
+    if (!(error instanceof ApiError) || error.status >= 500) {
+      setLiveStatus('reconnecting')
+      setTimeout(() => {
+        if (generation === eventsState.generation && currentView === 'events') loadEvents()
+      }, tail.retryMs)
+    }
   }
 }
 
@@ -576,6 +590,7 @@ async function runTail(signal) {
         signal,
         cache: 'no-store',
       })
+      reachable()
       if (!response.ok) {
         const error = new ApiError(response.status, await problemOf(response))
         // Retrying cannot fix a bad token or a bad filter; say so and stop.
@@ -716,7 +731,11 @@ function renderProjections(list, admin) {
     const lag = shard.lag ?? ''
     const row = el('tr', {}, [
       el('td', { className: 'strong', text: shard.name ?? '' }),
-      el('td', { className: 'num mono', text: shard.version ?? '' }),
+      el('td', { className: 'num mono' }, [
+        String(shard.version ?? ''),
+        // A new version being built beside the active one: readers still read the old one.
+        ...(shard.active === false ? [el('span', { className: 'building', text: 'building', title: 'built beside the active version' })] : []),
+      ]),
       el('td', { className: 'num mono', text: shard.partition ?? 0 }),
       el('td', {}, [el('span', { className: 'state', text: shard.state ?? 'unknown', attrs: { 'data-state': shard.state ?? 'unknown' } })]),
       el('td', { className: 'num mono', text: formatCount(shard.position) }),
@@ -884,3 +903,4 @@ function tokenChanged() {
 showTokenState()
 setLiveStatus('off')
 route()
+if (currentView !== 'events') refreshHead()

@@ -61,15 +61,13 @@ function respond(asset: Asset, ifNoneMatch: string | undefined): Response {
  * redirects to `/ui` so the page's relative asset links resolve. Public: the page itself holds
  * no data, and every data call it makes carries the token the user typed in.
  *
- * Mount it at the root of the app (`app.route('/', uiRoutes())`).
+ * `createApp` mounts these at its root unless `ui: false`; the page needs the API beside it.
  *
  * @example
- * import { Hono } from 'hono'
- * import { uiRoutes } from 'ringstate/http'
+ * import { createApp } from 'ringstate/http'
  *
- * const app = new Hono()
- * app.route('/', uiRoutes())
- * // GET /ui serves the page; it calls /v1/... on the same origin.
+ * const app = createApp(store)            // the API and, at /ui, this page
+ * const page = await app.request('/ui')   // text/html with the strict Content-Security-Policy
  */
 export function uiRoutes(): Hono {
   const files = loadAssets()

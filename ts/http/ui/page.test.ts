@@ -331,3 +331,33 @@ test('under a path prefix (an app mounted at /admin, or a proxy path) the page c
     await prefixed.stop(true)
   }
 })
+
+test('the live tail reconnects after a server restart and shows what was appended meanwhile', async () => {
+  const own = await openStore('memory:')
+  await own.append({ type: 'Before' })
+  let restarting = await serve(own, { port: 0, sse: { retryMs: 100 } })
+  const port = Number(new URL(restarting.url).port)
+  try {
+    const page = await browser.newPage()
+    await page.goto(new URL('ui', restarting.url).href)
+    await page.waitForSelector('#live-status[data-state="live"]', { timeout: SECONDS })
+    await restarting.stop()
+    await page.waitForSelector('#live-status[data-state="reconnecting"]', { timeout: SECONDS })
+    // Moving around while the server is down: the page says so, and the events view keeps trying.
+    await page.click('[data-tab="commands"]')
+    await page.waitForSelector('#banner:not([hidden])', { timeout: SECONDS })
+    expect(await page.textContent('#banner-text')).toStartWith('Cannot reach the server')
+    await page.click('[data-tab="events"]')
+    const { position } = await own.append({ type: 'WhileDown' })
+    restarting = await serve(own, { port, sse: { retryMs: 100 } })
+    await page.waitForSelector(`#events-body tr[data-position="${position}"]`, { timeout: SECONDS })
+    await page.waitForSelector('#live-status[data-state="live"]', { timeout: SECONDS })
+    expect(await positions(page)).toEqual(['2', '1'])
+    // A "cannot reach the server" banner from the outage goes once the server answers again.
+    expect(await page.isHidden('#banner')).toBe(true)
+    await page.close()
+  } finally {
+    await restarting.stop()
+    await own.close()
+  }
+})
