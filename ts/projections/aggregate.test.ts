@@ -32,6 +32,23 @@ describe('aggregate definitions', () => {
     await store.close()
   })
 
+  test('a misspelled handler key (written without the types) surfaces as INVALID_OPTIONS when the real type is recorded', async () => {
+    const store = new MemoryStore()
+    // What plain JavaScript could write: the key of the Withdrawn handler is misspelled.
+    const definition = {
+      name: 'account',
+      initial: { balance: 0 },
+      apply: { Deposited: (s: { balance: number }) => s, Withdrawnn: (s: { balance: number }) => s },
+    }
+    const Sloppy = defineAggregate<{ balance: number }, { Deposited: {}; Withdrawnn: {} }>(definition)
+    const error = await Sloppy.execute(store, 'a1', (ctx) => {
+      ;(ctx.record as (type: string, data: unknown) => void)('Withdrawn', { amount: 1 })
+    }).catch((e) => e)
+    expect(error.code).toBe('INVALID_OPTIONS')
+    expect(error.message).toContain('no apply handler for event type "Withdrawn"')
+    await store.close()
+  })
+
   test('initial may be a function of the id, and tag overrides the boundary tag', async () => {
     const store = new MemoryStore()
     const Named = defineAggregate<{ id: string; n: number }, { Bumped: {} }>({

@@ -197,6 +197,39 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('two runners share the partitions of a projection, and one takes all of them back when the other stops', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('shared')
+        const def = () => rowsProjection(name, { partitionBy: { tagPrefix: 'order:' }, partitions: 4 })
+        const options: RunnerOptions = { leaseMs: 1_000, renewEveryMs: 50 }
+        const first = startProjections(store, [def()], { ...options, instanceId: 'first' })
+        await first.ready
+        const second = startProjections(store, [def()], { ...options, instanceId: 'second' })
+        try {
+          await store.append(orders(100))
+          const owners = async () => (await first.status()).map((s) => s.owner)
+          await eventually(async () => {
+            const now = await owners()
+            return now.filter((o) => o === 'first').length === 2 && now.filter((o) => o === 'second').length === 2
+          }, 'two shards each')
+          await first.waitFor(await store.head())
+          await second.stop()
+          const { position } = await store.append(orders(10, 100))
+          await first.waitFor(position)
+          expect(await owners()).toEqual(['first', 'first', 'first', 'first'])
+          const rows = await readRows(store, name)
+          expect(rows.length).toBe(110)
+          expect(duplicates(rows)).toEqual([])
+        } finally {
+          await second.stop()
+          await first.stop()
+        }
+      } finally {
+        await store.close()
+      }
+    })
+
     test('a poison event in one partition faults only that partition', async () => {
       const store = await open()
       try {

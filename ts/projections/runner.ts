@@ -276,7 +276,29 @@ class Runner implements ProjectionRunner {
         }
       }
     }
-    const free = [...this.#shards.values()].filter((s) => s.lease === undefined && !this.#stopped)
+    // Fair shares: with R runners on a projection, each holds at most ceil(shards / R) of its
+    // shards, so a runner that joins gets work as soon as an owner hands its excess over.
+    const runners = await tables.heartbeat([...this.#defs.keys()], this.instanceId, this.#leaseMs)
+    const toTake: Shard[] = []
+    let freeRows: Set<string> | undefined
+    for (const def of this.#defs.values()) {
+      const shards = [...this.#shards.values()].filter((s) => s.name === def.name)
+      const share = Math.ceil(shards.length / Math.max(1, runners.get(def.name) ?? 1))
+      const owned = shards.filter((s) => s.lease !== undefined)
+      if (owned.length > share) {
+        const excess = owned.sort((a, b) => compareShards(b, a)).slice(0, owned.length - share)
+        await Promise.all(excess.map((s) => this.#halt1(s, 'standby')))
+        const leases = excess.flatMap((s) => (s.lease ? [s.lease] : []))
+        for (const shard of excess) shard.lease = undefined
+        await tables.release(leases, this.instanceId)
+        this.#notify()
+      } else if (owned.length < share) {
+        // Only the shards nobody holds (or whose lease ran out): asking for a held one takes nothing.
+        const rows = freeRows ??= new Set((await tables.rows([...this.#defs.keys()])).filter((r) => r.free).map(keyOf))
+        toTake.push(...shards.filter((s) => s.lease === undefined && rows.has(s.key)).slice(0, share - owned.length))
+      }
+    }
+    const free = this.#stopped ? [] : toTake
     if (free.length === 0) return
     const taken = await tables.acquire(free, this.instanceId, this.#leaseMs)
     for (const lease of taken) {
@@ -284,7 +306,7 @@ class Runner implements ProjectionRunner {
       if (shard === undefined || this.#stopped) continue
       await this.#begin(shard, lease)
     }
-    for (const shard of free) if (shard.lease === undefined && shard.state === 'starting') shard.state = 'standby'
+    for (const shard of this.#shards.values()) if (shard.lease === undefined && shard.state === 'starting') shard.state = 'standby'
   }
 
   /** The versions of a definition to run: the active one (kept up to date) and the defined one. */
@@ -729,6 +751,7 @@ class Runner implements ProjectionRunner {
     await Promise.all(shards.map((s) => this.#halt1(s, 'stopped')))
     const leases = shards.flatMap((s) => (s.lease ? [s.lease] : []))
     for (const shard of shards) shard.lease = undefined
+    if (this.#tables !== undefined) await this.#tables.leave(this.instanceId).catch(() => {})
     if (this.#tables !== undefined && leases.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined
       const released = this.#tables.release(leases, this.instanceId).catch((error) => {

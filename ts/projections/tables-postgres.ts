@@ -24,7 +24,10 @@ const MIGRATIONS = [
    CREATE TABLE IF NOT EXISTS %s.ringstate_projection_dead_letters (
      name text NOT NULL, version int NOT NULL, partition int NOT NULL, position bigint NOT NULL,
      event_id text NOT NULL, type text NOT NULL, error text NOT NULL, recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-     PRIMARY KEY (name, version, position));`,
+     PRIMARY KEY (name, version, position));
+   CREATE TABLE IF NOT EXISTS %s.ringstate_projection_runners (
+     name text NOT NULL, instance_id text NOT NULL, expires timestamptz NOT NULL,
+     PRIMARY KEY (name, instance_id));`,
 ]
 
 function txOf(tx: StoreTransaction): { sql: TransactionSql; schema: string } {
@@ -118,6 +121,27 @@ export function postgresTables(run: RunInTransaction): ShardTables {
          WHERE s.name = k.name AND s.version = k.version AND s.partition = k.partition AND s.owner = $1 AND s.epoch = k.epoch`,
         [owner, ...keysParams(leases), leases.map((l) => l.epoch.toString())],
       )
+    },
+    async heartbeat(names, owner, leaseMs) {
+      return run(async (tx) => {
+        await exec(tx, 'DELETE FROM %s.ringstate_projection_runners WHERE expires <= clock_timestamp()', [])
+        await exec(
+          tx,
+          `INSERT INTO %s.ringstate_projection_runners (name, instance_id, expires)
+           SELECT n, $2, clock_timestamp() + $3::int * interval '1 millisecond' FROM unnest($1::text[]) AS n
+           ON CONFLICT (name, instance_id) DO UPDATE SET expires = excluded.expires`,
+          [names as string[], owner, leaseMs],
+        )
+        const rows = await exec(
+          tx,
+          'SELECT name, count(*)::int AS n FROM %s.ringstate_projection_runners WHERE name = ANY($1::text[]) GROUP BY name',
+          [names as string[]],
+        )
+        return new Map(rows.map((r) => [r.name as string, Number(r.n)]))
+      })
+    },
+    async leave(owner) {
+      await once('DELETE FROM %s.ringstate_projection_runners WHERE instance_id = $1', [owner])
     },
     async rows(names) {
       if (names.length === 0) return []

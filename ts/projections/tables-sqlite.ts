@@ -21,7 +21,10 @@ const MIGRATIONS = [
    CREATE TABLE IF NOT EXISTS ringstate_projection_dead_letters (
      name TEXT NOT NULL, version INTEGER NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL,
      event_id TEXT NOT NULL, type TEXT NOT NULL, error TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-     PRIMARY KEY (name, version, position));`,
+     PRIMARY KEY (name, version, position));
+   CREATE TABLE IF NOT EXISTS ringstate_projection_runners (
+     name TEXT NOT NULL, instance_id TEXT NOT NULL, expires INTEGER NOT NULL,
+     PRIMARY KEY (name, instance_id)) WITHOUT ROWID;`,
 ]
 
 function dbOf(tx: StoreTransaction): Database {
@@ -109,6 +112,26 @@ export function sqliteTables(run: RunInTransaction): ShardTables {
         )
         for (const l of leases) free.run(l.name, l.version, l.partition, owner, l.epoch)
       })
+    },
+    async heartbeat(names, owner, leaseMs) {
+      return sqlite((db) => {
+        db.query(`DELETE FROM ringstate_projection_runners WHERE expires <= ${NOW_MS}`).run()
+        const upsert = db.query(
+          `INSERT INTO ringstate_projection_runners (name, instance_id, expires) VALUES (?1, ?2, ${NOW_MS} + ?3)
+           ON CONFLICT (name, instance_id) DO UPDATE SET expires = excluded.expires`,
+        )
+        for (const name of names) upsert.run(name, owner, leaseMs)
+        const rows = db
+          .query(
+            `SELECT name, count(*) AS n FROM ringstate_projection_runners
+             WHERE name IN (SELECT value FROM json_each(?)) GROUP BY name`,
+          )
+          .all(JSON.stringify(names)) as Row[]
+        return new Map(rows.map((r) => [r.name as string, Number(r.n)]))
+      })
+    },
+    async leave(owner) {
+      await sqlite((db) => db.query('DELETE FROM ringstate_projection_runners WHERE instance_id = ?').run(owner))
     },
     async rows(names) {
       if (names.length === 0) return []

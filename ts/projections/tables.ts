@@ -66,6 +66,13 @@ export interface ShardTables {
   rows(names: readonly string[]): Promise<ShardRow[]>
   deadLetters(name: string): Promise<DeadLetter[]>
   /**
+   * Record that `owner` runs these projections until now + leaseMs, and return how many runners
+   * (this one included) run each of them now: each takes a fair share of the shards.
+   */
+  heartbeat(names: readonly string[], owner: string, leaseMs: number): Promise<Map<string, number>>
+  /** Forget `owner` (it stopped). */
+  leave(owner: string): Promise<void>
+  /**
    * Inside `tx`: move the checkpoint to `through` if `owner` still holds the lease at `epoch` and
    * it has not expired, extending it; false when it does not (the caller rolls back).
    */
@@ -95,6 +102,7 @@ export const keyOf = (key: ShardKey): string => `${key.name}\u0000${key.version}
 /** The in-memory tables: one set per store instance. */
 interface MemoryState {
   shards: Map<string, { row: Omit<ShardRow, 'free'>; expiresAt: number }>
+  runners: Map<string, { names: readonly string[]; expiresAt: number }>
   active: Map<string, number>
   deadLetters: DeadLetter[]
 }
@@ -104,7 +112,7 @@ const memoryStates = new WeakMap<object, MemoryState>()
 export function memoryTables(store: EventStore<any>): ShardTables {
   let state = memoryStates.get(store)
   if (state === undefined) {
-    state = { shards: new Map(), active: new Map(), deadLetters: [] }
+    state = { shards: new Map(), runners: new Map(), active: new Map(), deadLetters: [] }
     memoryStates.set(store, state)
   }
   const s = state
@@ -167,6 +175,22 @@ export function memoryTables(store: EventStore<any>): ShardTables {
           entry.expiresAt = 0
         }
       })
+    },
+    async heartbeat(names, owner, leaseMs) {
+      const now = Date.now()
+      s.runners.set(owner, { names, expiresAt: now + leaseMs })
+      const counts = new Map<string, number>()
+      for (const [id, runner] of s.runners) {
+        if (runner.expiresAt <= now) {
+          s.runners.delete(id)
+          continue
+        }
+        for (const name of runner.names) if (names.includes(name)) counts.set(name, (counts.get(name) ?? 0) + 1)
+      }
+      return counts
+    },
+    async leave(owner) {
+      s.runners.delete(owner)
     },
     async rows(names) {
       const now = Date.now()
