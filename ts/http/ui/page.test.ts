@@ -61,6 +61,8 @@ afterAll(async () => {
 })
 
 const HOSTILE = '<img src=x onerror="window.__ringstatePwned = true">'
+const HOSTILE_TYPE = '<svg onload="window.__ringstatePwned = true">'
+const HOSTILE_TAG = 'note:<img src=y onerror="window.__ringstatePwned = true">'
 
 /** A shop's first minutes: 64 events, one of them carrying markup that must never run. */
 function seedEvents(): EventInput[] {
@@ -76,6 +78,7 @@ function seedEvents(): EventInput[] {
       { type: 'OrderShipped', tags, data: { orderId: `o-${order}`, carrier: order % 2 ? 'DHL' : 'UPS', tracking: `TRK${70000 + order}` }, metadata: meta },
     )
     if (order === 1) events.push({ type: 'NoteAdded', tags, data: { note: HOSTILE }, metadata: { user: '<b>mallory</b>' } })
+    else if (order === 2) events.push({ type: HOSTILE_TYPE, tags: [HOSTILE_TAG], data: { note: 'markup in the type and a tag' } })
     else events.push({ type: 'CustomerNotified', tags: [`customer:${customer}`], data: { channel: 'email', template: 'order-update' }, metadata: meta })
   }
   return events
@@ -127,6 +130,21 @@ test('an event holding HTML shows it as text in the list and the detail, and nev
     bold: document.querySelectorAll('#detail b').length,
   }))
   expect(verdict).toEqual({ ran: false, images: 0, bold: 0 })
+
+  // Markup in a type and a tag: shown as text in the list, in the filter chip and in the address.
+  const odd = page.locator('#events-body tr', { has: page.locator('button.type', { hasText: HOSTILE_TYPE }) })
+  await odd.locator('button.tag').click()
+  await page.waitForFunction(() => document.querySelectorAll('#events-body tr').length === 1, undefined, { timeout: SECONDS })
+  expect(await page.textContent('#chips .chip-value')).toBe(HOSTILE_TAG)
+  expect(await page.textContent('#events-body tr button.type')).toBe(HOSTILE_TYPE)
+  await page.reload()
+  await page.waitForFunction(() => document.querySelectorAll('#events-body tr').length === 1, undefined, { timeout: SECONDS })
+  expect(await page.textContent('#chips .chip-value')).toBe(HOSTILE_TAG)
+  const after = await page.evaluate(() => ({
+    ran: (window as { __ringstatePwned?: boolean }).__ringstatePwned ?? false,
+    markup: document.querySelectorAll('main img, main svg').length,
+  }))
+  expect(after).toEqual({ ran: false, markup: 0 })
   expect(problems).toEqual([])
   await page.close()
 })
