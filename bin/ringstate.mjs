@@ -7,11 +7,10 @@
 //   under Bun        the TypeScript sources (ts/cli.ts), as Bun-first code is written to run;
 //   under Deno       the compiled build (dist/cli.js);
 //   under Node       Bun when it is on PATH: the process re-executes this launcher under Bun,
-//                    because the embedded default store (sqlite:./data/ringstate.db) uses
-//                    bun:sqlite and `bench` runs Bun, so only Bun runs every command today;
-//                    otherwise Node itself runs dist/cli.js in this process (memory: and
-//                    postgres:// stores work on Node; SQLite needs Bun until the store gains a
-//                    node:sqlite driver, Node >= 22.5).
+//                    because `bench` runs Bun and a Node before 22.13/23.4 has no node:sqlite
+//                    for the embedded default store (sqlite:./data/ringstate.db); otherwise
+//                    Node itself runs dist/cli.js in this process (memory: and postgres://
+//                    stores work on every Node, SQLite on Node 22.13+/23.4+/24+).
 //   RINGSTATE_RUNTIME=bun|node|deno forces one (re-executing under bun or deno, found on PATH).
 import { spawn } from 'node:child_process'
 import { accessSync, constants, readFileSync } from 'node:fs'

@@ -7,7 +7,13 @@
 //   2. bun test            RINGSTATE_NATIVE=1 (the addon is demanded) and RINGSTATE_NATIVE=0 (pure-TS twins)
 //   3. node --test         the addon's smoke suite under Node
 //   4. deno test           the addon's smoke suite under Deno
-//   5. node --test         the packing test (scripts/pack-test.mjs): npm pack, install the tarballs
+//   5. deno test           the Deno suite (ts/testing/runtimes.deno.ts): the main paths of every part
+//                          under Deno (store on memory, SQLite via node:sqlite and PostgreSQL; bus
+//                          with a SharedRing across Workers; cache; projections; runtime; serve)
+//   6. node --test         the Node suite (ts/testing/runtimes.node.mjs) over dist/, built first
+//                          (scripts/build-dist.mjs); on a Node without node:sqlite the SQLite cases
+//                          check the clear INVALID_OPTIONS instead
+//   7. node --test         the packing test (scripts/pack-test.mjs): npm pack, install the tarballs
 //                          into a fresh project without Rust, smoke it under Bun, Node and Deno
 // Before them, every ```ts block of README.md is type-checked (scripts/check-readme.mjs).
 // PostgreSQL: DATABASE_URL when set; otherwise one throwaway cluster (initdb + pg_ctl in a temp dir)
@@ -99,6 +105,9 @@ try {
   await step('bun test (pure TypeScript)', 'bun', bin('bun'), ['test', '--timeout', '120000'], { RINGSTATE_NATIVE: '0' })
   await step('node smoke', 'node', process.execPath, ['--test', 'ts/native/smoke.node.mjs'])
   await step('deno smoke', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/native/smoke.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
+  await step('deno suite', 'deno', bin('deno'), ['test', '--allow-all', '--no-check', 'ts/testing/runtimes.deno.ts'], { DENO_NO_UPDATE_CHECK: '1' })
+  await step('dist build', 'exit', process.execPath, ['scripts/build-dist.mjs'])
+  await step('node suite', 'node', process.execPath, ['--test', 'ts/testing/runtimes.node.mjs'])
   await step('packing', 'node', process.execPath, ['--test', 'scripts/pack-test.mjs'])
 } finally {
   await cluster?.stop()

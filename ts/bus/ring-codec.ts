@@ -34,7 +34,7 @@ const INT32 = 1
 const UINT32 = 2
 const BOOLEAN = 3
 const STRING = 4
-const JSON_FIELD = 5
+// 5 is 'json' (KINDS): the switches below handle it in their default case, so it needs no name.
 /** The type index of an event that travels as JSON text. */
 const AS_JSON = 0xffff
 

@@ -111,29 +111,8 @@ export async function execute<C extends CommandRecord, E extends EventMap = Even
   let lastConflict: unknown
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (attempt > 1) await backoff(attempt, baseDelayMs, maxDelayMs, signal)
-    let remembered: AppendCondition | undefined
-    const context: CommandContext<C, E> = {
-      command,
-      attempt,
-      store,
-      project: async (projectors) => {
-        if (remembered === undefined) {
-          const { states, condition } = await store.project(projectors, { signal })
-          remembered = condition
-          return states
-        }
-        const earlier = remembered
-        const { states, condition } = await store.project(
-          { ...projectors, [EARLIER]: lastMatch(earlier.failIfEventsMatch) },
-          { signal },
-        )
-        const seen = (states as Record<string, unknown>)[EARLIER] as bigint
-        if (seen > (earlier.after ?? 0n)) throw new AppendConditionFailedError(earlier, seen)
-        delete (states as Record<string, unknown>)[EARLIER]
-        remembered = condition
-        return states
-      },
-    }
+    const decisions = trackDecisions(store, signal)
+    const context: CommandContext<C, E> = { command, attempt, store, project: decisions.project }
 
     let decision: CommandDecision<E>
     try {
@@ -147,7 +126,7 @@ export async function execute<C extends CommandRecord, E extends EventMap = Even
       throw new CommandFailedError(`command ${command.type} failed: ${messageOf(error)}`, { cause: error })
     }
 
-    const { events, condition } = splitDecision(decision, remembered)
+    const { events, condition } = splitDecision(decision, decisions.condition())
     if (Array.isArray(events) && events.length === 0) return { position: 0n, count: 0, ids: [] }
     try {
       return await store.append(events, condition, { command: record })
@@ -159,7 +138,37 @@ export async function execute<C extends CommandRecord, E extends EventMap = Even
   throw new RetriesExhaustedError(maxAttempts, { cause: lastConflict })
 }
 
-function resolveExecuteOptions(options: ExecuteOptions | undefined) {
+/**
+ * The decision-model bookkeeping of one attempt, shared with `ringstate/projections` aggregates:
+ * `project` folds the projectors and remembers one condition that stays exact across several
+ * calls (a later call re-reads the earlier queries and throws APPEND_CONDITION_FAILED when they
+ * matched a new event). `initial` seeds it with a condition already decided on (an aggregate's
+ * boundary after its loaded position). Internal: not re-exported from the package.
+ */
+export function trackDecisions<E extends EventMap = EventMap>(store: EventStore<E>, signal: AbortSignal | undefined, initial?: AppendCondition) {
+  let remembered: AppendCondition | undefined = initial
+  const project = async <P extends Record<string, AnyProjector<any, E>>>(projectors: P): Promise<ProjectResult<P>['states']> => {
+    if (remembered === undefined) {
+      const { states, condition } = await store.project(projectors, { signal })
+      remembered = condition
+      return states
+    }
+    const earlier = remembered
+    const { states, condition } = await store.project(
+      { ...projectors, [EARLIER]: lastMatch(earlier.failIfEventsMatch) },
+      { signal },
+    )
+    const seen = (states as Record<string, unknown>)[EARLIER] as bigint
+    if (seen > (earlier.after ?? 0n)) throw new AppendConditionFailedError(earlier, seen)
+    delete (states as Record<string, unknown>)[EARLIER]
+    remembered = condition
+    return states
+  }
+  return { project, condition: () => remembered }
+}
+
+/** `ExecuteOptions` with defaults applied and checked (shared with aggregates). */
+export function resolveExecuteOptions(options: ExecuteOptions | undefined) {
   const maxAttempts = options?.maxAttempts ?? defaultExecuteOptions.maxAttempts
   const baseDelayMs = options?.baseDelayMs ?? defaultExecuteOptions.baseDelayMs
   const maxDelayMs = options?.maxDelayMs ?? defaultExecuteOptions.maxDelayMs
@@ -191,17 +200,18 @@ function lastMatch(query: Query): Projector<bigint> {
 }
 
 /** Errors the store raised on purpose pass through; anything else came from the domain. */
-function isStoreError(error: unknown): boolean {
+export function isStoreError(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code
   return typeof code === 'string' && Object.hasOwn(ErrorCode, code) && error instanceof Error
 }
 
-function messageOf(error: unknown): string {
+/** An error's message, or the thrown value as text. */
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
 /** Exponential backoff with "equal jitter": half the delay fixed, half random, so retries spread out. */
-function backoff(attempt: number, baseMs: number, maxMs: number, signal: AbortSignal | undefined): Promise<void> {
+export function backoff(attempt: number, baseMs: number, maxMs: number, signal: AbortSignal | undefined): Promise<void> {
   const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 2))
   const delay = ceiling / 2 + Math.random() * (ceiling / 2)
   return new Promise<void>((resolve, reject) => {

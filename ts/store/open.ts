@@ -20,7 +20,8 @@ export interface OpenStoreOptions extends StoreOptions, StoreHooks {
  * Open an event store.
  *
  * - `memory:` — in process memory, gone when the process ends (tests, demos).
- * - `sqlite:<path>` — an embedded SQLite file (bun:sqlite, WAL). The path is taken literally, as a
+ * - `sqlite:<path>` — an embedded SQLite file (WAL; bun:sqlite on Bun, node:sqlite on Deno 2 and on
+ *   Node 22.13+/23.4+/24+; an older Node gets INVALID_OPTIONS). The path is taken literally, as a
  *   file system path: `sqlite:./app.db` or `sqlite:app.db` (relative to the working directory),
  *   `sqlite:/var/lib/app/events.db` (absolute). `sqlite::memory:` is a private in-memory database.
  *   This is the default when `url` is omitted: `sqlite:./data/ringstate.db`.

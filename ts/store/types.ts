@@ -240,8 +240,9 @@ export const defaultStoreOptions: Required<StoreOptions> = {
 /**
  * The transaction a store hands to ringstate's own modules (projections write their read models
  * and checkpoints through it): the postgres.js transaction and the schema of the store's tables on
- * PostgreSQL, the writer's bun:sqlite `Database` inside its write transaction on SQLite (use it
- * synchronously), nothing on memory.
+ * PostgreSQL, the writer connection inside its write transaction on SQLite (a `SqliteDatabase`
+ * of ts/store/sqlite/driver.ts: bun:sqlite's `Database` on Bun, a wrapper over node:sqlite's
+ * `DatabaseSync` on Deno and Node; use it synchronously), nothing on memory.
  */
 export type StoreTransaction =
   | { backend: 'memory' }

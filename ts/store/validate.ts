@@ -126,7 +126,7 @@ export function normalizeEvents(
   let bound = 0
   let exact: number | undefined
   for (let i = 0; i < list.length; i++) {
-    const event = normalizeEvent(list[i], i, options)
+    const event = normalizeEvent(list[i]!, i, options) // i < list.length
     if (event.idGiven) {
       ids ??= new Set()
       if (ids.has(event.id)) throw new InvalidEventError(`event ${i}: id is used twice in one append`)

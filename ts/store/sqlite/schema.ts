@@ -16,8 +16,8 @@
  * The tag rows cost about 3.6 µs per event on insert (100,000 events: 801 ms vs 435 ms), a price
  * worth paying since every conditional append and every decision model reads by tag.
  */
-import type { Database } from 'bun:sqlite'
 import { StorageError } from '../../errors.ts'
+import type { SqliteDatabase as Database } from './driver.ts'
 
 /** Each entry is one schema version, applied in order; never edit a released entry, add one. */
 const migrations: readonly string[] = [
@@ -98,7 +98,11 @@ export function migrate(db: Database): void {
     }
     db.exec('COMMIT')
   } catch (error) {
-    if (db.inTransaction) db.exec('ROLLBACK')
+    try {
+      if (db.inTransaction) db.exec('ROLLBACK')
+    } catch {
+      // No transaction was open after all (node:sqlite before Node 22.16 cannot tell): nothing to undo.
+    }
     throw error
   }
 }

@@ -21,7 +21,7 @@ export const MAX_POSITION = 9223372036854775807n
 /** The event columns every read selects, in the order `EventRow` names them. */
 const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
 
-/** One row of `events` as bun:sqlite returns it with `safeIntegers`. */
+/** One row of `events` as both drivers return it (integers as bigint). */
 export interface EventRow {
   position: bigint
   type: string

@@ -1,5 +1,6 @@
 /**
- * The SQLite backend, the embedded default: one file, WAL mode, bun:sqlite.
+ * The SQLite backend, the embedded default: one file, WAL mode; bun:sqlite on Bun, node:sqlite on
+ * Deno and on Node 22.13+/23.4+/24+ (./driver.ts, chosen once at the first open; the SQL is the same).
  *
  * Durability: `synchronous=FULL` by default. In WAL mode that fsyncs the log on every commit, so
  * an append that was acknowledged survives a crash of the process and of the machine. `NORMAL`
@@ -35,7 +36,6 @@
  * The queue, group commit, inline projectors and the tail reader are the shared core's
  * (ts/store/core/); this file holds the SQL of one batch, the reads, and the data_version watch.
  */
-import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import {
@@ -59,6 +59,7 @@ import type {
   StoreTransaction,
 } from '../types.ts'
 import { resolveOptions, type ResolvedStoreOptions } from '../validate.ts'
+import { isBusyError, sqliteDriver, type OpenSqlite, type SqliteDatabase, type SqliteStatement } from './driver.ts'
 import { migrate } from './schema.ts'
 import { firstMatch, MAX_POSITION, selectEvents, type EventRow } from './sql.ts'
 
@@ -124,15 +125,15 @@ const MAX_CHECK_SHAPES = 256
  * `flush` in statements of up to ROWS_PER_INSERT rows, each row count prepared once.
  */
 class RowInserter {
-  readonly #db: Database
+  readonly #db: SqliteDatabase
   readonly #prefix: string
   readonly #tuple: string
   readonly #width: number
-  readonly #statements = new Map<number, ReturnType<Database['prepare']>>()
+  readonly #statements = new Map<number, SqliteStatement>()
   /** Parameters of the rows not yet written, `width` per row. */
   readonly params: (string | bigint | number)[] = []
 
-  constructor(db: Database, table: string, columns: readonly string[]) {
+  constructor(db: SqliteDatabase, table: string, columns: readonly string[]) {
     this.#db = db
     this.#prefix = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `
     this.#tuple = `(${columns.map(() => '?').join(', ')})`
@@ -156,7 +157,7 @@ class RowInserter {
     this.params.length = 0
   }
 
-  #statement(rows: number): ReturnType<Database['prepare']> {
+  #statement(rows: number): SqliteStatement {
     let statement = this.#statements.get(rows)
     if (statement === undefined) {
       statement = this.#db.prepare(this.#prefix + new Array<string>(rows).fill(this.#tuple).join(', '))
@@ -166,10 +167,6 @@ class RowInserter {
   }
 }
 
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED'
-}
 
 function toEvent(row: EventRow): SequencedEvent {
   return {
@@ -193,8 +190,8 @@ class SqliteBackend implements StoreBackend {
   readonly independentAppends = false
   readonly maxBatchEvents = Number.POSITIVE_INFINITY
   readonly #options: ResolvedStoreOptions
-  readonly #writer: Database
-  readonly #reader: Database
+  readonly #writer: SqliteDatabase
+  readonly #reader: SqliteDatabase
   readonly #pollMs: number
   /** `:memory:` has one connection for reads and writes (a second would open another database). */
   readonly #shared: boolean
@@ -205,19 +202,19 @@ class SqliteBackend implements StoreBackend {
   #readGate: Promise<void> | undefined
   #releaseReads: (() => void) | undefined
 
-  // Prepared once; bun:sqlite statements belong to their connection.
+  // Prepared once; statements belong to their connection.
   readonly #headStmt
   readonly #readerHeadStmt
   readonly #findIdStmt
   readonly #eventRows: RowInserter
   readonly #tagRows: RowInserter
   /** Condition checks by SQL text (one per query shape), prepared on the writer. */
-  readonly #checks = new Map<string, ReturnType<Database['prepare']>>()
+  readonly #checks = new Map<string, SqliteStatement>()
   readonly #insertCommandStmt
   readonly #upsertCheckpointStmt
   readonly #dataVersionStmt
 
-  constructor(path: string, options: SqliteStoreOptions, resolved: ResolvedStoreOptions) {
+  constructor(path: string, options: SqliteStoreOptions, resolved: ResolvedStoreOptions, open: OpenSqlite) {
     this.#options = resolved
     const synchronous = options.synchronous ?? 'full'
     if (synchronous !== 'full' && synchronous !== 'normal') {
@@ -228,7 +225,7 @@ class SqliteBackend implements StoreBackend {
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS
     this.#shared = path === ':memory:'
 
-    this.#writer = new Database(path, { create: true, safeIntegers: true })
+    this.#writer = open(path, true)
     try {
       this.#writer.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
       // Only takes effect while the file is still empty: before WAL mode writes its first page.
@@ -238,7 +235,7 @@ class SqliteBackend implements StoreBackend {
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
       this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
-      this.#reader = this.#shared ? this.#writer : new Database(path, { safeIntegers: true })
+      this.#reader = this.#shared ? this.#writer : open(path, false)
     } catch (error) {
       this.#writer.close()
       throw error
@@ -333,7 +330,7 @@ class SqliteBackend implements StoreBackend {
         this.#writer.exec('BEGIN IMMEDIATE')
         return true
       } catch (error) {
-        if (!isBusy(error)) throw error
+        if (!isBusyError(error)) throw error
       }
       if (gaveUp()) return false
       if (performance.now() > deadline) {
@@ -367,7 +364,7 @@ class SqliteBackend implements StoreBackend {
    * 0.9 µs per check (4.4 instead of 5.4 µs measured); the shapes in use are few, so the cache
    * is simply emptied if an application ever uses more than MAX_CHECK_SHAPES of them.
    */
-  #checkStatement(sql: string): ReturnType<Database['prepare']> {
+  #checkStatement(sql: string): SqliteStatement {
     let statement = this.#checks.get(sql)
     if (statement === undefined) {
       if (this.#checks.size >= MAX_CHECK_SHAPES) this.#checks.clear()
@@ -540,10 +537,13 @@ class SqliteBackend implements StoreBackend {
 export class SqliteStore extends CoreStore {
   readonly path: string
 
-  /** Use {@link openSqliteStore}, which creates directories and reports errors as StorageError. */
-  constructor(path: string, options: SqliteStoreOptions = {}) {
+  /**
+   * Use {@link openSqliteStore}, which loads the runtime's driver, creates directories and reports
+   * errors as StorageError. `open` is that driver (`sqliteDriver()` in ./driver.ts).
+   */
+  constructor(path: string, options: SqliteStoreOptions, open: OpenSqlite) {
     const resolved = resolveOptions(options)
-    super(new SqliteBackend(path, options, resolved), options, options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS)
+    super(new SqliteBackend(path, options, resolved, open), options, options.pollIntervalMs ?? DEFAULT_SQLITE_POLL_MS)
     this.path = path
   }
 }
@@ -552,8 +552,10 @@ export class SqliteStore extends CoreStore {
  * Open (creating it and its parent directories if needed) an event store in a SQLite file.
  * The schema is created or migrated on open; opening the same file from several processes at
  * once is safe. `':memory:'` gives a private in-memory database (one connection; gone on close).
+ * Runs on Bun (bun:sqlite), Deno 2 and Node 22.13+/23.4+/24+ (node:sqlite), with the same SQL.
  *
- * @throws InvalidOptionsError (INVALID_OPTIONS) on bad options or path.
+ * @throws InvalidOptionsError (INVALID_OPTIONS) on bad options or path, and on a Node without
+ * node:sqlite (the message names the versions that have it).
  * @throws StorageError (STORAGE_ERROR) when the file cannot be opened or migrated.
  *
  * @example
@@ -567,11 +569,12 @@ export async function openSqliteStore(path: string, options?: SqliteStoreOptions
     throw new InvalidOptionsError("the sqlite store needs a file path, or ':memory:'")
   }
   resolveOptions(options)
+  const open = await sqliteDriver()
   try {
-    if (path === ':memory:') return new SqliteStore(path, options)
+    if (path === ':memory:') return new SqliteStore(path, options ?? {}, open)
     const file = resolve(path)
     mkdirSync(dirname(file), { recursive: true })
-    return new SqliteStore(file, options)
+    return new SqliteStore(file, options ?? {}, open)
   } catch (error) {
     if (error instanceof InvalidOptionsError) throw error
     // The path is the caller's own; SQLite's message names no secret.

@@ -11,4 +11,5 @@ await db.drop()
 const admin = postgres(process.env.DATABASE_URL!, { max: 1 })
 const [left] = await admin`select count(*)::int as n from pg_database where datname = ${db.name}`
 await admin.end()
+if (row === undefined || left === undefined) throw new Error('each query returns one row')
 console.log(JSON.stringify({ database: row.name, name: db.name, dataDirectory: row.data, leftAfterDrop: left.n }))

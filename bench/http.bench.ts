@@ -1,0 +1,337 @@
+// ringstate/http, measured against its baselines (DESIGN.md sections 5 and 8).
+//
+// Subject: `serve(store)` (the Hono app with its auth, metrics and problem handling; one token
+// configured, so every request pays the token check) on port 0, called with Bun's fetch (keep-alive).
+// Baseline: the same operation made directly on the same store in the same run (`store.append`,
+// `store.query`): the ceiling HTTP can approach.
+// Peer: a bare `Bun.serve` handler that does the same store call and writes the same JSON with no
+// framework, no auth and no metrics: what the Hono layer itself costs.
+//
+// Scenarios (each on SQLite (a temp file), PostgreSQL and memory; BENCH_BACKENDS picks):
+// - appends: 16 concurrent callers, each awaiting its append before the next (one 3-event append to
+//   its own `account:<n>`), for BENCH_SECONDS (default 2) after a short warm-up. Target >= 0.6x direct.
+// - reads: `GET /v1/events?limit=1000` page after page (the `next` cursor) over BENCH_READ_EVENTS
+//   (default 1,000,000) events, against `store.read('all')` of the same events. Target >= 0.5x.
+// - SSE fan-out: BENCH_SSE_CLIENTS (default 1,000) streams on one server while 16 callers append
+//   BENCH_SSE_APPENDS (default 2,000) one-event appends directly on the store: every client must
+//   receive every event; latency is the append's acknowledgement to each client's receipt (p50/p99,
+//   target p99 < 100 ms); store reads per commit come from the tail reader's counters (target: one).
+// The HTTP clients of the throughput scenarios and the SSE clients run in a separate process
+// (bench/http-load.ts), as a real server's clients would; the direct baseline runs here.
+// Single requests (1 client) are micro-ops: mitata measures them and prints its report.
+//
+// PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; fresh databases
+// `ringstate_bench_http_<random>` are created and dropped. When no server answers, PostgreSQL is skipped.
+//
+// Small run: BENCH_SECONDS=0.5 BENCH_READ_EVENTS=20000 BENCH_SSE_CLIENTS=50 BENCH_SSE_APPENDS=200 \
+//   ./node_modules/.bin/bun bench/http.bench.ts
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { bench, group, run, summary } from 'mitata'
+import postgres from 'postgres'
+import { serve } from '../ts/http/index.ts'
+import { pageJson } from '../ts/http/wire.ts'
+import { storeStats, type InspectableStore } from '../ts/store/core/index.ts'
+import { openStore } from '../ts/store/index.ts'
+import type { EventInput, EventStore } from '../ts/store/types.ts'
+import { formatRate, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
+
+const CLIENTS = 16
+const SECONDS = positiveNumber('BENCH_SECONDS', 2)
+const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', 1_000_000)
+const SSE_CLIENTS = positiveNumber('BENCH_SSE_CLIENTS', 1000)
+const SSE_APPENDS = positiveNumber('BENCH_SSE_APPENDS', 2000)
+const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'sqlite,postgres,memory').split(',').map((name) => name.trim()))
+const PAGE = 1000
+const TOKEN = 'bench-token-0123456789abcdef'
+const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+const tokens = [{ name: 'bench', token: TOKEN, scopes: ['read', 'append', 'metrics'] as const }]
+
+function positiveNumber(name: string, fallback: number): number {
+  const text = process.env[name]
+  if (text === undefined || text === '') return fallback
+  const value = Number(text)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(text)}`)
+  return value
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'ringstate-http-bench-'))
+const adminUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const databases: string[] = []
+
+/** A fresh store of `backend`, or undefined when PostgreSQL is not reachable. */
+async function freshStore(backend: string): Promise<EventStore | undefined> {
+  if (backend === 'memory') return openStore('memory:')
+  if (backend === 'sqlite') return openStore(`sqlite:${join(tmp, `${crypto.randomUUID()}.db`)}`)
+  const name = `ringstate_bench_http_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} })
+  try {
+    await admin.unsafe(`create database ${name}`)
+  } catch (error) {
+    console.log(`PostgreSQL skipped: ${(error as Error).message}`)
+    return undefined
+  } finally {
+    await admin.end()
+  }
+  databases.push(name)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return openStore(url.toString())
+}
+
+/** The peer: the same store calls and JSON behind a bare Bun.serve, no framework. */
+function bareServer(store: EventStore) {
+  return Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    async fetch(request) {
+      const url = new URL(request.url)
+      if (url.pathname === '/v1/append') {
+        const body = (await request.json()) as { events: EventInput[] }
+        const result = await store.append(body.events)
+        return new Response(`{"position":"${result.position}","count":${result.count},"ids":${JSON.stringify(result.ids)}}`, {
+          status: 201,
+          headers: { 'content-type': 'application/json' },
+        })
+      }
+      const after = url.searchParams.get('after')
+      const events = await store.query('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
+      let next: bigint | undefined
+      if (events.length > PAGE) {
+        events.length = PAGE
+        next = events[PAGE - 1]!.position
+      }
+      return new Response(pageJson(events, next), { headers: { 'content-type': 'application/json' } })
+    },
+  })
+}
+
+const deposit = (client: number, i: number): EventInput[] =>
+  [0, 1, 2].map((k) => ({ type: 'Deposited', tags: [`account:${client}`], data: { amount: i * 3 + k } }))
+
+async function appendOverHttp(base: string, client: number, i: number): Promise<number> {
+  const response = await fetch(`${base}v1/append`, { method: 'POST', headers, body: JSON.stringify({ events: deposit(client, i) }) })
+  if (response.status !== 201) throw new Error(`append answered ${response.status}: ${await response.text()}`)
+  return ((await response.json()) as { count: number }).count
+}
+
+/** The load generator (bench/http-load.ts) as a child process; resolves to its last line, parsed. */
+function load(args: (string | number)[]): { lines: AsyncIterator<string>; child: ReturnType<typeof Bun.spawn> } {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, 'http-load.ts'), ...args.map(String)], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'inherit',
+    // Bun's fetch holds at most 256 requests open by default; the fan-out needs one per stream.
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, SSE_CLIENTS + 64)) },
+  })
+  async function* lines() {
+    let buffer = ''
+    const decoder = new TextDecoder()
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      buffer += decoder.decode(value, { stream: true })
+      let end: number
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        yield buffer.slice(0, end)
+        buffer = buffer.slice(end + 1)
+      }
+    }
+    if (buffer !== '') yield buffer
+  }
+  return { lines: lines(), child }
+}
+
+async function loadResult<T>(args: (string | number)[]): Promise<T> {
+  const { lines, child } = load(args)
+  let last: string | undefined
+  for (let line = await lines.next(); !line.done; line = await lines.next()) last = line.value
+  if ((await child.exited) !== 0 || last === undefined) throw new Error(`http-load ${args[0]} failed`)
+  return JSON.parse(last) as T
+}
+
+async function readDirect(store: EventStore): Promise<number> {
+  let count = 0
+  for await (const _ of store.read('all')) count++
+  return count
+}
+
+/** Best of two passes, in events per second. */
+async function bestRate(expected: number, pass: () => Promise<number>): Promise<number> {
+  let best = 0
+  for (let i = 0; i < 2; i++) {
+    const started = performance.now()
+    const read = await pass()
+    if (read !== expected) throw new Error(`read ${read} events, expected ${expected}`)
+    best = Math.max(best, read / ((performance.now() - started) / 1000))
+  }
+  return best
+}
+
+/** SSE fan-out: every client must see every event; latency from acknowledgement to receipt. */
+async function fanOut(
+  store: EventStore,
+  base: string,
+): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number }> {
+  const head = await store.head()
+  const { lines, child } = load(['sse', base, SSE_CLIENTS, String(head), SSE_APPENDS])
+  const expectLine = async (text: string) => {
+    const line = await lines.next()
+    if (line.done || line.value !== text) throw new Error(`http-load sse: expected ${text}, got ${String(line.value)}`)
+  }
+  await expectLine('ready')
+  const tail = () => (store as unknown as InspectableStore)[storeStats]().tail
+  // Group commit puts several appends in one commit: an inline projector's promote runs once per commit.
+  let commits = 0
+  const detach = store.attach({ name: 'bench-commits', apply() {}, promote: () => void commits++, discard() {} })
+  const readsBefore = tail().reads
+  const cpuBefore = process.cpuUsage()
+  const acks = new Array<number>(SSE_APPENDS)
+  let issued = 0
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (issued < SSE_APPENDS) {
+        issued++
+        const { position } = await store.append({ type: 'Fanned', data: { at: Date.now() } })
+        acks[Number(position - head - 1n)] = performance.timeOrigin + performance.now()
+      }
+    }),
+  )
+  await expectLine('received')
+  const cpu = process.cpuUsage(cpuBefore)
+  const serverCpuUsPerFrame = (cpu.user + cpu.system) / (SSE_APPENDS * SSE_CLIENTS)
+  const reads = tail().reads - readsBefore
+  detach()
+  const stdin = child.stdin as import('bun').FileSink
+  stdin.write(JSON.stringify(acks))
+  await stdin.end()
+  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number; clientCpuMs: number }
+  await child.exited
+  return { ...result, readsPerCommit: reads / Math.max(1, commits), serverCpuUsPerFrame }
+}
+
+const rows: SummaryRow[] = []
+const micro: { backend: string; store: EventStore; base: string; bareBase: string }[] = []
+const cleanup: (() => Promise<void> | void)[] = []
+
+for (const backend of ['sqlite', 'postgres', 'memory']) {
+  if (!BACKENDS.has(backend)) continue
+  const store = await freshStore(backend)
+  if (store === undefined) continue
+  const server = await serve(store, { port: 0, tokens, sse: { maxClients: SSE_CLIENTS + 10 } })
+  const bare = bareServer(store)
+  const bareBase = `http://127.0.0.1:${bare.port}/`
+  cleanup.push(async () => {
+    await server.stop()
+    await bare.stop(true)
+    await store.close()
+  })
+  micro.push({ backend, store, base: server.url, bareBase })
+
+  // Appends: 16 keep-alive callers.
+  const direct = await timeBoxed(CLIENTS, SECONDS, async (client, i) => (await store.append(deposit(client, i))).count)
+  const cpuBefore = process.cpuUsage()
+  const http = await loadResult<{ appendsPerSec: number; seconds: number }>(['append', server.url, CLIENTS, SECONDS, 100])
+  const cpu = process.cpuUsage(cpuBefore)
+  // This process only serves during that run (the load generator is another process).
+  const serverUsPerAppend = (cpu.user + cpu.system) / (http.appendsPerSec * http.seconds)
+  const peerCpuBefore = process.cpuUsage()
+  const peer = await loadResult<{ appendsPerSec: number; seconds: number }>(['append', bareBase, CLIENTS, SECONDS, 200])
+  const peerCpu = process.cpuUsage(peerCpuBefore)
+  const peerUsPerAppend = (peerCpu.user + peerCpu.system) / (peer.appendsPerSec * peer.seconds)
+  console.log(
+    `${backend} appends, 16 clients: http ${formatRate(http.appendsPerSec)} appends, direct ${formatRate(direct.appendsPerSec)}, ` +
+      `bare Bun.serve ${formatRate(peer.appendsPerSec)}; server CPU per HTTP append (store included): ${serverUsPerAppend.toFixed(0)} µs, bare ${peerUsPerAppend.toFixed(0)} µs`,
+  )
+  const appendRatio = http.appendsPerSec / direct.appendsPerSec
+  rows.push({
+    scenario: `${backend}: appends, 16 clients (vs direct)`,
+    ringstate: formatRate(http.appendsPerSec),
+    baseline: formatRate(direct.appendsPerSec),
+    ratio: appendRatio,
+    ...(backend === 'memory' ? {} : { target: '>= 0.6x', met: appendRatio >= 0.6 }),
+  })
+  rows.push({
+    scenario: `${backend}: appends, 16 clients (vs bare Bun.serve)`,
+    ringstate: formatRate(http.appendsPerSec),
+    baseline: formatRate(peer.appendsPerSec),
+    ratio: http.appendsPerSec / peer.appendsPerSec,
+  })
+
+  // Reads: fill a second store to READ_EVENTS and page through it.
+  const readStore = await freshStore(backend)
+  if (readStore !== undefined) {
+    for (let loaded = 0; loaded < READ_EVENTS; loaded += 10_000) {
+      const size = Math.min(10_000, READ_EVENTS - loaded)
+      await readStore.append(Array.from({ length: size }, (_, k) => ({ type: 'Loaded', tags: [`account:${(loaded + k) % 1000}`], data: { n: loaded + k } })))
+    }
+    const readServer = await serve(readStore, { port: 0, tokens })
+    const readBare = bareServer(readStore)
+    const directRate = await bestRate(READ_EVENTS, () => readDirect(readStore))
+    const httpRate = (await loadResult<{ eventsPerSec: number }>(['read', readServer.url, READ_EVENTS])).eventsPerSec
+    const bareRate = (await loadResult<{ eventsPerSec: number }>(['read', `http://127.0.0.1:${readBare.port}/`, READ_EVENTS])).eventsPerSec
+    console.log(`${backend} reads of ${READ_EVENTS}: http ${formatRate(httpRate)} events, direct ${formatRate(directRate)} events, bare ${formatRate(bareRate)} events`)
+    const readRatio = httpRate / directRate
+    rows.push({
+      scenario: `${backend}: read ${READ_EVENTS} in pages of 1000 (vs store.read)`,
+      ringstate: formatRate(httpRate),
+      baseline: formatRate(directRate),
+      ratio: readRatio,
+      ...(backend === 'memory' ? {} : { target: '>= 0.5x', met: readRatio >= 0.5 }),
+    })
+    rows.push({
+      scenario: `${backend}: read ${READ_EVENTS} (vs bare Bun.serve)`,
+      ringstate: formatRate(httpRate),
+      baseline: formatRate(bareRate),
+      ratio: httpRate / bareRate,
+    })
+    await readServer.stop()
+    await readBare.stop(true)
+    await readStore.close()
+  }
+
+  // SSE fan-out.
+  const fan = await fanOut(store, server.url)
+  console.log(
+    `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}; ` +
+      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), load process CPU ${fan.clientCpuMs.toFixed(0)} ms`,
+  )
+  rows.push({
+    scenario: `${backend}: SSE ${SSE_CLIENTS} clients, ack->receipt p99`,
+    ringstate: `${fan.p99.toFixed(1)} ms`,
+    baseline: `p50 ${fan.p50.toFixed(1)} ms`,
+    target: '< 100 ms',
+    met: fan.p99 < 100,
+  })
+  rows.push({
+    scenario: `${backend}: SSE store reads per commit`,
+    ringstate: fan.readsPerCommit.toFixed(3),
+    baseline: '1 per commit',
+    target: '<= 1',
+    met: fan.readsPerCommit <= 1,
+  })
+}
+
+// Single requests: what one HTTP round trip adds to one store call.
+for (const { backend, store, base, bareBase } of micro) {
+  group(`${backend}: one 3-event append`, () => {
+    summary(() => {
+      let i = 0
+      bench('direct store.append (baseline)', async () => store.append(deposit(999, i++)))
+      bench('POST /v1/append (ringstate/http)', async () => appendOverHttp(base, 998, i++))
+      bench('bare Bun.serve (peer)', async () => appendOverHttp(bareBase, 997, i++))
+    })
+  })
+}
+if (micro.length > 0) await run()
+
+printSummary(rows)
+for (const step of cleanup) await step()
+if (databases.length > 0) {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} })
+  for (const name of databases) await admin.unsafe(`drop database if exists ${name} with (force)`)
+  await admin.end()
+}
+rmSync(tmp, { recursive: true, force: true })

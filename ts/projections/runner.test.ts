@@ -1,0 +1,4 @@
+import { MemoryStore } from '../store/memory/index.ts'
+import { describeRunner } from './runner.case.ts'
+
+describeRunner('memory', async () => new MemoryStore())

@@ -1,0 +1,14 @@
+/**
+ * Pieces shared by the runtime's loop and its built-in sources (not exported from the package).
+ */
+import type { Delivery } from './types.ts'
+
+/**
+ * The delivery init's commands are put and committed under. Sources recognise it by identity
+ * (`delivery === INIT_DELIVERY`); a user-written source sees `{ id: 'init', message: undefined }`.
+ */
+export const INIT_DELIVERY: Delivery<never> = Object.freeze({ id: 'init', message: undefined })
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
+}
