@@ -105,10 +105,13 @@ class Side {
     through: 0n,
   }
 
-  constructor(
-    readonly name: string,
-    readonly store: EventStore,
-  ) {}
+  readonly name: string
+  readonly store: EventStore
+
+  constructor(name: string, store: EventStore) {
+    this.name = name
+    this.store = store
+  }
 
   /** The events of `append` as this store receives them (stored ids resolved to its own). */
   inputs(append: GenAppend): EventInput[] {
