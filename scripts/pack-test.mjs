@@ -109,7 +109,10 @@ before(() => {
   // npm never asks the registry for it. The other dependencies come from npm's cache: --offline
   // when the cache also holds their registry metadata, else --prefer-offline, which fetches only
   // the metadata it lacks (npm does not always keep it) and still takes the tarballs from the cache.
-  const install = (mode) => run('npm', ['install', mode, '--no-audit', '--no-fund', '--ignore-scripts', main.tarball, platform.tarball],
+  // @types/node as a Node TypeScript consumer has it: postgres.js's own types (which ctx.tx of
+  // ringstate/projections exposes) need it. The version is the one this repository installed.
+  const typesNode = `@types/node@${JSON.parse(readFileSync(join(root, 'node_modules', '@types', 'node', 'package.json'), 'utf8')).version}`
+  const install = (mode) => run('npm', ['install', mode, '--no-audit', '--no-fund', '--ignore-scripts', main.tarball, platform.tarball, typesNode],
     { cwd: project, env: userEnv, expectSuccess: mode !== '--offline' })
   if (install('--offline').status !== 0) {
     console.log('# npm install --offline lacked cached registry metadata; installed with --prefer-offline')
@@ -188,6 +191,10 @@ import { openStore, type EventStore } from 'ringstate'
 import { EventBus } from 'ringstate/bus'
 import { StateCache } from 'ringstate/cache'
 import { nativeInfo, type NativeInfo } from 'ringstate/native'
+import { defineAggregate, startProjections } from 'ringstate/projections'
+import { run, inbox } from 'ringstate/runtime'
+import { createApp } from 'ringstate/http'
+export const parts = [defineAggregate, startProjections, run, inbox, createApp].map((part) => typeof part)
 export async function use(): Promise<string> {
   const store: EventStore = await openStore('memory:')
   await store.append({ type: 'Typed', tags: ['t:1'] })
@@ -199,7 +206,7 @@ export async function use(): Promise<string> {
 }
 `)
   writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: [], lib: ['es2023', 'dom'] },
+    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], lib: ['es2023', 'dom'] },
     files: ['consumer.ts'],
   }))
   const tsc = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], { cwd: project, expectSuccess: false })
