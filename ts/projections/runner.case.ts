@@ -144,6 +144,31 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('a failing setup faults the shard, and resume runs setup again before the first batch', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('setupfail')
+        let failSetup = true
+        const def = rowsProjection(name, {
+          setup: async (ctx) => {
+            if (failSetup) throw new Error('no database rights yet')
+            await setupRows(ctx)
+          },
+        })
+        await store.append(orders(3))
+        await withRunner(store, [def], fast, async (runner) => {
+          const faulted = await eventually(async () => (await runner.status()).find((s) => s.state === 'faulted'), 'the fault')
+          expect(faulted.lastError).toBe('setup failed: no database rights yet')
+          failSetup = false
+          runner.resume(name)
+          await runner.waitFor(await store.head())
+          expect((await readRows(store, name)).length).toBe(3)
+        })
+      } finally {
+        await store.close()
+      }
+    })
+
     test("then: 'skip' records the event in the dead-letter table and goes on", async () => {
       const store = await open()
       try {

@@ -320,28 +320,38 @@ class Runner implements ProjectionRunner {
   async #begin(shard: Shard, lease: Lease): Promise<void> {
     shard.lease = lease
     shard.position = lease.position
-    const setupKey = `${shard.name}\u0000${shard.version}`
-    if (!this.#setupDone.has(setupKey) && shard.def.setup !== undefined) {
-      try {
-        const controller = new AbortController()
-        await this.#run((tx) =>
-          shard.def.setup!(contextFor(tx, { name: shard.name, version: shard.version, partition: 0, through: 0n, signal: controller.signal })),
-        )
-        this.#setupDone.add(setupKey)
-      } catch (error) {
-        if (isClosed(error)) throw error
-        shard.errorCount++
-        shard.lastError = `setup failed: ${messageOf(error)}`
-        shard.faulted = true
-        shard.state = 'faulted'
-        this.#report(error, shard)
-      }
-    }
+    await this.#setup(shard)
     if (!shard.faulted) shard.state = this.#runningState(shard)
     shard.reading = new AbortController()
     shard.working = new AbortController()
     shard.loop = this.#loop(shard, shard.reading.signal, shard.working.signal)
     this.#notify()
+  }
+
+  /**
+   * Run the version's `setup` once per runner, before its first batch; a failure faults the shard
+   * (resume tries it again). Returns false when it failed.
+   */
+  async #setup(shard: Shard): Promise<boolean> {
+    const setupKey = `${shard.name}\u0000${shard.version}`
+    if (this.#setupDone.has(setupKey) || shard.def.setup === undefined) return true
+    try {
+      const controller = new AbortController()
+      await this.#run((tx) =>
+        shard.def.setup!(contextFor(tx, { name: shard.name, version: shard.version, partition: 0, through: 0n, signal: controller.signal })),
+      )
+      this.#setupDone.add(setupKey)
+      return true
+    } catch (error) {
+      if (isClosed(error)) throw error
+      shard.errorCount++
+      shard.lastError = `setup failed: ${messageOf(error)}`
+      shard.faulted = true
+      shard.state = 'faulted'
+      this.#report(error, shard)
+      this.#notify()
+      return false
+    }
   }
 
   #runningState(shard: Shard): ShardState {
@@ -363,6 +373,11 @@ class Runner implements ProjectionRunner {
         shard.wake = undefined
         continue
       }
+      try {
+        if (!(await this.#setup(shard))) continue
+      } catch {
+        return this.#closed(shard)
+      }
       // One follow per pass, with its own signal so leaving the pass (pause, fault) ends it at once.
       const pass = new AbortController()
       const stop = () => pass.abort()
@@ -382,7 +397,7 @@ class Runner implements ProjectionRunner {
         }
       } catch (error) {
         if (reading.aborted) return
-        if (isClosed(error)) return this.#halt1(shard, 'stopped')
+        if (isClosed(error)) return this.#closed(shard)
         shard.errorCount++
         shard.lastError = messageOf(error)
         this.#report(error, shard)
@@ -416,7 +431,7 @@ class Runner implements ProjectionRunner {
           return false
         }
         if (isClosed(error)) {
-          await this.#halt1(shard, 'stopped')
+          this.#closed(shard)
           return false
         }
         if (reading.aborted) return false
@@ -554,6 +569,13 @@ class Runner implements ProjectionRunner {
     }
     shard.loop = undefined
     shard.state = state
+  }
+
+  /** From inside a shard's own loop: the store closed, so the shard stops here for good. */
+  #closed(shard: Shard): void {
+    shard.reading?.abort()
+    shard.state = 'stopped'
+    this.#notify()
   }
 
   #halt(): void {
