@@ -383,6 +383,32 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('an idle runner keeps its lease: renewal does not depend on traffic', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('idle')
+        const options: RunnerOptions = { leaseMs: 300, renewEveryMs: 60 }
+        const owner = startProjections(store, [rowsProjection(name)], { ...options, instanceId: 'owner' })
+        await owner.waitFor(await store.head())
+        const other = startProjections(store, [rowsProjection(name)], { ...options, instanceId: 'other' })
+        try {
+          await other.ready
+          // Idle for several lease periods: no event arrives, the lease must still be renewed.
+          const until = Date.now() + 1_200
+          await eventually(() => Date.now() > until, 'four lease periods to pass')
+          expect((await other.status())[0]).toMatchObject({ owner: 'owner', state: 'standby' })
+          expect((await owner.status())[0]).toMatchObject({ owner: 'owner', state: 'live' })
+          const { position } = await store.append(orders(1))
+          await owner.waitFor(position)
+        } finally {
+          await other.stop()
+          await owner.stop()
+        }
+      } finally {
+        await store.close()
+      }
+    })
+
     test('a runner that stalled past its lease cannot commit: LEASE_LOST rolls its batch back', async () => {
       const store = await open()
       try {
