@@ -328,6 +328,43 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('a version bump that changes the partitioning keeps the old version exactly up to date', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('repartitioned')
+        await store.append(orders(30))
+        await withRunner(store, [rowsProjection(name)], fast, async (runner) => {
+          await runner.waitFor(await store.head())
+        })
+        let open = false
+        const v2 = rowsProjection(name, {
+          version: 2,
+          partitionBy: { tagPrefix: 'order:' },
+          partitions: 4,
+          onError: { retries: 10_000, backoffMs: 1, maxBackoffMs: 2 },
+          handle: async (events, ctx) => {
+            if (ctx.version === 2 && !open) throw new Error('not yet')
+            await writeRows(events, ctx)
+          },
+        })
+        await withRunner(store, [v2], fast, async (runner) => {
+          const { position } = await store.append(orders(10, 30))
+          await runner.waitFor(position)
+          const v1 = await readRows(store, name, 1)
+          expect(v1.length).toBe(40)
+          expect(duplicates(v1)).toEqual([])
+          expect((await runner.status()).filter((s) => s.version === 1).map((s) => s.partition)).toEqual([0])
+          open = true
+          await eventually(async () => (await runner.status()).every((s) => s.version === 2 && s.active && s.state === 'live'), 'version 2 to take over')
+          const v2rows = await readRows(store, name, 2)
+          expect(v2rows.length).toBe(40)
+          expect(duplicates(v2rows)).toEqual([])
+        })
+      } finally {
+        await store.close()
+      }
+    })
+
     test('rebuild resets the read model and replays it in place; waitFor waits through it', async () => {
       const store = await open()
       try {

@@ -95,6 +95,8 @@ export interface ProjectionRunner {
 interface Shard extends ShardKey {
   readonly def: Projection<any>
   readonly key: string
+  /** The partition count of this shard's version (an older active version may differ from def's). */
+  readonly partitions: number
   lease: Lease | undefined
   position: bigint
   state: ShardState
@@ -150,7 +152,8 @@ class Runner implements ProjectionRunner {
   readonly #tickMs: number
   readonly #onError: RunnerOptions['onError']
   readonly #shards = new Map<string, Shard>()
-  readonly #ensured = new Set<string>()
+  /** name + version -> partition count, once known (ensured or read). */
+  readonly #partitionCounts = new Map<string, number>()
   readonly #setupDone = new Set<string>()
   #tables: ShardTables | undefined
   #active = new Map<string, number>()
@@ -247,14 +250,23 @@ class Runner implements ProjectionRunner {
     for (const def of this.#defs.values()) {
       for (const version of this.#versionsOf(def)) {
         const versionKey = `${def.name}\u0000${version}`
-        if (!this.#ensured.has(versionKey)) {
-          await tables.ensure(def.name, version, def.partitions)
-          this.#ensured.add(versionKey)
+        let partitions = this.#partitionCounts.get(versionKey)
+        if (partitions === undefined) {
+          if (version === def.version) {
+            await tables.ensure(def.name, version, def.partitions)
+            partitions = def.partitions
+          } else {
+            // An older active version keeps the partition count it was built with.
+            const rows = (await tables.rows([def.name])).filter((r) => r.version === version)
+            partitions = rows.length > 0 ? Math.max(...rows.map((r) => r.partition)) + 1 : def.partitions
+            if (rows.length === 0) await tables.ensure(def.name, version, partitions)
+          }
+          this.#partitionCounts.set(versionKey, partitions)
         }
-        for (let partition = 0; partition < def.partitions; partition++) {
+        for (let partition = 0; partition < partitions; partition++) {
           const key = keyOf({ name: def.name, version, partition })
           wanted.add(key)
-          if (!this.#shards.has(key)) this.#shards.set(key, newShard(def, version, partition, key))
+          if (!this.#shards.has(key)) this.#shards.set(key, newShard(def, version, partition, key, partitions))
         }
       }
     }
@@ -387,7 +399,7 @@ class Runner implements ProjectionRunner {
         for await (const batch of readAhead(batches)) {
           if (reading.aborted || shard.paused || shard.faulted) break
           const events =
-            def.partitions === 1 ? batch.events : batch.events.filter((e) => def.partitionOf(e) === shard.partition)
+            shard.partitions === 1 ? batch.events : batch.events.filter((e) => def.partitionFor(e, shard.partitions) === shard.partition)
           if (events.length === 0 && batch.through <= shard.position) {
             if (batch.caughtUp) this.#markLive(shard)
             continue
@@ -657,7 +669,8 @@ class Runner implements ProjectionRunner {
       for (const name of names) {
         const def = this.#defs.get(name)!
         const version = this.#servingVersion(def)
-        for (let partition = 0; partition < def.partitions; partition++) {
+        const partitions = this.#partitionCounts.get(`${name}\u0000${version}`) ?? def.partitions
+        for (let partition = 0; partition < partitions; partition++) {
           const key = keyOf({ name, version, partition })
           const shard = this.#shards.get(key)
           let reached: bigint
@@ -747,7 +760,7 @@ class Runner implements ProjectionRunner {
       const key = keyOf(lease)
       let shard = this.#shards.get(key)
       if (shard === undefined) {
-        shard = newShard(def, version, lease.partition, key)
+        shard = newShard(def, version, lease.partition, key, this.#partitionCounts.get(`${name}\u0000${version}`) ?? def.partitions)
         this.#shards.set(key, shard)
       }
       shard.faulted = false
@@ -793,9 +806,10 @@ class Runner implements ProjectionRunner {
   }
 }
 
-function newShard(def: Projection<any>, version: number, partition: number, key: string): Shard {
+function newShard(def: Projection<any>, version: number, partition: number, key: string, partitions = def.partitions): Shard {
   return {
     def,
+    partitions,
     name: def.name,
     version,
     partition,
