@@ -36,11 +36,15 @@ export const MAX_NAME_LENGTH = 256
  * read back would differ from the one written).
  */
 export function isStorableText(text: string): boolean {
-  // Most strings hold no NUL and no surrogate at all; only those that do need the exact check.
-  return !MAYBE_UNSTORABLE.test(text) || !UNSTORABLE.test(text)
+  // Most strings hold no NUL and no surrogate at all: a loop over the code units settles them
+  // (a regex test cost 1.7% of the client's CPU in a PostgreSQL append benchmark); only strings
+  // that hold one need the exact check.
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit === 0 || (unit >= 0xd800 && unit <= 0xdfff)) return !UNSTORABLE.test(text)
+  }
+  return true
 }
-
-const MAYBE_UNSTORABLE = /[\0\ud800-\udfff]/
 
 /** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/

@@ -87,11 +87,6 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     this.#writer = new Writer(backend, this.#options, (head) => this.#tail.wake(head))
   }
 
-  /** The resolved options (defaults filled in). */
-  protected get options(): ResolvedStoreOptions {
-    return this.#options
-  }
-
   /**
    * Append events atomically, optionally under a condition. Appends waiting at the same moment
    * share one transaction (group commit); each caller gets its own result or error.
