@@ -107,12 +107,14 @@ export interface Projection<E extends EventMap = EventMap> {
  *   name: 'order-totals', version: 1,
  *   query: [{ types: ['OrderPlaced'] }],
  *   setup: async (ctx) => {
- *     if (ctx.backend === 'postgres') await ctx.tx`CREATE TABLE IF NOT EXISTS order_totals_v1 (id text PRIMARY KEY, total numeric)`
+ *     if (ctx.backend === 'postgres')
+ *       await ctx.tx`CREATE TABLE IF NOT EXISTS ${ctx.tx(`${ctx.schema}.order_totals_v${ctx.version}`)} (id text PRIMARY KEY, total numeric)`
  *   },
  *   async handle(events, ctx) {
  *     if (ctx.backend !== 'postgres') return
  *     const ids = events.map((e) => e.tags[0]!), totals = events.map((e) => e.data.total)
- *     await ctx.tx`INSERT INTO order_totals_v1 SELECT * FROM unnest(${ids}::text[], ${totals}::numeric[])
+ *     await ctx.tx`INSERT INTO ${ctx.tx(`${ctx.schema}.order_totals_v${ctx.version}`)}
+ *                  SELECT * FROM unnest(${ids}::text[], ${totals}::numeric[])
  *                  ON CONFLICT (id) DO UPDATE SET total = excluded.total`
  *   },
  *   partitionBy: { tagPrefix: 'order:' }, partitions: 4,
