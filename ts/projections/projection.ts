@@ -91,6 +91,11 @@ export interface Projection<E extends EventMap = EventMap> {
   readonly reset: ProjectionDefinition<E>['reset']
   /** The partition of an event (0 when unpartitioned or the event has no key). */
   partitionOf(event: SequencedEvent): number
+  /**
+   * The partition of an event among `count` partitions, by the same key (used to keep an older
+   * active version, built with another partition count, up to date).
+   */
+  partitionFor(event: SequencedEvent, count: number): number
 }
 
 /**
@@ -104,12 +109,14 @@ export interface Projection<E extends EventMap = EventMap> {
  *   name: 'order-totals', version: 1,
  *   query: [{ types: ['OrderPlaced'] }],
  *   setup: async (ctx) => {
- *     if (ctx.backend === 'postgres') await ctx.tx`CREATE TABLE IF NOT EXISTS order_totals_v1 (id text PRIMARY KEY, total numeric)`
+ *     if (ctx.backend === 'postgres')
+ *       await ctx.tx`CREATE TABLE IF NOT EXISTS ${ctx.tx(`${ctx.schema}.order_totals_v${ctx.version}`)} (id text PRIMARY KEY, total numeric)`
  *   },
  *   async handle(events, ctx) {
  *     if (ctx.backend !== 'postgres') return
  *     const ids = events.map((e) => e.tags[0]!), totals = events.map((e) => e.data.total)
- *     await ctx.tx`INSERT INTO order_totals_v1 SELECT * FROM unnest(${ids}::text[], ${totals}::numeric[])
+ *     await ctx.tx`INSERT INTO ${ctx.tx(`${ctx.schema}.order_totals_v${ctx.version}`)}
+ *                  SELECT * FROM unnest(${ids}::text[], ${totals}::numeric[])
  *                  ON CONFLICT (id) DO UPDATE SET total = excluded.total`
  *   },
  *   partitionBy: { tagPrefix: 'order:' }, partitions: 4,
@@ -143,13 +150,12 @@ export function defineProjection<E extends EventMap = EventMap>(definition: Proj
   }
   const onError = resolveErrorPolicy(name, definition.onError)
   const keyOf = partitionKey(name, partitionBy)
-  const partitionOf =
-    partitions === 1 || keyOf === undefined
-      ? () => 0
-      : (event: SequencedEvent) => {
-          const key = keyOf(event)
-          return key === undefined ? 0 : fnv1a(key) % partitions
-        }
+  const partitionFor = (event: SequencedEvent, count: number) => {
+    if (count === 1 || keyOf === undefined) return 0
+    const key = keyOf(event)
+    return key === undefined ? 0 : fnv1a(key) % count
+  }
+  const partitionOf = (event: SequencedEvent) => partitionFor(event, partitions)
   return {
     name,
     version,
@@ -161,6 +167,7 @@ export function defineProjection<E extends EventMap = EventMap>(definition: Proj
     setup,
     reset,
     partitionOf,
+    partitionFor,
   }
 }
 
