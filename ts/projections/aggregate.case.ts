@@ -153,6 +153,50 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
       }
     })
 
+    test('with a state cache, a command runs on the cached state and a stale cache costs only a re-run on fresh state', async () => {
+      const store = await open()
+      try {
+        const Cached = defineAggregate<AccountState, AccountEvents>({
+          name: 'account',
+          initial: { open: false, balance: 0 },
+          apply: {
+            Opened: (s) => ({ ...s, open: true }),
+            Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
+            Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
+          },
+          cache: { maxEntries: 10 },
+        })
+        const reads: number[] = []
+        const counting = new Proxy(store, {
+          get(target, key, receiver) {
+            const value = Reflect.get(target, key, receiver)
+            if (key === 'read') return (...args: unknown[]) => (reads.push(1), (value as Function).apply(target, args))
+            return typeof value === 'function' ? value.bind(target) : value
+          },
+        })
+        await Cached.execute(counting, 'a1', (ctx) => ctx.record('Deposited', { amount: 100 }))
+        reads.length = 0
+        const seen: number[] = []
+        await Cached.execute(counting, 'a1', (ctx) => {
+          seen.push(ctx.state.balance)
+          ctx.record('Withdrawn', { amount: 10 })
+        })
+        expect(reads.length).toBe(0)
+        // Another writer (another process) moves the account on: the cached state is now stale.
+        await store.append({ type: 'Withdrawn', tags: ['account:a1'], data: { amount: 85 } })
+        const refused = await Cached.execute(counting, 'a1', (ctx) => {
+          seen.push(ctx.state.balance)
+          withdraw(10)(ctx)
+        }, { baseDelayMs: 1 }).catch((e) => e)
+        expect(seen).toEqual([100, 90, 5])
+        expect(refused.cause.message).toBe('insufficient funds')
+        expect((await Cached.load(store, 'a1')).state.balance).toBe(5)
+        expect((await store.query([{ tags: ['account:a1'] }])).length).toBe(3)
+      } finally {
+        await store.close()
+      }
+    })
+
     test('expectedVersion refuses with APPEND_CONDITION_FAILED before the handler runs', async () => {
       const store = await open()
       try {

@@ -80,6 +80,14 @@ export interface AggregateDefinition<State, Events extends EventMap> {
   /** The boundary tag of an id. Default `${name}:${id}`. */
   tag?: (id: string) => string
   snapshot?: AggregateSnapshotOptions<State>
+  /**
+   * Keep the state each successful command produced, per store and id (the `maxEntries` most
+   * recent), and run the next command on it without reading the boundary first: the append's
+   * condition (nothing after the cached position) still refuses a decision on stale state, and the
+   * handler then runs again on freshly loaded state. Saves a read per command when one process
+   * owns most writes to an id. `apply` handlers must then return new states, never mutate them.
+   */
+  cache?: { maxEntries: number }
 }
 
 /** What `load` returns. `version` counts the events folded; `position` is the last one's (0n for none). */
@@ -237,6 +245,28 @@ export function defineAggregate<State, Events extends EventMap>(
       process.stderr.write(`ringstate: snapshot ${snapshotName} failed: ${messageOf(error)}\n`))
   const handlers = apply as unknown as Record<string, ApplyHandler<State, unknown, string>>
 
+  const maxCached = definition.cache?.maxEntries ?? 0
+  const caches = new WeakMap<object, Map<string, { state: State; version: number; position: bigint }>>()
+  const cacheOf = (store: EventStore<any>) => {
+    if (maxCached === 0) return undefined
+    let cache = caches.get(store)
+    if (cache === undefined) caches.set(store, (cache = new Map()))
+    return cache
+  }
+  /** Take an id's cached state out (so no two commands share it; a failure leaves none behind). */
+  const takeCached = (store: EventStore<any>, id: string) => {
+    const cache = cacheOf(store)
+    const entry = cache?.get(id)
+    if (entry !== undefined) cache!.delete(id)
+    return entry
+  }
+  const putCached = (store: EventStore<any>, id: string, state: State, version: number, position: bigint) => {
+    const cache = cacheOf(store)
+    if (cache === undefined) return
+    cache.set(id, { state, version, position })
+    if (cache.size > maxCached) cache.delete(cache.keys().next().value!)
+  }
+
   const boundary = (id: string): Query => [{ types, tags: [checkedTag(tagOf, id)] }]
   const snapshotName = (id: string) => `${aggregateSnapshotPrefix}${name}:${id}`
 
@@ -340,7 +370,10 @@ export function defineAggregate<State, Events extends EventMap>(
       let lastConflict: unknown
       for (let attempt = 1; attempt <= maxAttempts; attempt++) {
         if (attempt > 1) await backoff(attempt, baseDelayMs, maxDelayMs, signal)
-        const { loaded, duplicate } = await fold(store, id, signal, key === undefined, key)
+        const cached = attempt === 1 && key === undefined ? takeCached(store, id) : undefined
+        const { loaded, duplicate } = cached !== undefined
+          ? { loaded: { id, ...cached, exists: cached.version > 0 }, duplicate: undefined }
+          : await fold(store, id, signal, key === undefined, key)
         if (duplicate !== undefined) {
           return { ...duplicate.result, state: duplicate.state, version: duplicate.version, result: undefined, duplicate: true }
         }
@@ -396,6 +429,7 @@ export function defineAggregate<State, Events extends EventMap>(
           throw new CommandFailedError(`command on ${name} ${id} failed: ${messageOf(error)}`, { cause: error })
         }
         if (recorded.length === 0) {
+          if (key === undefined) putCached(store, id, loaded.state, loaded.version, loaded.position)
           return {
             state,
             version: loaded.version,
@@ -437,6 +471,7 @@ export function defineAggregate<State, Events extends EventMap>(
           }
         }
         const version = loaded.version + appended.count
+        if (key === undefined) putCached(store, id, state, version, appended.position)
         await maybeSnapshot(store, id, loaded.version, version, state, appended.position)
         return { state, version, position: appended.position, count: appended.count, ids: appended.ids, result, duplicate: false }
       }
@@ -463,6 +498,10 @@ function checkDefinition<State, Events extends EventMap>(definition: AggregateDe
     if (typeof (apply as Record<string, unknown>)[key] !== 'function') {
       throw new InvalidOptionsError(`aggregate ${name}: the apply handler for ${JSON.stringify(key)} is not a function`)
     }
+  }
+  const cache = definition.cache
+  if (cache !== undefined && (!Number.isSafeInteger(cache.maxEntries) || cache.maxEntries < 1)) {
+    throw new InvalidOptionsError(`aggregate ${name}: cache.maxEntries must be an integer >= 1`)
   }
   if (tag !== undefined && typeof tag !== 'function') throw new InvalidOptionsError(`aggregate ${name}: tag must be a function`)
   if (snapshot !== undefined) {

@@ -149,6 +149,49 @@ export function describeMultiprocess(backend: string, newUrl: () => Promise<stri
       }
     })
 
+    test('a runner process that stalled (SIGSTOP) past its lease cannot commit when it wakes: LEASE_LOST, and no event is handled twice', async () => {
+      const url = await newUrl()
+      const store = await openStore(url)
+      const name = `stalled_${process.pid}`
+      const a = new Child([url, 'runner', name, 'a'])
+      const b = new Child([url, 'runner', name, 'b'])
+      try {
+        await Promise.all([a.line('ready'), b.line('ready')])
+        await store.append(orders(100))
+        const tables = await tablesFor(store)
+        await eventually(async () => {
+          const shards = await tables.rows([name])
+          return shards.length === 4 && shards.some((s) => s.owner === 'a' && !s.free) && shards.every((s) => !s.free)
+        }, 'runner a to hold shards')
+        a.process.kill('SIGSTOP')
+        const feeding = (async () => {
+          for (let i = 1; i < 11; i++) await store.append(orders(10, i * 100))
+        })()
+        if (backend === 'postgres') {
+          // The survivor takes the stalled runner's shards over once their leases run out.
+          await eventually(async () => (await tables.rows([name])).every((s) => s.owner === 'b' && !s.free), 'runner b to take every shard')
+        } else {
+          // On SQLite a runner stopped inside its write transaction holds the file's write lock:
+          // nobody writes until it wakes, and then its expired lease refuses its batch.
+          const until = Date.now() + 2_000
+          await eventually(() => Date.now() > until, 'the stalled runner\'s leases to run out')
+        }
+        a.process.kill('SIGCONT')
+        await feeding
+        await eventually(() => a.lines.some((l) => l.kind === 'error' && l.code === 'LEASE_LOST'), 'LEASE_LOST from the runner that woke')
+        const head = await store.head()
+        await eventually(async () => (await tables.rows([name])).every((s) => !s.free && s.position >= head), 'every shard to catch up')
+        const rows = await readRows(store, name)
+        expect(rows.length).toBe(200)
+        expect(duplicates(rows)).toEqual([])
+      } finally {
+        a.process.kill('SIGCONT')
+        await a.kill()
+        await b.kill()
+        await store.close()
+      }
+    })
+
     test('two concurrent withdrawals from one account in two processes: exactly one succeeds, the other re-ran on fresh state', async () => {
       const url = await newUrl()
       const store = await openStore(url)

@@ -89,6 +89,11 @@ export interface Projection<E extends EventMap = EventMap> {
   readonly reset: ProjectionDefinition<E>['reset']
   /** The partition of an event (0 when unpartitioned or the event has no key). */
   partitionOf(event: SequencedEvent): number
+  /**
+   * The partition of an event among `count` partitions, by the same key (used to keep an older
+   * active version, built with another partition count, up to date).
+   */
+  partitionFor(event: SequencedEvent, count: number): number
 }
 
 /**
@@ -141,13 +146,12 @@ export function defineProjection<E extends EventMap = EventMap>(definition: Proj
   }
   const onError = resolveErrorPolicy(name, definition.onError)
   const keyOf = partitionKey(name, partitionBy)
-  const partitionOf =
-    partitions === 1 || keyOf === undefined
-      ? () => 0
-      : (event: SequencedEvent) => {
-          const key = keyOf(event)
-          return key === undefined ? 0 : fnv1a(key) % partitions
-        }
+  const partitionFor = (event: SequencedEvent, count: number) => {
+    if (count === 1 || keyOf === undefined) return 0
+    const key = keyOf(event)
+    return key === undefined ? 0 : fnv1a(key) % count
+  }
+  const partitionOf = (event: SequencedEvent) => partitionFor(event, partitions)
   return {
     name,
     version,
@@ -159,6 +163,7 @@ export function defineProjection<E extends EventMap = EventMap>(definition: Proj
     setup,
     reset,
     partitionOf,
+    partitionFor,
   }
 }
 

@@ -144,6 +144,31 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('a failing setup faults the shard, and resume runs setup again before the first batch', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('setupfail')
+        let failSetup = true
+        const def = rowsProjection(name, {
+          setup: async (ctx) => {
+            if (failSetup) throw new Error('no database rights yet')
+            await setupRows(ctx)
+          },
+        })
+        await store.append(orders(3))
+        await withRunner(store, [def], fast, async (runner) => {
+          const faulted = await eventually(async () => (await runner.status()).find((s) => s.state === 'faulted'), 'the fault')
+          expect(faulted.lastError).toBe('setup failed: no database rights yet')
+          failSetup = false
+          runner.resume(name)
+          await runner.waitFor(await store.head())
+          expect((await readRows(store, name)).length).toBe(3)
+        })
+      } finally {
+        await store.close()
+      }
+    })
+
     test("then: 'skip' records the event in the dead-letter table and goes on", async () => {
       const store = await open()
       try {
@@ -303,6 +328,43 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
       }
     })
 
+    test('a version bump that changes the partitioning keeps the old version exactly up to date', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('repartitioned')
+        await store.append(orders(30))
+        await withRunner(store, [rowsProjection(name)], fast, async (runner) => {
+          await runner.waitFor(await store.head())
+        })
+        let open = false
+        const v2 = rowsProjection(name, {
+          version: 2,
+          partitionBy: { tagPrefix: 'order:' },
+          partitions: 4,
+          onError: { retries: 10_000, backoffMs: 1, maxBackoffMs: 2 },
+          handle: async (events, ctx) => {
+            if (ctx.version === 2 && !open) throw new Error('not yet')
+            await writeRows(events, ctx)
+          },
+        })
+        await withRunner(store, [v2], fast, async (runner) => {
+          const { position } = await store.append(orders(10, 30))
+          await runner.waitFor(position)
+          const v1 = await readRows(store, name, 1)
+          expect(v1.length).toBe(40)
+          expect(duplicates(v1)).toEqual([])
+          expect((await runner.status()).filter((s) => s.version === 1).map((s) => s.partition)).toEqual([0])
+          open = true
+          await eventually(async () => (await runner.status()).every((s) => s.version === 2 && s.active && s.state === 'live'), 'version 2 to take over')
+          const v2rows = await readRows(store, name, 2)
+          expect(v2rows.length).toBe(40)
+          expect(duplicates(v2rows)).toEqual([])
+        })
+      } finally {
+        await store.close()
+      }
+    })
+
     test('rebuild resets the read model and replays it in place; waitFor waits through it', async () => {
       const store = await open()
       try {
@@ -352,6 +414,32 @@ export function describeRunner(backend: string, open: () => Promise<EventStore>)
         } finally {
           await first.stop()
           await second.stop()
+        }
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('an idle runner keeps its lease: renewal does not depend on traffic', async () => {
+      const store = await open()
+      try {
+        const name = uniqueName('idle')
+        const options: RunnerOptions = { leaseMs: 300, renewEveryMs: 60 }
+        const owner = startProjections(store, [rowsProjection(name)], { ...options, instanceId: 'owner' })
+        await owner.waitFor(await store.head())
+        const other = startProjections(store, [rowsProjection(name)], { ...options, instanceId: 'other' })
+        try {
+          await other.ready
+          // Idle for several lease periods: no event arrives, the lease must still be renewed.
+          const until = Date.now() + 1_200
+          await eventually(() => Date.now() > until, 'four lease periods to pass')
+          expect((await other.status())[0]).toMatchObject({ owner: 'owner', state: 'standby' })
+          expect((await owner.status())[0]).toMatchObject({ owner: 'owner', state: 'live' })
+          const { position } = await store.append(orders(1))
+          await owner.waitFor(position)
+        } finally {
+          await other.stop()
+          await owner.stop()
         }
       } finally {
         await store.close()

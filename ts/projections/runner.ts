@@ -95,6 +95,8 @@ export interface ProjectionRunner {
 interface Shard extends ShardKey {
   readonly def: Projection<any>
   readonly key: string
+  /** The partition count of this shard's version (an older active version may differ from def's). */
+  readonly partitions: number
   lease: Lease | undefined
   position: bigint
   state: ShardState
@@ -150,7 +152,8 @@ class Runner implements ProjectionRunner {
   readonly #tickMs: number
   readonly #onError: RunnerOptions['onError']
   readonly #shards = new Map<string, Shard>()
-  readonly #ensured = new Set<string>()
+  /** name + version -> partition count, once known (ensured or read). */
+  readonly #partitionCounts = new Map<string, number>()
   readonly #setupDone = new Set<string>()
   #tables: ShardTables | undefined
   #active = new Map<string, number>()
@@ -247,14 +250,23 @@ class Runner implements ProjectionRunner {
     for (const def of this.#defs.values()) {
       for (const version of this.#versionsOf(def)) {
         const versionKey = `${def.name}\u0000${version}`
-        if (!this.#ensured.has(versionKey)) {
-          await tables.ensure(def.name, version, def.partitions)
-          this.#ensured.add(versionKey)
+        let partitions = this.#partitionCounts.get(versionKey)
+        if (partitions === undefined) {
+          if (version === def.version) {
+            await tables.ensure(def.name, version, def.partitions)
+            partitions = def.partitions
+          } else {
+            // An older active version keeps the partition count it was built with.
+            const rows = (await tables.rows([def.name])).filter((r) => r.version === version)
+            partitions = rows.length > 0 ? Math.max(...rows.map((r) => r.partition)) + 1 : def.partitions
+            if (rows.length === 0) await tables.ensure(def.name, version, partitions)
+          }
+          this.#partitionCounts.set(versionKey, partitions)
         }
-        for (let partition = 0; partition < def.partitions; partition++) {
+        for (let partition = 0; partition < partitions; partition++) {
           const key = keyOf({ name: def.name, version, partition })
           wanted.add(key)
-          if (!this.#shards.has(key)) this.#shards.set(key, newShard(def, version, partition, key))
+          if (!this.#shards.has(key)) this.#shards.set(key, newShard(def, version, partition, key, partitions))
         }
       }
     }
@@ -320,28 +332,38 @@ class Runner implements ProjectionRunner {
   async #begin(shard: Shard, lease: Lease): Promise<void> {
     shard.lease = lease
     shard.position = lease.position
-    const setupKey = `${shard.name}\u0000${shard.version}`
-    if (!this.#setupDone.has(setupKey) && shard.def.setup !== undefined) {
-      try {
-        const controller = new AbortController()
-        await this.#run((tx) =>
-          shard.def.setup!(contextFor(tx, { name: shard.name, version: shard.version, partition: 0, through: 0n, signal: controller.signal })),
-        )
-        this.#setupDone.add(setupKey)
-      } catch (error) {
-        if (isClosed(error)) throw error
-        shard.errorCount++
-        shard.lastError = `setup failed: ${messageOf(error)}`
-        shard.faulted = true
-        shard.state = 'faulted'
-        this.#report(error, shard)
-      }
-    }
+    await this.#setup(shard)
     if (!shard.faulted) shard.state = this.#runningState(shard)
     shard.reading = new AbortController()
     shard.working = new AbortController()
     shard.loop = this.#loop(shard, shard.reading.signal, shard.working.signal)
     this.#notify()
+  }
+
+  /**
+   * Run the version's `setup` once per runner, before its first batch; a failure faults the shard
+   * (resume tries it again). Returns false when it failed.
+   */
+  async #setup(shard: Shard): Promise<boolean> {
+    const setupKey = `${shard.name}\u0000${shard.version}`
+    if (this.#setupDone.has(setupKey) || shard.def.setup === undefined) return true
+    try {
+      const controller = new AbortController()
+      await this.#run((tx) =>
+        shard.def.setup!(contextFor(tx, { name: shard.name, version: shard.version, partition: 0, through: 0n, signal: controller.signal })),
+      )
+      this.#setupDone.add(setupKey)
+      return true
+    } catch (error) {
+      if (isClosed(error)) throw error
+      shard.errorCount++
+      shard.lastError = `setup failed: ${messageOf(error)}`
+      shard.faulted = true
+      shard.state = 'faulted'
+      this.#report(error, shard)
+      this.#notify()
+      return false
+    }
   }
 
   #runningState(shard: Shard): ShardState {
@@ -363,6 +385,11 @@ class Runner implements ProjectionRunner {
         shard.wake = undefined
         continue
       }
+      try {
+        if (!(await this.#setup(shard))) continue
+      } catch {
+        return this.#closed(shard)
+      }
       // One follow per pass, with its own signal so leaving the pass (pause, fault) ends it at once.
       const pass = new AbortController()
       const stop = () => pass.abort()
@@ -372,7 +399,7 @@ class Runner implements ProjectionRunner {
         for await (const batch of readAhead(batches)) {
           if (reading.aborted || shard.paused || shard.faulted) break
           const events =
-            def.partitions === 1 ? batch.events : batch.events.filter((e) => def.partitionOf(e) === shard.partition)
+            shard.partitions === 1 ? batch.events : batch.events.filter((e) => def.partitionFor(e, shard.partitions) === shard.partition)
           if (events.length === 0 && batch.through <= shard.position) {
             if (batch.caughtUp) this.#markLive(shard)
             continue
@@ -382,7 +409,7 @@ class Runner implements ProjectionRunner {
         }
       } catch (error) {
         if (reading.aborted) return
-        if (isClosed(error)) return this.#halt1(shard, 'stopped')
+        if (isClosed(error)) return this.#closed(shard)
         shard.errorCount++
         shard.lastError = messageOf(error)
         this.#report(error, shard)
@@ -416,7 +443,7 @@ class Runner implements ProjectionRunner {
           return false
         }
         if (isClosed(error)) {
-          await this.#halt1(shard, 'stopped')
+          this.#closed(shard)
           return false
         }
         if (reading.aborted) return false
@@ -556,6 +583,13 @@ class Runner implements ProjectionRunner {
     shard.state = state
   }
 
+  /** From inside a shard's own loop: the store closed, so the shard stops here for good. */
+  #closed(shard: Shard): void {
+    shard.reading?.abort()
+    shard.state = 'stopped'
+    this.#notify()
+  }
+
   #halt(): void {
     this.#stopped = true
     for (const shard of this.#shards.values()) {
@@ -635,7 +669,8 @@ class Runner implements ProjectionRunner {
       for (const name of names) {
         const def = this.#defs.get(name)!
         const version = this.#servingVersion(def)
-        for (let partition = 0; partition < def.partitions; partition++) {
+        const partitions = this.#partitionCounts.get(`${name}\u0000${version}`) ?? def.partitions
+        for (let partition = 0; partition < partitions; partition++) {
           const key = keyOf({ name, version, partition })
           const shard = this.#shards.get(key)
           let reached: bigint
@@ -725,7 +760,7 @@ class Runner implements ProjectionRunner {
       const key = keyOf(lease)
       let shard = this.#shards.get(key)
       if (shard === undefined) {
-        shard = newShard(def, version, lease.partition, key)
+        shard = newShard(def, version, lease.partition, key, this.#partitionCounts.get(`${name}\u0000${version}`) ?? def.partitions)
         this.#shards.set(key, shard)
       }
       shard.faulted = false
@@ -771,9 +806,10 @@ class Runner implements ProjectionRunner {
   }
 }
 
-function newShard(def: Projection<any>, version: number, partition: number, key: string): Shard {
+function newShard(def: Projection<any>, version: number, partition: number, key: string, partitions = def.partitions): Shard {
   return {
     def,
+    partitions,
     name: def.name,
     version,
     partition,
