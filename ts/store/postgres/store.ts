@@ -51,7 +51,10 @@ import { pageSql } from './sql.ts'
 
 /** Options of the PostgreSQL backend: the shared store options plus connection settings. */
 export interface PostgresStoreOptions extends StoreOptions, StoreHooks {
-  /** Connections in the pool (the LISTEN connection comes on top). Default 10. */
+  /**
+   * Connections in all, the LISTEN connection on top. Default 10. With more than one, the group
+   * commits get one of them to themselves and reads and transactions share the rest.
+   */
   max?: number
   /**
    * Group commits one store keeps in flight at once, from 1 to 16. Default 1: the next batch is
@@ -137,8 +140,9 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
   }
   const schema = options?.schema ?? DEFAULT_SCHEMA
   validateSchemaName(schema)
-  const sql = postgres(url || undefined as never, {
-    max,
+  // The writer's group commits get a connection of their own (see PostgresBackend.lane); the pool
+  // of reads, LISTEN and transactions keeps the rest of `max`.
+  const connectionOptions = {
     onnotice: () => {},
     types: { bigint: postgres.BigInt },
     connection: { application_name: 'ringstate' },
@@ -148,7 +152,8 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
     // got its first append 10-23 s later (the server-crash test). Measured with this capped
     // doubling instead: about 350 ms after the restart.
     backoff: reconnectBackoffSeconds,
-  })
+  }
+  const sql = postgres(url || undefined as never, { ...connectionOptions, max: max > 1 ? max - 1 : 1 })
   // postgres.js bounds each connection attempt; this bounds opening as a whole (a server that
   // accepts and then stalls inside the migration's lock, DNS, ...).
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -168,7 +173,8 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
   } finally {
     clearTimeout(timer)
   }
-  return new PostgresStore(sql, options ?? resolved, max > 1 ? pipelineDepth : 1)
+  const writerSql = max > 1 ? postgres(url || undefined as never, { ...connectionOptions, max: 1 }) : sql
+  return new PostgresStore(sql, options ?? resolved, max > 2 ? pipelineDepth : 1, writerSql)
 }
 
 /** Seconds before the n-th reconnect attempt: 50 ms doubling, at most 500 ms. */
@@ -183,6 +189,8 @@ class PostgresBackend implements StoreBackend {
   readonly maxBatchEvents = MAX_BATCH_EVENTS
   readonly #sql: Sql<any>
   readonly #pipelineDepth: number
+  /** Where batches go one at a time: a pool of one connection of its own, or the main pool. */
+  readonly #writerSql: Sql<any>
   readonly #pollMs: number
   readonly #schema: string
   /** The quoted schema, ready to prefix a table name. */
@@ -193,8 +201,9 @@ class PostgresBackend implements StoreBackend {
   /** The connection pipelined batches go on, reserved while appends are flowing. */
   #writer: ReservedSql<any> | undefined
 
-  constructor(sql: Sql<any>, schema: string, pipelineDepth: number, pollMs: number) {
+  constructor(sql: Sql<any>, schema: string, pipelineDepth: number, pollMs: number, writerSql: Sql<any>) {
     this.#sql = sql
+    this.#writerSql = writerSql
     this.#schema = schema
     this.#s = quoteIdentifier(schema)
     this.#fn = `${this.#s}.ringstate_append_batch`
@@ -204,16 +213,19 @@ class PostgresBackend implements StoreBackend {
   }
 
   /**
-   * Where the next batch may go now: the pool when batches go one at a time (depth 1, or inline
-   * projectors attached); otherwise the reserved writer connection, up to pipelineDepth batches
-   * deep. Batches in flight on the pool or on an abandoned connection finish before the next one
+   * Where the next batch may go now: the writer's own connection when batches go one at a time
+   * (depth 1, or inline projectors attached); otherwise a reserved connection of the pool, up to
+   * pipelineDepth batches deep. Group commits spread over the pool's connections ran at about half
+   * the rate (16 callers: 21,000 appends/s on a fresh store, 11,000/s once 100 concurrent reads had
+   * opened the pool's other connections; bench/store.bench.ts "after aborting them"), hence a
+   * connection of its own for the writer (see `openPostgresStore`). Batches in flight on the pool or on an abandoned connection finish before the next one
    * starts, so no two batches of this store race for the append lock on different connections.
    */
   async lane(inFlight: number, pipelined: boolean): Promise<Lane | undefined> {
     if (this.#pipelineDepth === 1 || !pipelined) {
       if (inFlight > 0) return undefined
       this.idle()
-      return { via: this.#sql, free: 1 }
+      return { via: this.#writerSql, free: 1 }
     }
     if (this.#writer === undefined) {
       if (inFlight > 0) return undefined
@@ -244,7 +256,7 @@ class PostgresBackend implements StoreBackend {
     try {
       rows = beforeCommit === undefined
         ? await this.#callBatch(connection, live)
-        : await this.#sql.begin(async (tx) => {
+        : await this.#writerSql.begin(async (tx) => {
             const rows = await this.#callBatch(tx, live)
             await beforeCommit(outcomesOf(batch, live, rows), tx)
             return rows
@@ -356,17 +368,17 @@ class PostgresBackend implements StoreBackend {
 
   async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
     const page = pageSql(query, after, before, limit, backwards, this.#schema)
-    const rows = await this.#sql.unsafe(page.text, page.params as any[], { prepare: true })
+    const rows = await retryRead(() => this.#sql.unsafe(page.text, page.params as any[], { prepare: true }))
     return rows.map(toEvent)
   }
 
   async head(): Promise<bigint> {
-    const [row] = await this.#sql.unsafe(`SELECT coalesce(max(position), 0)::bigint AS head FROM ${this.#s}.events`, [], { prepare: true })
+    const [row] = await retryRead(() => this.#sql.unsafe(`SELECT coalesce(max(position), 0)::bigint AS head FROM ${this.#s}.events`, [], { prepare: true }))
     return row!.head as bigint
   }
 
   async checkpoint(name: string): Promise<bigint | undefined> {
-    const [row] = await this.#sql.unsafe(`SELECT position FROM ${this.#s}.checkpoints WHERE name = $1`, [name], { prepare: true })
+    const [row] = await retryRead(() => this.#sql.unsafe(`SELECT position FROM ${this.#s}.checkpoints WHERE name = $1`, [name], { prepare: true }))
     return row?.position as bigint | undefined
   }
 
@@ -389,10 +401,10 @@ class PostgresBackend implements StoreBackend {
   }
 
   async loadSnapshot(name: string): Promise<StoredSnapshot | undefined> {
-    const [row] = await this.#sql.unsafe(
+    const [row] = await retryRead(() => this.#sql.unsafe(
       `SELECT name, position, data, created_at FROM ${this.#s}.snapshots WHERE name = $1 ORDER BY position DESC LIMIT 1`,
       [name],
-    )
+    ))
     if (row === undefined) return undefined
     return { name: row.name, position: row.position, data: new Uint8Array(row.data), createdAt: row.created_at }
   }
@@ -403,10 +415,10 @@ class PostgresBackend implements StoreBackend {
 
   /** LIMIT NULL is no limit: every row after `after`, read in one statement. */
   async commands(after: bigint, limit: number | undefined): Promise<RecordedCommand[]> {
-    const rows = await this.#sql.unsafe(
+    const rows = await retryRead(() => this.#sql.unsafe(
       `SELECT id, type, data, metadata, position, recorded_at FROM ${this.#s}.commands WHERE id > $1 ORDER BY id LIMIT $2`,
       [after.toString(), limit ?? null],
-    )
+    ))
     return rows.map((row) => ({
       id: row.id,
       type: row.type,
@@ -475,7 +487,10 @@ class PostgresBackend implements StoreBackend {
 
   async close(): Promise<void> {
     this.idle()
-    await this.#sql.end({ timeout: 5 })
+    await Promise.all([
+      this.#sql.end({ timeout: 5 }),
+      this.#writerSql === this.#sql ? undefined : this.#writerSql.end({ timeout: 5 }),
+    ])
   }
 }
 
@@ -485,12 +500,43 @@ export class PostgresStore extends CoreStore {
    * @param sql a postgres.js instance whose database is migrated (see `migrate`)
    * @param options the store options; `schema` names the tables' schema
    * @param pipelineDepth group commits in flight at once (see `PostgresStoreOptions`)
+   * @param writerSql a postgres.js instance of one connection for the group commits (default: `sql`);
+   *   the store ends it on close
    */
-  constructor(sql: Sql<any>, options: PostgresStoreOptions | ResolvedStoreOptions = {}, pipelineDepth = 1) {
+  constructor(
+    sql: Sql<any>,
+    options: PostgresStoreOptions | ResolvedStoreOptions = {},
+    pipelineDepth = 1,
+    writerSql: Sql<any> = sql,
+  ) {
     const resolved = resolveOptions(options)
     const schema = (options as PostgresStoreOptions).schema ?? DEFAULT_SCHEMA
     validateSchemaName(schema)
-    super(new PostgresBackend(sql, schema, pipelineDepth, resolved.pollIntervalMs), options)
+    super(new PostgresBackend(sql, schema, pipelineDepth, resolved.pollIntervalMs, writerSql), options)
+  }
+}
+
+/** Attempts of a read that met a dead connection: more than a pool's connections (max 10 by default). */
+const READ_ATTEMPTS = 16
+
+/** How a socket the server closed shows up (postgres.js's code, or the socket's). */
+const DEAD_CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'ECONNRESET', 'EPIPE'])
+
+/**
+ * Sends a read again when it met a connection the server had closed: after a server restart every
+ * idle connection of the pool is dead and fails the first query sent on it, and reads are
+ * idempotent, so a caller should not see that. Appends are not retried here (their outcome is
+ * unknown: STORAGE_ERROR, retry with the same ids). A server that is down fails at once (connection
+ * refused, or the connect timeout), without retries.
+ */
+async function retryRead<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read()
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code
+      if (attempt >= READ_ATTEMPTS || typeof code !== 'string' || !DEAD_CONNECTION_CODES.has(code)) throw error
+    }
   }
 }
 
