@@ -22,7 +22,7 @@ export function nativeBackend<S>(addon: NativeAddon, codec: StateCodec<S>): Cach
    */
   let scratch: Uint8Array | undefined = codec === jsonCodec ? new Uint8Array(1024) : undefined
   class NativeVersion implements MapVersion<S> {
-    readonly map: NativeHamtMap
+    declare readonly map: NativeHamtMap
     constructor(map: NativeHamtMap) {
       this.map = map
     }

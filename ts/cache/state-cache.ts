@@ -111,8 +111,8 @@ export interface RestoreResult {
  */
 export class CacheView<S> {
   /** The last log position this view includes. */
-  readonly position: bigint
-  /** @internal */ readonly version: MapVersion<S>
+  declare readonly position: bigint
+  /** @internal */ declare readonly version: MapVersion<S>
   /** @internal */
   constructor(position: bigint, version: MapVersion<S>) {
     this.position = position

@@ -4,7 +4,7 @@
 import type { BusEvent, EventBus } from '../bus/index.ts'
 import { AbortedError, InvalidOptionsError } from '../errors.ts'
 import { Deque } from './deque.ts'
-import { isThenable } from './internal.ts'
+import { isThenable, SequenceDelivery } from './internal.ts'
 import type { CommitInfo, Delivery, Source } from './types.ts'
 
 /** Options of `fromBus`. */
@@ -14,22 +14,6 @@ export interface FromBusOptions {
    * and counted in `dropped` (the bus drain that delivers them is never blocked by the program).
    */
   capacity?: number
-}
-
-class BusDelivery<Msg> implements Delivery<Msg> {
-  readonly message: Msg
-  private readonly seq: number
-
-  constructor(
-    message: Msg,
-    seq: number,
-  ) {
-    this.message = message
-    this.seq = seq
-  }
-  get id(): string {
-    return String(this.seq)
-  }
 }
 
 /**
@@ -43,11 +27,11 @@ class BusDelivery<Msg> implements Delivery<Msg> {
  * with it rolled back and the source is not run again. Use `fromStore` when that matters.
  */
 export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements Source<Msg, Out> {
-  private readonly queue = new Deque<BusDelivery<Msg>>()
+  private readonly queue = new Deque<SequenceDelivery<Msg>>()
   private readonly capacity: number
   private readonly offs: (() => void)[] = []
-  private inflight: BusDelivery<Msg> | undefined = undefined
-  private redeliver: BusDelivery<Msg> | undefined = undefined
+  private inflight: SequenceDelivery<Msg> | undefined = undefined
+  private redeliver: SequenceDelivery<Msg> | undefined = undefined
   private staged: readonly Out[] | undefined = undefined
   private wake: (() => void) | undefined = undefined
   private seq = 0
@@ -83,7 +67,7 @@ export class BusSource<Msg extends BusEvent, Out extends BusEvent> implements So
       this.dropped++
       return
     }
-    this.queue.push(new BusDelivery(event, ++this.seq))
+    this.queue.push(new SequenceDelivery(event, ++this.seq))
     const wake = this.wake
     if (wake !== undefined) {
       this.wake = undefined

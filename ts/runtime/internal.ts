@@ -9,6 +9,22 @@ import type { Delivery } from './types.ts'
  */
 export const INIT_DELIVERY: Delivery<never> = Object.freeze({ id: 'init', message: undefined })
 
+/**
+ * A message of an in-memory source (an iterable, a bus) with its sequence number as the id, made
+ * into a string only when asked for.
+ */
+export class SequenceDelivery<Msg> implements Delivery<Msg> {
+  readonly message: Msg
+  private readonly seq: number
+  constructor(message: Msg, seq: number) {
+    this.message = message
+    this.seq = seq
+  }
+  get id(): string {
+    return String(this.seq)
+  }
+}
+
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }

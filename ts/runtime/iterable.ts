@@ -3,24 +3,8 @@
  */
 import { AbortedError, InvalidOptionsError } from '../errors.ts'
 import { Deque } from './deque.ts'
-import { INIT_DELIVERY, isThenable } from './internal.ts'
+import { INIT_DELIVERY, isThenable, SequenceDelivery } from './internal.ts'
 import type { CommitInfo, Delivery, Source } from './types.ts'
-
-class ItemDelivery<Msg> implements Delivery<Msg> {
-  readonly message: Msg
-  private readonly seq: number
-
-  constructor(
-    message: Msg,
-    seq: number,
-  ) {
-    this.message = message
-    this.seq = seq
-  }
-  get id(): string {
-    return String(this.seq)
-  }
-}
 
 /**
  * A source over an iterable or async iterable. Items are delivered in order; command results are
@@ -29,9 +13,9 @@ class ItemDelivery<Msg> implements Delivery<Msg> {
  */
 export class IterableSource<Msg> implements Source<Msg, Msg> {
   private iterator: Iterator<Msg> | AsyncIterator<Msg> | undefined
-  private readonly results = new Deque<ItemDelivery<Msg>>()
-  private inflight: ItemDelivery<Msg> | undefined = undefined
-  private redeliver: ItemDelivery<Msg> | undefined = undefined
+  private readonly results = new Deque<SequenceDelivery<Msg>>()
+  private inflight: SequenceDelivery<Msg> | undefined = undefined
+  private redeliver: SequenceDelivery<Msg> | undefined = undefined
   private staged: readonly Msg[] | undefined = undefined
   private exhausted = false
   private running = false
@@ -104,7 +88,7 @@ export class IterableSource<Msg> implements Source<Msg, Msg> {
       this.exhausted = true
       return undefined
     }
-    this.inflight = new ItemDelivery(step.value, ++this.seq)
+    this.inflight = new SequenceDelivery(step.value, ++this.seq)
     return this.inflight
   }
 
@@ -118,7 +102,7 @@ export class IterableSource<Msg> implements Source<Msg, Msg> {
     const staged = this.staged
     this.staged = undefined
     this.inflight = undefined
-    if (staged !== undefined) for (const message of staged) this.results.push(new ItemDelivery(message, ++this.seq))
+    if (staged !== undefined) for (const message of staged) this.results.push(new SequenceDelivery(message, ++this.seq))
   }
 
   /** @internal */
