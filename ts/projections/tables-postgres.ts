@@ -4,14 +4,19 @@
  * takes a transaction-scoped advisory lock, so runners starting together do not race on CREATE.
  */
 import type { TransactionSql } from 'postgres'
+import { quoteIdentifier } from '../store/postgres/schema.ts'
 import type { StoreTransaction } from '../store/types.ts'
-import { partitionsChanged, type DeadLetter, type Lease, type RunInTransaction, type ShardTables } from './tables.ts'
+import {
+  deadLetterOf,
+  leaseOf,
+  ownedLeaseOf,
+  partitionsChanged,
+  type Row,
+  type RunInTransaction,
+  type ShardTables,
+} from './tables.ts'
 
-type Row = Record<string, unknown>
-const big = (value: unknown): bigint => (typeof value === 'bigint' ? value : BigInt(value as string))
 
-/** An identifier, quoted. */
-const ident = (name: string) => `"${name.replaceAll('"', '""')}"`
 
 /** Numbered migrations (`%s` is the quoted schema); never edit a released one. */
 const MIGRATIONS = [
@@ -32,7 +37,7 @@ const MIGRATIONS = [
 
 function txOf(tx: StoreTransaction): { sql: TransactionSql; schema: string } {
   if (tx.backend !== 'postgres') throw new Error(`expected a postgres transaction, got ${tx.backend}`)
-  return { sql: tx.sql as TransactionSql, schema: ident(tx.schema) }
+  return { sql: tx.sql as TransactionSql, schema: quoteIdentifier(tx.schema) }
 }
 
 /** The tables on PostgreSQL; `run` is the store's transaction hook. */
@@ -43,14 +48,6 @@ export function postgresTables(run: RunInTransaction): ShardTables {
     return sql.unsafe(text.replaceAll('%s', schema), params as never[], { prepare: true }) as unknown as Promise<Row[]>
   }
   const once = (text: string, params: unknown[]) => run((tx) => exec(tx, text, params))
-  const toLease = (row: Row): Lease => ({
-    name: row.name as string,
-    version: Number(row.version),
-    partition: Number(row.partition),
-    epoch: big(row.epoch),
-    position: big(row.position),
-    caughtUp: row.caught_up === true,
-  })
   const keysParams = (keys: readonly { name: string; version: number; partition: number }[]) => [
     keys.map((k) => k.name),
     keys.map((k) => k.version),
@@ -97,7 +94,7 @@ export function postgresTables(run: RunInTransaction): ShardTables {
          RETURNING s.name, s.version, s.partition, s.epoch, s.position, s.caught_up`,
         [owner, leaseMs, ...keysParams(keys)],
       )
-      return rows.map(toLease)
+      return rows.map(leaseOf)
     },
     async renew(leases, owner, leaseMs) {
       if (leases.length === 0) return []
@@ -151,22 +148,11 @@ export function postgresTables(run: RunInTransaction): ShardTables {
          FROM %s.ringstate_projection_shards WHERE name = ANY($1::text[])`,
         [names as string[]],
       )
-      return rows.map((r) => ({ ...toLease(r), owner: (r.owner as string | null) ?? null, free: r.free === true }))
+      return rows.map(ownedLeaseOf)
     },
     async deadLetters(name) {
       const rows = await once('SELECT * FROM %s.ringstate_projection_dead_letters WHERE name = $1 ORDER BY version, position', [name])
-      return rows.map(
-        (r): DeadLetter => ({
-          name: r.name as string,
-          version: Number(r.version),
-          partition: Number(r.partition),
-          position: big(r.position),
-          eventId: r.event_id as string,
-          type: r.type as string,
-          error: r.error as string,
-          recordedAt: r.recorded_at as Date,
-        }),
-      )
+      return rows.map(deadLetterOf)
     },
     async commit(tx, lease, owner, through, caughtUp, leaseMs) {
       const rows = await exec(
@@ -212,7 +198,7 @@ export function postgresTables(run: RunInTransaction): ShardTables {
          RETURNING name, version, partition, epoch, position, caught_up`,
         [owner, leaseMs, name, version],
       )
-      return rows.map(toLease).sort((a, b) => a.partition - b.partition)
+      return rows.map(leaseOf).sort((a, b) => a.partition - b.partition)
     },
   }
 }

@@ -5,7 +5,16 @@
  */
 import type { SqliteDatabase as Database } from '../store/sqlite/driver.ts'
 import type { StoreTransaction } from '../store/types.ts'
-import { partitionsChanged, type DeadLetter, type Lease, type RunInTransaction, type ShardTables } from './tables.ts'
+import {
+  deadLetterOf,
+  leaseOf,
+  type Lease,
+  ownedLeaseOf,
+  partitionsChanged,
+  type Row,
+  type RunInTransaction,
+  type ShardTables,
+} from './tables.ts'
 
 /** Milliseconds since the epoch by SQLite's clock. */
 const NOW_MS = `CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`
@@ -32,20 +41,10 @@ function dbOf(tx: StoreTransaction): Database {
   return tx.db as Database
 }
 
-type Row = Record<string, unknown>
-const big = (value: unknown): bigint => (typeof value === 'bigint' ? value : BigInt(value as number))
 
 /** The tables on SQLite; `run` is the store's transaction hook. */
 export function sqliteTables(run: RunInTransaction): ShardTables {
   const sqlite = <T>(fn: (db: Database) => T) => run((tx) => fn(dbOf(tx)))
-  const toLease = (row: Row): Lease => ({
-    name: row.name as string,
-    version: Number(row.version),
-    partition: Number(row.partition),
-    epoch: big(row.epoch),
-    position: big(row.position),
-    caughtUp: Number(row.caught_up) === 1,
-  })
   return {
     backend: 'sqlite',
     async migrate() {
@@ -88,7 +87,7 @@ export function sqliteTables(run: RunInTransaction): ShardTables {
         const taken: Lease[] = []
         for (const key of keys) {
           const row = take.get(owner, leaseMs, key.name, key.version, key.partition) as Row | null
-          if (row) taken.push(toLease(row))
+          if (row) taken.push(leaseOf(row))
         }
         return taken
       })
@@ -143,7 +142,7 @@ export function sqliteTables(run: RunInTransaction): ShardTables {
              FROM ringstate_projection_shards WHERE name IN (SELECT value FROM json_each(?))`,
           )
           .all(JSON.stringify(names)) as Row[]
-        return rows.map((r) => ({ ...toLease(r), owner: (r.owner as string | null) ?? null, free: Number(r.free) === 1 }))
+        return rows.map(ownedLeaseOf)
       })
     },
     async deadLetters(name) {
@@ -151,18 +150,7 @@ export function sqliteTables(run: RunInTransaction): ShardTables {
         const rows = db
           .query('SELECT * FROM ringstate_projection_dead_letters WHERE name = ? ORDER BY version, position')
           .all(name) as Row[]
-        return rows.map(
-          (r): DeadLetter => ({
-            name: r.name as string,
-            version: Number(r.version),
-            partition: Number(r.partition),
-            position: big(r.position),
-            eventId: r.event_id as string,
-            type: r.type as string,
-            error: r.error as string,
-            recordedAt: new Date(Number(r.recorded_at)),
-          }),
-        )
+        return rows.map(deadLetterOf)
       })
     },
     async commit(tx, lease, owner, through, caughtUp, leaseMs) {
@@ -206,7 +194,7 @@ export function sqliteTables(run: RunInTransaction): ShardTables {
            RETURNING name, version, partition, epoch, position, caught_up`,
         )
         .all(owner, leaseMs, name, version) as Row[]
-      return rows.map(toLease).sort((a, b) => a.partition - b.partition)
+      return rows.map(leaseOf).sort((a, b) => a.partition - b.partition)
     },
   }
 }

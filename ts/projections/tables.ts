@@ -49,6 +49,46 @@ export interface DeadLetter {
   recordedAt: Date
 }
 
+/** A row as either driver returns it. */
+export type Row = Record<string, unknown>
+
+/** A bigint column: PostgreSQL gives a bigint (or its text), SQLite a number or a bigint. */
+export const bigOf = (value: unknown): bigint => (typeof value === 'bigint' ? value : BigInt(value as string | number))
+
+/** A boolean column: PostgreSQL gives `true`, SQLite `1` (Number(true) is 1 too). */
+const flagOf = (value: unknown): boolean => Number(value) === 1
+
+/** A shard row as a lease, from either backend. */
+export function leaseOf(row: Row): Lease {
+  return {
+    name: row.name as string,
+    version: Number(row.version),
+    partition: Number(row.partition),
+    epoch: bigOf(row.epoch),
+    position: bigOf(row.position),
+    caughtUp: flagOf(row.caught_up),
+  }
+}
+
+/** A shard row with its owner and whether its lease is free, from either backend. */
+export function ownedLeaseOf(row: Row): Lease & { owner: string | null; free: boolean } {
+  return { ...leaseOf(row), owner: (row.owner as string | null) ?? null, free: flagOf(row.free) }
+}
+
+/** A dead-letter row: `recorded_at` is a Date on PostgreSQL, epoch milliseconds on SQLite. */
+export function deadLetterOf(row: Row): DeadLetter {
+  return {
+    name: row.name as string,
+    version: Number(row.version),
+    partition: Number(row.partition),
+    position: bigOf(row.position),
+    eventId: row.event_id as string,
+    type: row.type as string,
+    error: row.error as string,
+    recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(Number(row.recorded_at)),
+  }
+}
+
 /** The runner's storage; one implementation per backend. */
 export interface ShardTables {
   readonly backend: StoreTransaction['backend']
