@@ -80,9 +80,24 @@ describe('normalizeEvents', () => {
       { n: Number.NaN },
       [Number.POSITIVE_INFINITY],
       () => 1,
+      // Deep inside plain data, and behind a toJSON (whose result JSON.stringify uses).
+      { a: [{ b: [1, 2, { f: () => 1 }] }] },
+      { a: { b: [Symbol('s')] } },
+      { a: [[[-Infinity]]] },
+      { toJSON: () => ({ n: Number.NaN }) },
+      { a: { toJSON: () => [() => 1] } },
     ]
     for (const data of bad) {
       expect(codeOf(() => normalizeEvents({ type: 'A', data }, options))).toBe('INVALID_EVENT')
+    }
+  })
+  test('stores plain data of any depth as JSON.stringify writes it, shared references included', () => {
+    let deep: unknown = { leaf: [1, 'two', null, true] }
+    for (let i = 0; i < 200; i++) deep = i % 2 === 0 ? { i, next: deep } : [deep, i]
+    const shared = { x: 1 }
+    for (const data of [deep, { a: shared, b: [shared, shared] }, { u: undefined, list: [undefined] }]) {
+      const [event] = normalizeEvents({ type: 'A', data }, options)
+      expect(event!.dataJson).toBe(JSON.stringify(data))
     }
   })
   test('rejects metadata that is not a plain object', () => {

@@ -241,7 +241,52 @@ function rejectNonJson(this: unknown, _key: string, value: unknown): unknown {
 
 class NonJsonValue extends Error {}
 
+/**
+ * The JSON text of `value`. A replacer turns off JSON.stringify's fast path (measured: 14% of the
+ * client's CPU in the PostgreSQL append curve), so plain data is walked first for what the replacer
+ * would refuse and then stringified without one. Anything else (a toJSON method, a refusal, a cycle
+ * or a structure deeper than the walk goes) takes the replacer path, which gives the exact result
+ * and error, and calls each toJSON once.
+ */
 function toJson(value: unknown, what: string): string {
+  if (isPlainJson(value, PLAIN_JSON_DEPTH)) {
+    const json = JSON.stringify(value)
+    if (json !== undefined) return json
+  }
+  return toJsonChecked(value, what)
+}
+
+/** How deep isPlainJson walks before leaving a value to the replacer path (a cycle ends there too). */
+const PLAIN_JSON_DEPTH = 64
+
+/** Whether `value` holds only what JSON.stringify keeps as it is (no toJSON, function, symbol, BigInt, NaN). */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return true
+    case 'number':
+      return Number.isFinite(value)
+    case 'object': {
+      if (value === null) return true
+      if (depth === 0) return false
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth - 1)) return false
+        return true
+      }
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false
+      for (const key in value) {
+        if (Object.hasOwn(value, key) && !isPlainJson((value as Record<string, unknown>)[key], depth - 1)) return false
+      }
+      return true
+    }
+    default:
+      return false
+  }
+}
+
+function toJsonChecked(value: unknown, what: string): string {
   let json: string | undefined
   try {
     json = JSON.stringify(value, rejectNonJson)
