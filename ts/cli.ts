@@ -35,6 +35,7 @@ import { resolve } from 'node:path'
 import { openStore, defaultStoreUrl } from './store/open.ts'
 import type { AppendCondition, EventInput, EventStore, Query, ReadOptions, SequencedEvent } from './store/types.ts'
 import { ErrorCode, RingstateError } from './errors.ts'
+import { abortableDelay } from './delay.ts'
 
 /** How the process ends. */
 const Exit = { ok: 0, error: 1, usage: 2, conflict: 3 } as const
@@ -443,18 +444,6 @@ async function* eventStream(body: ReadableStream<Uint8Array>): AsyncGenerator<{ 
   }
 }
 
-function waitFor(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -775,7 +764,7 @@ async function tailRemote(remote: Remote, types: string[], tags: string[], after
       failures++
       err(`ringstate: ${(error as Error).message}; retrying in ${Math.round((retryMs * Math.min(failures, 15)) / 1000)} s`)
     }
-    await waitFor(retryMs * Math.max(1, Math.min(failures, 15)), signal)
+    await abortableDelay(retryMs * Math.max(1, Math.min(failures, 15)), signal)
   }
   return Exit.ok
 }

@@ -5,67 +5,15 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import type { Subprocess } from 'bun'
 import { openStore } from '../store/open.ts'
 import { accountAggregate } from './aggregate.case.ts'
 import { duplicates, eventually, readRows } from './readmodel.testkit.ts'
 import { rowsProjection } from './runner.case.ts'
 import { startProjections } from './runner.ts'
 import { tablesFor } from './tables.ts'
+import { JsonLinesChild } from '../testing/child-process.ts'
 
 const childScript = join(import.meta.dir, 'testdata', 'child.ts')
-
-type Line = Record<string, unknown> & { kind: string }
-
-/** A child process whose stdout JSON lines are collected as they arrive. */
-class Child {
-  readonly lines: Line[] = []
-  readonly process: Subprocess<'pipe', 'pipe', 'inherit'>
-  readonly finished: Promise<void>
-
-  constructor(args: string[]) {
-    this.process = Bun.spawn([process.execPath, childScript, ...args], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
-    this.finished = this.#collect()
-  }
-
-  async #collect(): Promise<void> {
-    let buffered = ''
-    const decoder = new TextDecoder()
-    const reader = this.process.stdout.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      buffered += decoder.decode(value, { stream: true })
-      let newline: number
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(buffered.slice(0, newline)))
-        buffered = buffered.slice(newline + 1)
-      }
-    }
-  }
-
-  /** The first line of this kind, once it arrives; fails if the child exits first. */
-  line(kind: string): Promise<Line> {
-    return eventually(() => {
-      const found = this.lines.find((l) => l.kind === kind)
-      if (found !== undefined) return found
-      if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        throw new Error(`child exited (${this.process.exitCode ?? this.process.signalCode}) before printing ${kind}`)
-      }
-      return undefined
-    }, `a ${kind} line from the child`)
-  }
-
-  send(line: string): void {
-    this.process.stdin.write(`${line}\n`)
-    void this.process.stdin.flush()
-  }
-
-  async kill(): Promise<void> {
-    this.process.kill('SIGKILL')
-    await this.process.exited
-  }
-}
 
 function orders(n: number, from = 0) {
   return Array.from({ length: n }, (_, i) => ({ type: 'OrderPlaced', tags: [`order:o${from + i}`], data: { total: from + i } }))
@@ -78,10 +26,10 @@ export function describeMultiprocess(backend: string, newUrl: () => Promise<stri
       const url = await newUrl()
       const store = await openStore(url)
       const name = `killed_${process.pid}`
-      const children: Child[] = []
+      const children: JsonLinesChild[] = []
       try {
         await store.append(orders(400))
-        const child = new Child([url, 'runner', name, 'doomed', '5'])
+        const child = new JsonLinesChild(childScript, [url, 'runner', name, 'doomed', '5'])
         children.push(child)
         await child.line('mid-batch')
         await child.kill()
@@ -117,8 +65,8 @@ export function describeMultiprocess(backend: string, newUrl: () => Promise<stri
       const url = await newUrl()
       const store = await openStore(url)
       const name = `pair_${process.pid}`
-      const a = new Child([url, 'runner', name, 'a'])
-      const b = new Child([url, 'runner', name, 'b'])
+      const a = new JsonLinesChild(childScript, [url, 'runner', name, 'a'])
+      const b = new JsonLinesChild(childScript, [url, 'runner', name, 'b'])
       try {
         await Promise.all([a.line('ready'), b.line('ready')])
         for (let i = 0; i < 10; i++) await store.append(orders(10, i * 10))
@@ -153,8 +101,8 @@ export function describeMultiprocess(backend: string, newUrl: () => Promise<stri
       const url = await newUrl()
       const store = await openStore(url)
       const name = `stalled_${process.pid}`
-      const a = new Child([url, 'runner', name, 'a'])
-      const b = new Child([url, 'runner', name, 'b'])
+      const a = new JsonLinesChild(childScript, [url, 'runner', name, 'a'])
+      const b = new JsonLinesChild(childScript, [url, 'runner', name, 'b'])
       try {
         await Promise.all([a.line('ready'), b.line('ready')])
         await store.append(orders(100))
@@ -198,8 +146,8 @@ export function describeMultiprocess(backend: string, newUrl: () => Promise<stri
       try {
         const { Account } = accountAggregate()
         await Account.execute(store, 'shared', (ctx) => ctx.record('Deposited', { amount: 100 }))
-        const first = new Child([url, 'withdraw', 'shared', '60'])
-        const second = new Child([url, 'withdraw', 'shared', '60'])
+        const first = new JsonLinesChild(childScript, [url, 'withdraw', 'shared', '60'])
+        const second = new JsonLinesChild(childScript, [url, 'withdraw', 'shared', '60'])
         try {
           await Promise.all([first.line('loaded'), second.line('loaded')])
           first.send('go')

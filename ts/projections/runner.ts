@@ -19,6 +19,7 @@ import { ErrorCode, InvalidOptionsError, LeaseLostError, NotFoundError, WaitTime
 import type { EventStore, SequencedEvent, StoreTransaction } from '../store/types.ts'
 import type { Projection, ProjectionContext } from './projection.ts'
 import { keyOf, tablesFor, transactionOf, type DeadLetter, type Lease, type RunInTransaction, type ShardKey, type ShardTables } from './tables.ts'
+import { abortableDelay } from '../delay.ts'
 
 /** The state of one shard in `status()`. `standby`: another runner holds the lease (or nobody yet). */
 export type ShardState = 'starting' | 'catching-up' | 'live' | 'paused' | 'faulted' | 'rebuilding' | 'standby' | 'stopped'
@@ -416,7 +417,7 @@ class Runner implements ProjectionRunner {
         shard.errorCount++
         shard.lastError = messageOf(error)
         this.#report(error, shard)
-        await delay(backoffMs(++failures, 100, 5_000), reading)
+        await abortableDelay(backoffMs(++failures, 100, 5_000), reading)
       } finally {
         reading.removeEventListener('abort', stop)
         pass.abort()
@@ -456,7 +457,7 @@ class Runner implements ProjectionRunner {
         this.#report(original, shard)
         if (!(error instanceof HandlerFailure)) {
           // The database, not the handler: keep trying (never a reason to skip an event).
-          await delay(backoffMs(++storageFailures, base || 100, maxBackoffMs || 5_000), reading)
+          await abortableDelay(backoffMs(++storageFailures, base || 100, maxBackoffMs || 5_000), reading)
           continue
         }
         if (events.length > 1) {
@@ -479,7 +480,7 @@ class Runner implements ProjectionRunner {
           this.#notify()
           return false
         }
-        await delay(backoffMs(attempt, base, maxBackoffMs), reading)
+        await abortableDelay(backoffMs(attempt, base, maxBackoffMs), reading)
         if (reading.aborted) return false
       }
     }
@@ -533,7 +534,7 @@ class Runner implements ProjectionRunner {
         }
         if (isClosed(failure) || reading.aborted) return false
         this.#report(failure, shard)
-        await delay(backoffMs(++failures, 100, 5_000), reading)
+        await abortableDelay(backoffMs(++failures, 100, 5_000), reading)
       }
     }
   }
@@ -897,16 +898,3 @@ function backoffMs(attempt: number, base: number, max: number): number {
   return ceiling / 2 + Math.random() * (ceiling / 2)
 }
 
-/** Sleep, cut short by the signal (never rejects). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
-}

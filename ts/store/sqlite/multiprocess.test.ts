@@ -6,82 +6,28 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Subprocess } from 'bun'
+import { JsonLinesChild } from '../../testing/child-process.ts'
 import { openSqliteStore } from './index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-sqlite-multiprocess-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const childScript = join(import.meta.dir, 'testdata', 'child.ts')
 
-type Line = Record<string, unknown> & { kind: string }
-
-/** A child process whose stdout JSON lines are collected as they arrive. */
-class Child {
-  readonly lines: Line[] = []
-  readonly process: Subprocess<'pipe', 'pipe', 'inherit'>
-  readonly finished: Promise<void>
-  #wake: () => void = () => {}
-
-  constructor(path: string, role: string, name: string, extra: string[] = []) {
-    this.process = Bun.spawn([process.execPath, childScript, path, role, name, ...extra], {
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'inherit',
-    })
-    this.finished = this.#collect()
-  }
-
-  async #collect(): Promise<void> {
-    let buffered = ''
-    const decoder = new TextDecoder()
-    const reader = this.process.stdout.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      buffered += decoder.decode(value, { stream: true })
-      let newline: number
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(buffered.slice(0, newline)))
-        buffered = buffered.slice(newline + 1)
-      }
-      this.#wake()
-    }
-    this.#wake()
-  }
-
-  /** Resolves once `predicate` holds for the lines seen so far; rejects if the child ends first. */
-  async waitFor(predicate: (lines: Line[]) => boolean): Promise<void> {
-    for (;;) {
-      if (predicate(this.lines)) return
-      if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        await this.finished
-        if (predicate(this.lines)) return
-        throw new Error(`child exited (${this.process.exitCode ?? this.process.signalCode}) before the expected output`)
-      }
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve
-        // exited also settles when the child dies without a final chunk.
-        void this.process.exited.then(() => resolve())
-      })
-    }
-  }
-
-  go(): void {
-    this.process.stdin.write('go\n')
-    void this.process.stdin.flush()
-  }
+/** A child of testdata/child.ts: `<path> <role> <name> ...extra`. */
+function spawnChild(path: string, role: string, name: string, extra: string[] = []): JsonLinesChild {
+  return new JsonLinesChild(childScript, [path, role, name, ...extra])
 }
 
-async function startAll(children: Child[]): Promise<void> {
+async function startAll(children: JsonLinesChild[]): Promise<void> {
   // Every child has opened the store (and raced on migrating it) before any starts appending.
   await Promise.all(children.map((child) => child.waitFor((lines) => lines.some((line) => line.kind === 'ready'))))
-  for (const child of children) child.go()
+  for (const child of children) child.send('go')
 }
 
 describe('sqlite: several processes on one file', () => {
   test('racing conditional appends never break an invariant, and only losers fail, with APPEND_CONDITION_FAILED', async () => {
     const path = join(dir, 'contend.db')
-    const children = Array.from({ length: 4 }, (_, i) => new Child(path, 'contend', `p${i}`))
+    const children = Array.from({ length: 4 }, (_, i) => spawnChild(path, 'contend', `p${i}`))
     await startAll(children)
     const exits = await Promise.all(children.map(async (child) => {
       await child.finished
@@ -127,7 +73,7 @@ describe('sqlite: several processes on one file', () => {
 
   test('after SIGKILL every acknowledged append is stored and no append is partly written', async () => {
     const path = join(dir, 'crash.db')
-    const child = new Child(path, 'crash', 'writer')
+    const child = spawnChild(path, 'crash', 'writer')
     await startAll([child])
     await child.waitFor((lines) => lines.filter((line) => line.kind === 'ack').length >= 200)
     child.process.kill('SIGKILL')
@@ -163,7 +109,7 @@ describe('sqlite: several processes on one file', () => {
     const store = await openSqliteStore(path)
     try {
       await store.append([{ type: 'Ping', data: { n: 0 } }, { type: 'Other' }])
-      const child = new Child(path, 'subscribe', 'reader', ['6'])
+      const child = spawnChild(path, 'subscribe', 'reader', ['6'])
       await startAll([child])
       // The catch-up part arrives first; the rest is appended while the child waits live.
       await child.waitFor((lines) => lines.some((line) => line.kind === 'event'))
