@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import { openStore } from './store/open.ts'
 import { serve } from './http/index.ts'
-import { defineProjection, startProjections } from './projections/index.ts'
+import { defineProjection } from './projections/index.ts'
+import { serveProjections } from './testing/projection-server.ts'
 
 const cli = join(import.meta.dir, 'cli.ts')
 let dir: string
@@ -277,56 +278,38 @@ test('read --api follows the next cursor past the server page limit, both ways',
 })
 
 test('projections list, pause and resume go through the server, with the scopes the server demands', async () => {
-  const store = await openStore('memory:')
-  const runner = startProjections(store, [
+  await using fixture = await serveProjections([
     defineProjection({ name: 'order-count', version: 1, query: [{ types: ['OrderPlaced'] }], async handle() {} }),
-  ], { instanceId: 'cli-test' })
-  const reader = 'cli-test-reader-token-0'
-  const admin = 'cli-test-admin-token-00'
-  const server = await serve(store, {
-    port: 0,
-    projections: runner,
-    tokens: [
-      { name: 'reader', token: reader, scopes: ['read'] },
-      { name: 'admin', token: admin, scopes: ['read', 'admin'] },
-    ],
+  ], 'cli-test')
+  const { server, reader, admin } = fixture
+  const listed = await ringstate('projections', 'list', '--api', server.url, '--token', reader)
+  expect(listed.code).toBe(0)
+  const [header, row] = listed.stdout.trim().split('\n')
+  expect(header!.split(/\s+/).slice(0, 6)).toEqual(['NAME', 'VERSION', 'PARTITION', 'STATE', 'POSITION', 'LAG'])
+  expect(row!.split(/\s+/).slice(0, 4)).toEqual(['order-count', '1', '0', 'live'])
+
+  const forbidden = await ringstate('projections', 'pause', 'order-count', '--api', server.url, '--token', reader)
+  expect(forbidden.code).toBe(1)
+  expect(forbidden.stderr).toContain('[FORBIDDEN]')
+  const unauthorized = await ringstate('projections', 'list', '--api', server.url)
+  expect(unauthorized.code).toBe(1)
+  expect(unauthorized.stderr).toContain('[UNAUTHORIZED]')
+
+  const paused = await ringstate('projections', 'pause', 'order-count', '--json', '--api', server.url, '--token', admin)
+  expect(paused.code).toBe(0)
+  expect(JSON.parse(paused.stdout)).toMatchObject([{ name: 'order-count', state: 'paused' }])
+  const missing = await ringstate('projections', 'resume', 'no-such-projection', '--api', server.url, '--token', admin)
+  expect(missing.code).toBe(1)
+  expect(missing.stderr).toContain('[NOT_FOUND]')
+  // The token can also come from the environment, out of sight of `ps`.
+  const child = Bun.spawn([process.execPath, cli, 'projections', 'resume', 'order-count', '--json', '--api', server.url], {
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { ...env, RINGSTATE_TOKEN: admin },
+    cwd: dir,
   })
-  try {
-    await runner.ready
-    await runner.waitFor(0n)
-    const listed = await ringstate('projections', 'list', '--api', server.url, '--token', reader)
-    expect(listed.code).toBe(0)
-    const [header, row] = listed.stdout.trim().split('\n')
-    expect(header!.split(/\s+/).slice(0, 6)).toEqual(['NAME', 'VERSION', 'PARTITION', 'STATE', 'POSITION', 'LAG'])
-    expect(row!.split(/\s+/).slice(0, 4)).toEqual(['order-count', '1', '0', 'live'])
-
-    const forbidden = await ringstate('projections', 'pause', 'order-count', '--api', server.url, '--token', reader)
-    expect(forbidden.code).toBe(1)
-    expect(forbidden.stderr).toContain('[FORBIDDEN]')
-    const unauthorized = await ringstate('projections', 'list', '--api', server.url)
-    expect(unauthorized.code).toBe(1)
-    expect(unauthorized.stderr).toContain('[UNAUTHORIZED]')
-
-    const paused = await ringstate('projections', 'pause', 'order-count', '--json', '--api', server.url, '--token', admin)
-    expect(paused.code).toBe(0)
-    expect(JSON.parse(paused.stdout)).toMatchObject([{ name: 'order-count', state: 'paused' }])
-    const missing = await ringstate('projections', 'resume', 'no-such-projection', '--api', server.url, '--token', admin)
-    expect(missing.code).toBe(1)
-    expect(missing.stderr).toContain('[NOT_FOUND]')
-    // The token can also come from the environment, out of sight of `ps`.
-    const child = Bun.spawn([process.execPath, cli, 'projections', 'resume', 'order-count', '--json', '--api', server.url], {
-      stdout: 'pipe',
-      stderr: 'pipe',
-      env: { ...env, RINGSTATE_TOKEN: admin },
-      cwd: dir,
-    })
-    expect(await child.exited).toBe(0)
-    expect(JSON.parse(await new Response(child.stdout).text())).toMatchObject([{ name: 'order-count', state: expect.stringMatching(/^(live|catching-up)$/) }])
-  } finally {
-    await server.stop()
-    await runner.stop()
-    await store.close()
-  }
+  expect(await child.exited).toBe(0)
+  expect(JSON.parse(await new Response(child.stdout).text())).toMatchObject([{ name: 'order-count', state: expect.stringMatching(/^(live|catching-up)$/) }])
 })
 
 test('tail --api resumes where it stopped when the server restarts, with no gap and no duplicate', async () => {

@@ -15,7 +15,8 @@ import { openStore } from '../../store/open.ts'
 import type { EventInput, EventStore } from '../../store/types.ts'
 import { Hono } from 'hono'
 import { createApp, serve, type RunningServer } from '../index.ts'
-import { defineProjection, startProjections } from '../../projections/index.ts'
+import { defineProjection } from '../../projections/index.ts'
+import { serveProjections } from '../../testing/projection-server.ts'
 
 const executablePath = process.env.RINGSTATE_CHROMIUM ?? '/usr/bin/chromium'
 const chromiumArgs = [
@@ -258,7 +259,6 @@ test('the page looks right (a screenshot of the events with one opened)', async 
 })
 
 test('the projections table shows state and lag, with control buttons only for an admin token', async () => {
-  const projectionStore = await openStore('memory:')
   const counted = new Map<string, number>()
   const orderCount = defineProjection({
     name: 'order-count',
@@ -268,50 +268,33 @@ test('the projections table shows state and lag, with control buttons only for a
       for (const event of events) counted.set(event.tags[0]!, (counted.get(event.tags[0]!) ?? 0) + 1)
     },
   })
-  const runner = startProjections(projectionStore, [orderCount], { instanceId: 'page-test' })
-  const reader = 'page-test-projection-reader'
-  const admin = 'page-test-projection-admin0'
-  const secured = await serve(projectionStore, {
-    port: 0,
-    projections: runner,
-    tokens: [
-      { name: 'reader', token: reader, scopes: ['read'] },
-      { name: 'admin', token: admin, scopes: ['read', 'admin'] },
-    ],
-  })
-  try {
-    await runner.ready
-    await runner.waitFor(await projectionStore.head())
-    const page = await browser.newPage()
-    await page.goto(new URL('ui#projections', secured.url).href)
-    await page.fill('#token-input', reader)
-    await page.click('#token-form button[type="submit"]')
-    const cell = (column: number) => page.textContent(`#projections-body tr:first-child td:nth-child(${column})`)
-    await page.waitForSelector('#projections-body tr', { timeout: SECONDS })
-    expect([await cell(1), await cell(4), await cell(6), await cell(7)]).toEqual(['order-count', 'live', '0', 'page-test'])
-    expect(await page.isHidden('#projections-actions-head')).toBe(true)
-    expect(await page.locator('#projections-body button').count()).toBe(0)
+  await using fixture = await serveProjections([orderCount], 'page-test')
+  const { store: projectionStore, server: secured, reader, admin } = fixture
+  const page = await browser.newPage()
+  await page.goto(new URL('ui#projections', secured.url).href)
+  await page.fill('#token-input', reader)
+  await page.click('#token-form button[type="submit"]')
+  const cell = (column: number) => page.textContent(`#projections-body tr:first-child td:nth-child(${column})`)
+  await page.waitForSelector('#projections-body tr', { timeout: SECONDS })
+  expect([await cell(1), await cell(4), await cell(6), await cell(7)]).toEqual(['order-count', 'live', '0', 'page-test'])
+  expect(await page.isHidden('#projections-actions-head')).toBe(true)
+  expect(await page.locator('#projections-body button').count()).toBe(0)
 
-    await page.click('#token-clear')
-    await page.fill('#token-input', admin)
-    await page.click('#token-form button[type="submit"]')
-    await page.waitForSelector('#projections-body button[data-action="pause"]', { timeout: SECONDS })
-    expect(await page.isVisible('#projections-actions-head')).toBe(true)
-    await page.click('#projections-body button[data-action="pause"]')
-    await page.waitForSelector('#projections-body .state[data-state="paused"]', { timeout: SECONDS })
-    // Paused, the projection falls behind: the table shows the lag once it refreshes.
-    await projectionStore.append({ type: 'OrderPlaced', tags: ['order:1'] })
-    await page.waitForFunction(() => document.querySelector('#projections-body tr td:nth-child(6)')?.textContent === '1', undefined, { timeout: SECONDS })
-    await page.click('#projections-body button[data-action="resume"]')
-    await page.waitForSelector('#projections-body .state[data-state="live"]', { timeout: SECONDS })
-    await page.waitForFunction(() => document.querySelector('#projections-body tr td:nth-child(6)')?.textContent === '0', undefined, { timeout: SECONDS })
-    expect(counted.get('order:1')).toBe(1)
-    await page.close()
-  } finally {
-    await secured.stop()
-    await runner.stop()
-    await projectionStore.close()
-  }
+  await page.click('#token-clear')
+  await page.fill('#token-input', admin)
+  await page.click('#token-form button[type="submit"]')
+  await page.waitForSelector('#projections-body button[data-action="pause"]', { timeout: SECONDS })
+  expect(await page.isVisible('#projections-actions-head')).toBe(true)
+  await page.click('#projections-body button[data-action="pause"]')
+  await page.waitForSelector('#projections-body .state[data-state="paused"]', { timeout: SECONDS })
+  // Paused, the projection falls behind: the table shows the lag once it refreshes.
+  await projectionStore.append({ type: 'OrderPlaced', tags: ['order:1'] })
+  await page.waitForFunction(() => document.querySelector('#projections-body tr td:nth-child(6)')?.textContent === '1', undefined, { timeout: SECONDS })
+  await page.click('#projections-body button[data-action="resume"]')
+  await page.waitForSelector('#projections-body .state[data-state="live"]', { timeout: SECONDS })
+  await page.waitForFunction(() => document.querySelector('#projections-body tr td:nth-child(6)')?.textContent === '0', undefined, { timeout: SECONDS })
+  expect(counted.get('order:1')).toBe(1)
+  await page.close()
 })
 
 test('an empty store shows how to append the first event, and the event appears once appended', async () => {
