@@ -77,6 +77,59 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
       }
     })
 
+    test('loads that start together share one read of their boundaries, and each folds only its own events', async () => {
+      const store = await open()
+      try {
+        // No snapshots: a snapshot read before each load would end the loads in different turns.
+        const Account = defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+          name: 'account',
+          initial: { balance: 0 },
+          apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
+        })
+        const ids = Array.from({ length: 20 }, (_, i) => `a${i}`)
+        await store.append(ids.map((id, i) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: i + 1 } })))
+        // An event in two boundaries (a transfer between a0 and a1) belongs to both.
+        await store.append({ type: 'Deposited', tags: ['account:a0', 'account:a1'], data: { amount: 1000 } })
+        await store.append({ type: 'Deposited', tags: ['other:a2'], data: { amount: 5000 } })
+        const reads: unknown[] = []
+        const counting = new Proxy(store, {
+          get(target, key, receiver) {
+            const value = Reflect.get(target, key, receiver)
+            if (key === 'read') return (...args: unknown[]) => (reads.push(args[0]), (value as Function).apply(target, args))
+            return typeof value === 'function' ? value.bind(target) : value
+          },
+        })
+        const loaded = await Promise.all(ids.map((id) => Account.load(counting, id)))
+        expect(loaded.map((l) => [l.id, l.state.balance, l.version])).toEqual(
+          ids.map((id, i) => [id, i + 1 + (i < 2 ? 1000 : 0), i < 2 ? 2 : 1]),
+        )
+        // 20 boundaries: one read of 16, one of 4.
+        expect(reads.map((query) => (query as unknown[]).length)).toEqual([16, 4])
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('a boundary longer than one shared read is read on to its end, beside a short one', async () => {
+      const store = await open()
+      try {
+        const Plain = defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+          name: 'account',
+          initial: { balance: 0 },
+          apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
+        })
+        await store.append(Array.from({ length: 1_100 }, (_, i) => ({ type: 'Deposited', tags: ['account:long'], data: { amount: i } })))
+        await store.append(Array.from({ length: 3 }, () => ({ type: 'Deposited', tags: ['account:short'], data: { amount: 1 } })))
+        await store.append(Array.from({ length: 50 }, () => ({ type: 'Deposited', tags: ['account:long'], data: { amount: 1 } })))
+        const [long, short] = await Promise.all([Plain.load(store, 'long'), Plain.load(store, 'short')])
+        expect([long.version, long.state.balance]).toEqual([1_150, (1_099 * 1_100) / 2 + 50])
+        expect([short.version, short.state.balance]).toEqual([3, 3])
+        expect(long.position).toBe(await store.head())
+      } finally {
+        await store.close()
+      }
+    })
+
     test('record applies at once, so later logic in the same handler sees the new state', async () => {
       const store = await open()
       try {

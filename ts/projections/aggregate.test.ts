@@ -20,6 +20,28 @@ describe('aggregate definitions', () => {
     )
   })
 
+  test('loads sharing a read still get their own states from a store allowing fewer query items than they are', async () => {
+    const store = new MemoryStore({ maxQueryItems: 2 })
+    const { Account } = accountAggregate()
+    await store.append(['a', 'b', 'c', 'd', 'e'].map((id, i) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: i + 1 } })))
+    const loaded = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => Account.load(store, id)))
+    expect(loaded.map((l) => l.state.balance)).toEqual([1, 2, 3, 4, 5])
+    await store.close()
+  })
+
+  test('an aborted load rejects ABORTED while the loads it shared a read with complete', async () => {
+    const store = new MemoryStore()
+    const { Account } = accountAggregate()
+    await store.append(['a', 'b'].map((id) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: 7 } })))
+    const stop = new AbortController()
+    const aborted = Account.load(store, 'a', { signal: stop.signal }).catch((e) => e)
+    const other = Account.load(store, 'b')
+    stop.abort()
+    expect((await aborted).code).toBe('ABORTED')
+    expect((await other).state.balance).toBe(7)
+    await store.close()
+  })
+
   test('recording a type the aggregate has no handler for is INVALID_OPTIONS, never silently ignored', async () => {
     const store = new MemoryStore()
     const { Account } = accountAggregate()

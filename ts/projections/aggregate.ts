@@ -41,6 +41,7 @@ import type {
   Query,
   SequencedEvent,
 } from '../store/types.ts'
+import { sharedBoundaryReader } from './shared-reads.ts'
 import { createSpec, type AggregateSpec } from './spec.ts'
 
 /** One `apply` handler: the next state from the current one and an event's data. Pure. */
@@ -268,6 +269,7 @@ export function defineAggregate<State, Events extends EventMap>(
   }
 
   const boundary = (id: string): Query => [{ types, tags: [checkedTag(tagOf, id)] }]
+  const readShared = sharedBoundaryReader(types)
   const snapshotName = (id: string) => `${aggregateSnapshotPrefix}${name}:${id}`
 
   /** Folds the boundary; with `key`, also finds the events whose ids are `<key>:<i>`. */
@@ -288,7 +290,7 @@ export function defineAggregate<State, Events extends EventMap>(
     }
     const keyPrefix = key === undefined ? undefined : `${key}:`
     let dup: { ids: string[]; position: bigint; state: State; version: number } | undefined
-    for await (const event of store.read(boundary(id), { after: position, signal })) {
+    const step = (event: SequencedEvent) => {
       state = handlers[event.type]!(state, event.data, event)
       version++
       position = event.position
@@ -299,6 +301,11 @@ export function defineAggregate<State, Events extends EventMap>(
         dup.state = state
         dup.version = version
       }
+    }
+    const page = await readShared(store, checkedTag(tagOf, id), position, signal)
+    for (const event of page.events) step(event)
+    if (page.continueAfter !== undefined) {
+      for await (const event of store.read(boundary(id), { after: page.continueAfter, signal })) step(event)
     }
     const loaded = { id, state, version, position, exists: version > 0 }
     if (dup === undefined) return { loaded }

@@ -43,6 +43,21 @@ test('a type-only read walks events (type, position) under a generic plan, forwa
   }
 })
 
+test('a read of several tags fetches the positions it found by primary key, never walking the log between them', async () => {
+  await sql`SET plan_cache_mode = force_generic_plan`
+  try {
+    for (const descending of [false, true]) {
+      const query = Array.from({ length: 16 }, (_, i) => ({ types: ['Rare', 'Common'], tags: [`acct:${i}`] }))
+      const page = pageSql(query, 100n, undefined, 1000, descending)
+      const plan = (await sql.unsafe(`EXPLAIN ${page.text}`, page.params as any[])).map((row: any) => row['QUERY PLAN']).join('\n')
+      expect(plan).not.toMatch(/Merge (Semi )?Join/)
+      expect(plan).toMatch(/using events_pkey on (ringstate\.)?events\s+\(.*\)\n\s+Index Cond: \("position" = ANY/)
+    }
+  } finally {
+    await sql`RESET plan_cache_mode`
+  }
+})
+
 test('a type-only condition is checked on events (type, position) inside the batch function', async () => {
   const plans: string[] = []
   const traced = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(String(notice.message)) })

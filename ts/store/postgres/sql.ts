@@ -13,8 +13,8 @@
  *                            Its lower bound does not end a backward scan, so a backwards read with
  *                            `after` that finds fewer than a page walks the rest of that type's
  *                            index range (an index-only walk, 8 ms over 270,000 entries).
- * Each branch is cut at the page size before the branches are merged, and IN drops an event that
- * matches two items.
+ * Each branch is cut at the page size before the branches are merged, and the outer filter on
+ * position (IN, or = ANY for tag reads, see below) returns an event that matches two items once.
  */
 import type { Query } from '../types.ts'
 import { DEFAULT_SCHEMA, quoteIdentifier } from './schema.ts'
@@ -83,9 +83,16 @@ export function pageSql(
       }
     }
   }
+  // Positions found through event_tags are sparse in the log: `IN` let a generic plan merge-join
+  // them with the primary key, walking every event from the first found to the last (a read of 16
+  // tags took 6 ms instead of 1 on 16,000 events, and grows with the log). `= ANY(ARRAY(...))`
+  // fetches each position found by the primary key. Type-only reads keep `IN` (their positions are
+  // dense runs, which the merge walks well).
+  const tagged = query.some((item) => (item.tags ?? []).length > 0)
+  const found = branches.join(' UNION ALL ')
   return {
     text:
-      `SELECT ${COLUMNS} FROM ${events} WHERE position IN (${branches.join(' UNION ALL ')}) ` +
+      `SELECT ${COLUMNS} FROM ${events} WHERE ${tagged ? `position = ANY(ARRAY(${found}))` : `position IN (${found})`} ` +
       `ORDER BY position ${order} LIMIT ${limit}`,
     params,
   }
