@@ -250,6 +250,48 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
       }
     })
 
+    test('with a state cache, a refusal, a command recording nothing or another expected version on stale cached state is decided again on fresh state', async () => {
+      const store = await open()
+      try {
+        const Cached = defineAggregate<AccountState, AccountEvents>({
+          name: 'account',
+          initial: { open: false, balance: 0 },
+          apply: {
+            Opened: (s) => ({ ...s, open: true }),
+            Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
+            Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
+          },
+          cache: { maxEntries: 10 },
+        })
+        const seen: [number, number][] = []
+        const watch = <R>(handler: (ctx: any) => R) => (ctx: any) => (seen.push([ctx.state.balance, ctx.attempt]), handler(ctx))
+        await Cached.execute(store, 'a1', (ctx) => ctx.record('Deposited', { amount: 100 }))
+        // Each time another writer (another process) moves the account on, the cached state is stale.
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 50 } })
+        // Refused on the cached 100, allowed on the fresh 150; the stale run does not use up maxAttempts.
+        const withdrawn = await Cached.execute(store, 'a1', watch(withdraw(120)), { maxAttempts: 1 })
+        expect(withdrawn).toMatchObject({ state: { balance: 30 }, version: 3, result: 30 })
+        await store.append({ type: 'Withdrawn', tags: ['account:a1'], data: { amount: 30 } })
+        // Nothing to do on the cached 30; the fresh state is empty, so the top-up is recorded.
+        const topUp = await Cached.execute(store, 'a1', watch((ctx) => {
+          if (ctx.state.balance === 0) ctx.record('Deposited', { amount: 1 })
+        }))
+        expect(topUp).toMatchObject({ state: { balance: 1 }, version: 5, count: 1 })
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 5 } })
+        // The cached version is 5, the stored one 6: the caller who read 6 is not refused.
+        const tagged = await Cached.execute(store, 'a1', watch((ctx) => ctx.record('Deposited', { amount: 1 })), { expectedVersion: 6 })
+        expect(tagged).toMatchObject({ state: { balance: 7 }, version: 7 })
+        // A stale cached state that the handler accepts conflicts on append, and maxAttempts 1 still succeeds.
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 10 } })
+        const conflicted = await Cached.execute(store, 'a1', watch((ctx) => ctx.record('Withdrawn', { amount: 2 })), { maxAttempts: 1 })
+        expect(conflicted).toMatchObject({ state: { balance: 15 }, version: 9 })
+        // (With expectedVersion the stale cached run stops before the handler: no [7, 1] before [6, 2].)
+        expect(seen).toEqual([[100, 1], [150, 2], [30, 1], [0, 2], [6, 2], [7, 1], [17, 2]])
+      } finally {
+        await store.close()
+      }
+    })
+
     test('expectedVersion refuses with APPEND_CONDITION_FAILED before the handler runs', async () => {
       const store = await open()
       try {

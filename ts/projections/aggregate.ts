@@ -85,8 +85,12 @@ export interface AggregateDefinition<State, Events extends EventMap> {
    * Keep the state each successful command produced, per store and id (the `maxEntries` most
    * recent), and run the next command on it without reading the boundary first: the append's
    * condition (nothing after the cached position) still refuses a decision on stale state, and the
-   * handler then runs again on freshly loaded state. Saves a read per command when one process
-   * owns most writes to an id. `apply` handlers must then return new states, never mutate them.
+   * handler then runs again on freshly loaded state. A run on cached state that does not end in a
+   * successful append (the handler throws, records nothing, or `expectedVersion` differs) is also
+   * decided again on fresh state before `execute` answers, since another process may have moved
+   * the id on; such a re-run does not count against `maxAttempts`. Saves a read per command when
+   * one process owns most writes to an id. `apply` handlers must then return new states, never
+   * mutate them.
    */
   cache?: { maxEntries: number }
 }
@@ -116,7 +120,7 @@ export interface AggregateContext<State, Events extends EventMap> {
   readonly state: State
   /** The version that was loaded (recorded events not counted). */
   readonly version: number
-  /** 1 on the first run, 2 after the first conflict, ... */
+  /** 1 on the first run, 2 after the first conflict (or after a run on cached state, see `cache`), ... */
   readonly attempt: number
   readonly signal: AbortSignal | undefined
   /** Apply an event to `state` now and queue it for the one append of this command. */
@@ -375,9 +379,16 @@ export function defineAggregate<State, Events extends EventMap>(
       }
       const tag = checkedTag(tagOf, id)
       let lastConflict: unknown
-      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        if (attempt > 1) await backoff(attempt, baseDelayMs, maxDelayMs, signal)
+      // Only a successful conditional append proves that a cached state was current. A run on it
+      // that ends otherwise (a conflict, a refusal, nothing recorded, another version than
+      // expected) may have decided on stale state, written by another process: the handler runs
+      // again at once on freshly loaded state, and that run is not counted against maxAttempts.
+      let cachedRuns = 0
+      for (let attempt = 1; attempt <= maxAttempts + cachedRuns; attempt++) {
+        if (attempt - cachedRuns > 1) await backoff(attempt - cachedRuns, baseDelayMs, maxDelayMs, signal)
         const cached = attempt === 1 && key === undefined ? takeCached(store, id) : undefined
+        if (cached !== undefined) cachedRuns = 1
+        const onCache = cached !== undefined
         const { loaded, duplicate } = cached !== undefined
           ? { loaded: { id, ...cached, exists: cached.version > 0 }, duplicate: undefined }
           : await fold(store, id, signal, key === undefined, key)
@@ -389,6 +400,7 @@ export function defineAggregate<State, Events extends EventMap>(
           ? { failIfEventsMatch: query, after: loaded.position }
           : { failIfEventsMatch: query }
         if (expected !== undefined && loaded.version !== expected) {
+          if (onCache) continue
           throw new AppendConditionFailedError(seed, loaded.position)
         }
         const decisions = trackDecisions(store, signal, seed)
@@ -433,9 +445,11 @@ export function defineAggregate<State, Events extends EventMap>(
             continue
           }
           if (isStoreError(error)) throw error
+          if (onCache) continue
           throw new CommandFailedError(`command on ${name} ${id} failed: ${messageOf(error)}`, { cause: error })
         }
         if (recorded.length === 0) {
+          if (onCache) continue
           if (key === undefined) putCached(store, id, loaded.state, loaded.version, loaded.position)
           return {
             state,
