@@ -5,6 +5,7 @@
 import { describe, expect, test } from 'bun:test'
 import type { EventStore } from '../store/types.ts'
 import { defineAggregate } from './aggregate.ts'
+import { PAGE_PER_BOUNDARY } from './shared-reads.ts'
 
 export type AccountEvents = {
   Opened: { owner: string }
@@ -118,13 +119,15 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
           initial: { balance: 0 },
           apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
         })
-        await store.append(Array.from({ length: 1_100 }, (_, i) => ({ type: 'Deposited', tags: ['account:long'], data: { amount: i } })))
+        // Two boundaries read together: a page of 2 * PAGE_PER_BOUNDARY events, which the long one overflows.
+        const long = 2 * PAGE_PER_BOUNDARY + 100
+        await store.append(Array.from({ length: long }, (_, i) => ({ type: 'Deposited', tags: ['account:long'], data: { amount: i } })))
         await store.append(Array.from({ length: 3 }, () => ({ type: 'Deposited', tags: ['account:short'], data: { amount: 1 } })))
         await store.append(Array.from({ length: 50 }, () => ({ type: 'Deposited', tags: ['account:long'], data: { amount: 1 } })))
-        const [long, short] = await Promise.all([Plain.load(store, 'long'), Plain.load(store, 'short')])
-        expect([long.version, long.state.balance]).toEqual([1_150, (1_099 * 1_100) / 2 + 50])
+        const [longLoaded, short] = await Promise.all([Plain.load(store, 'long'), Plain.load(store, 'short')])
+        expect([longLoaded.version, longLoaded.state.balance]).toEqual([long + 50, ((long - 1) * long) / 2 + 50])
         expect([short.version, short.state.balance]).toEqual([3, 3])
-        expect(long.position).toBe(await store.head())
+        expect(longLoaded.position).toBe(await store.head())
       } finally {
         await store.close()
       }
