@@ -16,10 +16,11 @@
 //      Target: >= 100,000 events/s with the upserting read model, >= 3x Emmett.
 //   2. `execute` with 16 concurrent callers on distinct ids for BENCH_SECONDS (default 3): each
 //      command loads an account (a deposit history of a few events) and appends one event.
-//      PostgreSQL and SQLite, and on PostgreSQL again with the aggregate's state cache (a command on a
-//      cached id skips the read; the append's condition still guards it); Emmett's CommandHandler
-//      on PostgreSQL. Target >= 10,000 commands/s on
-//      PostgreSQL, >= 3x Emmett.
+//      PostgreSQL and SQLite with the aggregate as defined by default (its state cache on: a command
+//      on an id commanded before skips the read; the append's condition still guards it), and on
+//      PostgreSQL again with `cache: false` (every command reads its boundary; loads that start
+//      together share one read); Emmett's CommandHandler on PostgreSQL. Target >= 10,000
+//      commands/s on PostgreSQL, >= 3x Emmett.
 //   3. Live lag: the upserting projection runs live while 16 callers append single events for
 //      BENCH_SECONDS; for every append, the time from its acknowledgement to the moment the
 //      runner's checkpoint covers it (waitFor). p50 and p99. Target p99 < 50 ms.
@@ -189,15 +190,15 @@ const Account = defineAggregate<{ balance: number }, AccountEvents>({
   },
 })
 
-/** The same aggregate with its state cache on: a command skips the read when its id's state is cached. */
-const CachedAccount = defineAggregate<{ balance: number }, AccountEvents>({
+/** The same aggregate with its state cache off: every command reads its boundary. */
+const UncachedAccount = defineAggregate<{ balance: number }, AccountEvents>({
   name: 'account',
   initial: { balance: 0 },
   apply: {
     Deposited: (state, data) => ({ balance: state.balance + data.amount }),
     Withdrawn: (state, data) => ({ balance: state.balance - data.amount }),
   },
-  cache: { maxEntries: 10_000 },
+  cache: false,
 })
 
 async function ringstateCommands(store: EventStore, aggregate: typeof Account = Account): Promise<number> {
@@ -307,7 +308,7 @@ try {
     const rsNoop = await ringstateCatchUp(store, true)
     console.log('execute with 16 callers on PostgreSQL ...')
     const rsCommands = await ringstateCommands(store)
-    const rsCached = await ringstateCommands(store, CachedAccount)
+    const rsUncached = await ringstateCommands(store, UncachedAccount)
     console.log('Emmett CommandHandler with 16 callers ...')
     const emCommands = await emmettCommands(emmettStore)
     console.log('Emmett catch-up ...')
@@ -316,7 +317,7 @@ try {
     await emmettStore.close()
     console.log(`catch-up, upserting read model: ringstate ${formatRate(rsUpsert)}, Emmett ${formatRate(emUpsert)}`)
     console.log(`catch-up, no-op handler:        ringstate ${formatRate(rsNoop)}, Emmett ${formatRate(emNoop)}`)
-    console.log(`execute, 16 callers: ringstate ${formatRate(rsCommands)} (state cache: ${formatRate(rsCached)}), Emmett CommandHandler ${formatRate(emCommands)}`)
+    console.log(`execute, 16 callers: ringstate ${formatRate(rsCommands)} (cache: false ${formatRate(rsUncached)}), Emmett CommandHandler ${formatRate(emCommands)}`)
     summary.push({
       scenario: `catch-up ${EVENTS.toLocaleString('en-US')} events, upsert (events/s)`,
       ringstate: formatRate(rsUpsert),
@@ -340,12 +341,10 @@ try {
       met: rsCommands >= 10_000 && rsCommands / emCommands >= 3,
     })
     summary.push({
-      scenario: 'execute with the state cache, 16 callers, PostgreSQL',
-      ringstate: formatRate(rsCached),
+      scenario: 'execute, cache: false, 16 callers, PostgreSQL',
+      ringstate: formatRate(rsUncached),
       baseline: `Emmett ${formatRate(emCommands)}`,
-      ratio: rsCached / emCommands,
-      target: '>= 10,000/s and >= 3x',
-      met: rsCached >= 10_000 && rsCached / emCommands >= 3,
+      ratio: rsUncached / emCommands,
     })
 
     console.log('live lag ...')

@@ -5,6 +5,7 @@
 import { describe, expect, test } from 'bun:test'
 import type { EventStore } from '../store/types.ts'
 import { defineAggregate } from './aggregate.ts'
+import { PAGE_PER_BOUNDARY } from './shared-reads.ts'
 
 export type AccountEvents = {
   Opened: { owner: string }
@@ -72,6 +73,61 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
         expect(await Account.load(store, 'nobody')).toEqual({ id: 'nobody', state: { open: false, balance: 0 }, version: 0, position: 0n, exists: false })
         const audit = await store.commands()
         expect(audit.map((c) => c.type)).toEqual(['Open'])
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('loads that start together share one read of their boundaries, and each folds only its own events', async () => {
+      const store = await open()
+      try {
+        // No snapshots: a snapshot read before each load would end the loads in different turns.
+        const Account = defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+          name: 'account',
+          initial: { balance: 0 },
+          apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
+        })
+        const ids = Array.from({ length: 20 }, (_, i) => `a${i}`)
+        await store.append(ids.map((id, i) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: i + 1 } })))
+        // An event in two boundaries (a transfer between a0 and a1) belongs to both.
+        await store.append({ type: 'Deposited', tags: ['account:a0', 'account:a1'], data: { amount: 1000 } })
+        await store.append({ type: 'Deposited', tags: ['other:a2'], data: { amount: 5000 } })
+        const reads: unknown[] = []
+        const counting = new Proxy(store, {
+          get(target, key, receiver) {
+            const value = Reflect.get(target, key, receiver)
+            if (key === 'read') return (...args: unknown[]) => (reads.push(args[0]), (value as Function).apply(target, args))
+            return typeof value === 'function' ? value.bind(target) : value
+          },
+        })
+        const loaded = await Promise.all(ids.map((id) => Account.load(counting, id)))
+        expect(loaded.map((l) => [l.id, l.state.balance, l.version])).toEqual(
+          ids.map((id, i) => [id, i + 1 + (i < 2 ? 1000 : 0), i < 2 ? 2 : 1]),
+        )
+        // 20 boundaries: one read of 16, one of 4.
+        expect(reads.map((query) => (query as unknown[]).length)).toEqual([16, 4])
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('a boundary longer than one shared read is read on to its end, beside a short one', async () => {
+      const store = await open()
+      try {
+        const Plain = defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+          name: 'account',
+          initial: { balance: 0 },
+          apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
+        })
+        // Two boundaries read together: a page of 2 * PAGE_PER_BOUNDARY events, which the long one overflows.
+        const long = 2 * PAGE_PER_BOUNDARY + 100
+        await store.append(Array.from({ length: long }, (_, i) => ({ type: 'Deposited', tags: ['account:long'], data: { amount: i } })))
+        await store.append(Array.from({ length: 3 }, () => ({ type: 'Deposited', tags: ['account:short'], data: { amount: 1 } })))
+        await store.append(Array.from({ length: 50 }, () => ({ type: 'Deposited', tags: ['account:long'], data: { amount: 1 } })))
+        const [longLoaded, short] = await Promise.all([Plain.load(store, 'long'), Plain.load(store, 'short')])
+        expect([longLoaded.version, longLoaded.state.balance]).toEqual([long + 50, ((long - 1) * long) / 2 + 50])
+        expect([short.version, short.state.balance]).toEqual([3, 3])
+        expect(longLoaded.position).toBe(await store.head())
       } finally {
         await store.close()
       }
@@ -192,6 +248,48 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
         expect(refused.cause.message).toBe('insufficient funds')
         expect((await Cached.load(store, 'a1')).state.balance).toBe(5)
         expect((await store.query([{ tags: ['account:a1'] }])).length).toBe(3)
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('with a state cache, a refusal, a command recording nothing or another expected version on stale cached state is decided again on fresh state', async () => {
+      const store = await open()
+      try {
+        const Cached = defineAggregate<AccountState, AccountEvents>({
+          name: 'account',
+          initial: { open: false, balance: 0 },
+          apply: {
+            Opened: (s) => ({ ...s, open: true }),
+            Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
+            Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
+          },
+          cache: { maxEntries: 10 },
+        })
+        const seen: [number, number][] = []
+        const watch = <R>(handler: (ctx: any) => R) => (ctx: any) => (seen.push([ctx.state.balance, ctx.attempt]), handler(ctx))
+        await Cached.execute(store, 'a1', (ctx) => ctx.record('Deposited', { amount: 100 }))
+        // Each time another writer (another process) moves the account on, the cached state is stale.
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 50 } })
+        // Refused on the cached 100, allowed on the fresh 150; the stale run does not use up maxAttempts.
+        const withdrawn = await Cached.execute(store, 'a1', watch(withdraw(120)), { maxAttempts: 1 })
+        expect(withdrawn).toMatchObject({ state: { balance: 30 }, version: 3, result: 30 })
+        await store.append({ type: 'Withdrawn', tags: ['account:a1'], data: { amount: 30 } })
+        // Nothing to do on the cached 30; the fresh state is empty, so the top-up is recorded.
+        const topUp = await Cached.execute(store, 'a1', watch((ctx) => {
+          if (ctx.state.balance === 0) ctx.record('Deposited', { amount: 1 })
+        }))
+        expect(topUp).toMatchObject({ state: { balance: 1 }, version: 5, count: 1 })
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 5 } })
+        // The cached version is 5, the stored one 6: the caller who read 6 is not refused.
+        const tagged = await Cached.execute(store, 'a1', watch((ctx) => ctx.record('Deposited', { amount: 1 })), { expectedVersion: 6 })
+        expect(tagged).toMatchObject({ state: { balance: 7 }, version: 7 })
+        // A stale cached state that the handler accepts conflicts on append, and maxAttempts 1 still succeeds.
+        await store.append({ type: 'Deposited', tags: ['account:a1'], data: { amount: 10 } })
+        const conflicted = await Cached.execute(store, 'a1', watch((ctx) => ctx.record('Withdrawn', { amount: 2 })), { maxAttempts: 1 })
+        expect(conflicted).toMatchObject({ state: { balance: 15 }, version: 9 })
+        // (With expectedVersion the stale cached run stops before the handler: no [7, 1] before [6, 2].)
+        expect(seen).toEqual([[100, 1], [150, 2], [30, 1], [0, 2], [6, 2], [7, 1], [17, 2]])
       } finally {
         await store.close()
       }

@@ -20,6 +20,54 @@ describe('aggregate definitions', () => {
     )
   })
 
+  test('the state cache is on by default, and cache: false reads the boundary for every command', async () => {
+    const store = new MemoryStore()
+    let reads = 0
+    const counting = new Proxy(store, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver)
+        if (key === 'read') return (...args: unknown[]) => (reads++, (value as Function).apply(target, args))
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const define = (cache?: false) =>
+      defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+        name: 'account',
+        initial: { balance: 0 },
+        apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount }) },
+        ...(cache === false ? { cache } : {}),
+      })
+    for (const [aggregate, expected] of [[define(), 1], [define(false), 3]] as const) {
+      reads = 0
+      for (let i = 0; i < 3; i++) await aggregate.execute(counting, 'a1', (ctx) => ctx.record('Deposited', { amount: 1 }))
+      expect(reads).toBe(expected)
+    }
+    expect((await define(false).load(store, 'a1')).state.balance).toBe(6)
+    await store.close()
+  })
+
+  test('loads sharing a read still get their own states from a store allowing fewer query items than they are', async () => {
+    const store = new MemoryStore({ maxQueryItems: 2 })
+    const { Account } = accountAggregate()
+    await store.append(['a', 'b', 'c', 'd', 'e'].map((id, i) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: i + 1 } })))
+    const loaded = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => Account.load(store, id)))
+    expect(loaded.map((l) => l.state.balance)).toEqual([1, 2, 3, 4, 5])
+    await store.close()
+  })
+
+  test('an aborted load rejects ABORTED while the loads it shared a read with complete', async () => {
+    const store = new MemoryStore()
+    const { Account } = accountAggregate()
+    await store.append(['a', 'b'].map((id) => ({ type: 'Deposited', tags: [`account:${id}`], data: { amount: 7 } })))
+    const stop = new AbortController()
+    const aborted = Account.load(store, 'a', { signal: stop.signal }).catch((e) => e)
+    const other = Account.load(store, 'b')
+    stop.abort()
+    expect((await aborted).code).toBe('ABORTED')
+    expect((await other).state.balance).toBe(7)
+    await store.close()
+  })
+
   test('recording a type the aggregate has no handler for is INVALID_OPTIONS, never silently ignored', async () => {
     const store = new MemoryStore()
     const { Account } = accountAggregate()

@@ -36,7 +36,24 @@ test('a type-only read walks events (type, position) under a generic plan, forwa
         const plan = (await sql.unsafe(`EXPLAIN ${page.text}`, page.params as any[])).map((row: any) => row['QUERY PLAN']).join('\n')
         expect(plan).toMatch(/using events_type_position on (ringstate\.)?events/)
         expect(plan).not.toMatch(/using events_pkey on (ringstate\.)?events\s+\(.*\)\n\s+Index Cond: \("position" > /)
+        // One type: the events come straight from (type, position), not joined back by position.
+        expect(plan).not.toMatch(/events_pkey|Join|Nested Loop/)
       }
+    }
+  } finally {
+    await sql`RESET plan_cache_mode`
+  }
+})
+
+test('a read of several tags fetches the positions it found by primary key, never walking the log between them', async () => {
+  await sql`SET plan_cache_mode = force_generic_plan`
+  try {
+    for (const descending of [false, true]) {
+      const query = Array.from({ length: 16 }, (_, i) => ({ types: ['Rare', 'Common'], tags: [`acct:${i}`] }))
+      const page = pageSql(query, 100n, undefined, 1000, descending)
+      const plan = (await sql.unsafe(`EXPLAIN ${page.text}`, page.params as any[])).map((row: any) => row['QUERY PLAN']).join('\n')
+      expect(plan).not.toMatch(/Merge (Semi )?Join/)
+      expect(plan).toMatch(/using events_pkey on (ringstate\.)?events\s+\(.*\)\n\s+Index Cond: \("position" = ANY/)
     }
   } finally {
     await sql`RESET plan_cache_mode`

@@ -13,8 +13,8 @@
  *                            Its lower bound does not end a backward scan, so a backwards read with
  *                            `after` that finds fewer than a page walks the rest of that type's
  *                            index range (an index-only walk, 8 ms over 270,000 entries).
- * Each branch is cut at the page size before the branches are merged, and IN drops an event that
- * matches two items.
+ * Each branch is cut at the page size before the branches are merged, and the outer filter on
+ * position (IN, or = ANY for tag reads, see below) returns an event that matches two items once.
  */
 import type { Query } from '../types.ts'
 import { DEFAULT_SCHEMA, quoteIdentifier } from './schema.ts'
@@ -57,6 +57,8 @@ export function pageSql(
     return { text: `SELECT ${COLUMNS} FROM ${events} WHERE ${range('position')} ORDER BY position ${order} LIMIT ${limit}`, params }
   }
   const branches: string[] = []
+  /** The range of the only branch when the query is one type: it can select the events themselves. */
+  let onlyType: string | undefined
   for (const item of query) {
     const tags = item.tags ?? []
     const types = item.types ?? []
@@ -76,16 +78,25 @@ export function pageSql(
         const t = param(type, 'text')
         const lower = `(type, position) > (${t}, ${param(after.toString(), 'bigint')})`
         const upper = before === undefined ? `type <= ${t}` : `(type, position) < (${t}, ${param(before.toString(), 'bigint')})`
-        branches.push(
-          `(SELECT position FROM ${events} WHERE ${lower} AND ${upper} ` +
-            `ORDER BY type ${order}, position ${order} LIMIT ${limit})`,
-        )
+        onlyType = `WHERE ${lower} AND ${upper} ORDER BY type ${order}, position ${order} LIMIT ${limit}`
+        branches.push(`(SELECT position FROM ${events} ${onlyType})`)
       }
     }
   }
+  // Positions found through event_tags are sparse in the log: `IN` let a generic plan merge-join
+  // them with the primary key, walking every event from the first found to the last (a read of 16
+  // tags took 6 ms instead of 1 on 16,000 events, and grows with the log). `= ANY(ARRAY(...))`
+  // fetches each position found by the primary key. Type-only reads keep `IN` (their positions are
+  // dense runs, which the merge walks well).
+  // One type (a projection's catch-up): the page is read straight from (type, position), without
+  // joining the positions back to the primary key. Catch-up of 100,000 events in pages of 5,000,
+  // no-op handler: 2.8 -> 1.1 us of server CPU per event.
+  if (branches.length === 1 && onlyType !== undefined) return { text: `SELECT ${COLUMNS} FROM ${events} ${onlyType}`, params }
+  const tagged = query.some((item) => (item.tags ?? []).length > 0)
+  const found = branches.join(' UNION ALL ')
   return {
     text:
-      `SELECT ${COLUMNS} FROM ${events} WHERE position IN (${branches.join(' UNION ALL ')}) ` +
+      `SELECT ${COLUMNS} FROM ${events} WHERE ${tagged ? `position = ANY(ARRAY(${found}))` : `position IN (${found})`} ` +
       `ORDER BY position ${order} LIMIT ${limit}`,
     params,
   }
