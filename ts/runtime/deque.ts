@@ -3,10 +3,9 @@
  * `CHUNK` slots linked head to tail; a drained chunk is kept as the spare for the next one.
  *
  * Why not a plain array read from a moving head: growing it by doubling and compacting it copies
- * the whole queue, and each copy is a large young array the collector must scan at every minor
- * collection while it lives. Filling an inbox with 100,000 messages and running a program over it
- * spent most of its extra time in those collections (bench/runtime.bench.ts, part 1); chunks
- * allocate one small array per `CHUNK` values and free them as they drain.
+ * the whole queue into new large arrays, garbage for the collector. Chunks allocate one small array
+ * per `CHUNK` values, never copy, and are freed as they drain; bench/runtime.bench.ts part 1 (an
+ * inbox filled with 100,000 messages and run over) went from 0.43x to 0.49x of its hand loop.
  *
  * Internal to the runtime's in-memory sources.
  */
