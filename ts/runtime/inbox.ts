@@ -3,7 +3,7 @@
  */
 import { AbortedError, InvalidOptionsError, OverloadedError, StoreClosedError } from '../errors.ts'
 import { Deque } from './deque.ts'
-import { INIT_DELIVERY } from './internal.ts'
+import { INIT_DELIVERY, SHARE_DELIVERY, type SharingSource } from './internal.ts'
 import type { CommitInfo, Delivery, Source } from './types.ts'
 
 /** Options of `inbox`. */
@@ -20,13 +20,17 @@ export interface PutOptions {
   timeoutMs?: number
 }
 
-/** A message in the inbox. The id is a sequence number, made into a string only when asked for. */
+/**
+ * A message in the inbox. The id is a sequence number, made into a string only when asked for.
+ * Written only by the inbox: once when made, or again for each message when it is the run's shared
+ * delivery (see `SHARE_DELIVERY`).
+ */
 class InboxDelivery<Msg> implements Delivery<Msg> {
-  // Two own fields, assigned in the constructor: the loop allocates one per message, and fewer
-  // fields make a cheaper object. `position` and `replay` live on the prototype (never set here).
-  declare readonly message: Msg
+  // Two own fields, assigned in the constructor: fewer fields make a cheaper object. `position`
+  // and `replay` live on the prototype (never set here).
+  declare message: Msg
   /** The sequence number: positive for a message from outside, negative for a command result. */
-  declare readonly seq: number
+  declare seq: number
   declare readonly position: undefined
   declare readonly replay: false
   constructor(message: Msg, seq: number) {
@@ -73,6 +77,10 @@ const RESOLVED: Promise<void> = Promise.resolve()
  * The runtime also calls `put(results, delivery)` for command results: that form is recognised by
  * its second argument, the delivery in hand, and takes effect when the delivery is committed.
  *
+ * A delivery handed to a `replay` or `onError` function is its own object and never changes. In a
+ * run without such a function nobody but the inbox sees its deliveries, so it refills one object
+ * for each message (a subclass or wrapper that keeps deliveries must copy them).
+ *
  * @example
  * const box = inbox<string>({ capacity: 100 })
  * const handle = run({ init: () => [[] as string[]], update: (msg, seen) => [[...seen, msg]] }, box)
@@ -80,7 +88,7 @@ const RESOLVED: Promise<void> = Promise.resolve()
  * box.close()
  * await handle.done // { model: ['hello'], position: undefined, reason: 'ended' }
  */
-export class Inbox<Msg> implements Source<Msg, Msg> {
+export class Inbox<Msg> implements Source<Msg, Msg>, SharingSource {
   private readonly capacity: number
   /** Messages from outside, not yet delivered. */
   private readonly queue = new Deque<Msg>()
@@ -90,6 +98,8 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
   private redeliver: InboxDelivery<Msg> | undefined = undefined
   private readonly putters = new Deque<Putter<Msg>>()
   private inflight: InboxDelivery<Msg> | undefined = undefined
+  /** The delivery every message is handed out in while the run allows it (see `SHARE_DELIVERY`). */
+  private shared: InboxDelivery<Msg> | undefined = undefined
   private staged: readonly Msg[] | undefined = undefined
   private reader: Reader<Msg> | undefined = undefined
   private seq = 0
@@ -190,9 +200,7 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
     if (reader !== undefined) {
       this.reader = undefined
       reader.signal.removeEventListener('abort', reader.onAbort)
-      const delivery = new InboxDelivery(message, ++this.seq)
-      this.inflight = delivery
-      reader.resolve(delivery)
+      reader.resolve(this.deliver(message, ++this.seq))
       return
     }
     this.queue.push(message)
@@ -237,8 +245,8 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
       this.redeliver = undefined
       return this.inflight
     }
-    if (this.results.length > 0) return (this.inflight = new InboxDelivery(this.results.shift()!, -++this.seq))
-    if (this.queue.length > 0) return (this.inflight = new InboxDelivery(this.queue.shift()!, ++this.seq))
+    if (this.results.length > 0) return this.deliver(this.results.shift()!, -++this.seq)
+    if (this.queue.length > 0) return this.deliver(this.queue.shift()!, ++this.seq)
     if (this.closed || this.untilEmpty) return undefined
     if (signal.aborted) return Promise.reject(new AbortedError('inbox wait was aborted', { cause: signal.reason }))
     return new Promise((resolve, reject) => {
@@ -249,6 +257,15 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
       this.reader = { resolve, reject, signal, onAbort }
       signal.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /** The delivery of `message`, now in flight: the shared one refilled, or a new one. */
+  private deliver(message: Msg, seq: number): InboxDelivery<Msg> {
+    const shared = this.shared
+    if (shared === undefined) return (this.inflight = new InboxDelivery(message, seq))
+    shared.message = message
+    shared.seq = seq
+    return (this.inflight = shared)
   }
 
   /** @internal */
@@ -283,8 +300,17 @@ export class Inbox<Msg> implements Source<Msg, Msg> {
     this.untilEmpty = true
   }
 
+  /**
+   * @internal this run shows its deliveries to no one else. A new object each run: a rolled-back
+   * delivery left from an earlier run may still be handed out (and kept by a callback), unchanged.
+   */
+  [SHARE_DELIVERY](): void {
+    this.shared = new InboxDelivery<Msg>(undefined as Msg, 0)
+  }
+
   /** @internal the run ended: a later run waits for messages again. */
   detach(): void {
+    this.shared = undefined
     this.untilEmpty = false
     this.running = false
   }

@@ -28,3 +28,18 @@ export class SequenceDelivery<Msg> implements Delivery<Msg> {
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
+
+/**
+ * An optional method of a built-in source, called by the loop once a run has started when nothing
+ * but the source itself will see that run's deliveries (the run has no `replay` or `onError`
+ * function): the source may then hand out one delivery object again and again, refilled for each
+ * message, instead of allocating one per message (a measured share of the in-memory loop's cost:
+ * bench/runtime.bench.ts, part 1). The shared object is refilled only when the next message is
+ * taken, after the previous one was committed or rolled back; `detach` ends the sharing.
+ */
+export const SHARE_DELIVERY: unique symbol = Symbol('ringstate.runtime.shareDelivery')
+
+/** A source that may share its delivery object (see `SHARE_DELIVERY`). */
+export interface SharingSource {
+  [SHARE_DELIVERY]?(): void
+}

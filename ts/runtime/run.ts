@@ -11,7 +11,7 @@
  * once it has kept the thread for `YIELD_AFTER_MS`, so timers, I/O and `stop()` still get their turn.
  */
 import { AbortedError, InvalidOptionsError, RuntimeCommandFailedError, RuntimeUpdateFailedError } from '../errors.ts'
-import { INIT_DELIVERY, isThenable } from './internal.ts'
+import { INIT_DELIVERY, isThenable, SHARE_DELIVERY, type SharingSource } from './internal.ts'
 import type {
   BatchResult,
   Cmd,
@@ -208,6 +208,8 @@ class Engine<Model, Msg, Out> {
         throw error
       }
     }
+    // No callback of this run is given a delivery: a built-in source may reuse one object.
+    if (this.replayWhen === undefined && typeof this.onError !== 'function') (source as SharingSource)[SHARE_DELIVERY]?.()
     const init = INIT_DELIVERY as Delivery<Msg>
     const replayingInit = replayInit || this.replays(init)
     if (this.viewEach) this.show(this.model, { position: undefined, replaying: replayingInit }, undefined)
@@ -673,12 +675,13 @@ export async function batch<Model, Msg, Out>(
 }
 
 /** The source's methods bound to it, so a wrapper can replace one of them. */
-function bindSource<Msg, Out>(source: Source<Msg, Out>): Source<Msg, Out> {
+function bindSource<Msg, Out>(source: Source<Msg, Out>): Source<Msg, Out> & SharingSource {
   return {
     next: source.next.bind(source),
     commit: source.commit.bind(source),
     rollback: source.rollback.bind(source),
     put: source.put?.bind(source),
     detach: source.detach?.bind(source),
+    [SHARE_DELIVERY]: (source as SharingSource)[SHARE_DELIVERY]?.bind(source),
   }
 }

@@ -15,8 +15,11 @@ import {
   type CommitInfo,
   type Delivery,
   type Program,
+  type RunHandle,
+  type RunOptions,
   type Source,
 } from './index.ts'
+import { SHARE_DELIVERY } from './internal.ts'
 
 /** Resolves once `predicate` holds, polling each macrotask; fails after `ms`. */
 async function until(predicate: () => boolean, ms = 5000): Promise<void> {
@@ -204,6 +207,180 @@ describe('run over an inbox', () => {
     const handle = run(counter, inbox<number>({ capacity: 1 }))
     await handle.stop()
     expect((await handle.done).reason).toBe('stopped')
+  })
+})
+
+describe("the inbox's shared delivery (a run whose callbacks take no delivery)", () => {
+  // Past one deque chunk (1,024) and one clock check of the loop (1,024 deliveries).
+  const N = 2500
+  type M = number | string
+
+  /** Every message is traced; 7s yield a sync result, 11s an async one (delivered before n + 1). */
+  const tracing = (trace: M[]): Program<number, M> => ({
+    init: () => [0],
+    update: (msg, sum) => {
+      trace.push(msg)
+      if (typeof msg === 'string') return [sum]
+      const commands: Cmd<M>[] = []
+      if (msg % 7 === 0) commands.push(() => `s${msg}`)
+      if (msg % 11 === 0) commands.push(async () => `a${msg}`)
+      return [sum + msg, commands]
+    },
+  })
+
+  function filled(count: number): ReturnType<typeof inbox<M>> {
+    const box = inbox<M>({ capacity: count })
+    for (let n = 1; n <= count; n++) expect(box.tryPut(n)).toBe(true)
+    return box
+  }
+
+  test('the inbox hands out one delivery object while shared, a new one per message otherwise', () => {
+    const box = inbox<number>({ capacity: 4 })
+    for (const n of [1, 2, 3]) box.tryPut(n)
+    const signal = new AbortController().signal
+    box.start()
+    box[SHARE_DELIVERY]()
+    const first = box.next(signal) as Delivery<number>
+    expect(first).toMatchObject({ message: 1, id: '1' })
+    box.commit(first, { effects: false })
+    const second = box.next(signal) as Delivery<number>
+    expect(second).toBe(first)
+    expect(second).toMatchObject({ message: 2, id: '2' })
+    box.commit(second, { effects: false })
+    box.detach()
+    const third = box.next(signal) as Delivery<number>
+    expect(third).not.toBe(second)
+    expect(third).toMatchObject({ message: 3, id: '3' })
+    expect(second).toMatchObject({ message: 2, id: '2' })
+  })
+
+  test('gives the same messages in the same order as a run whose callbacks see every delivery, and as batch', async () => {
+    const expected: M[] = []
+    for (let n = 1; n <= N; n++) {
+      expected.push(n)
+      if (n % 7 === 0) expected.push(`s${n}`)
+      if (n % 11 === 0) expected.push(`a${n}`)
+    }
+    const shared: M[] = []
+    const box = filled(N)
+    box.close()
+    const handle = run(tracing(shared), box)
+    const sum = (N * (N + 1)) / 2
+    expect(await handle.done).toEqual({ model: sum, position: undefined, reason: 'ended' })
+    expect(shared).toEqual(expected)
+
+    const seen: Delivery<M>[] = []
+    const own: M[] = []
+    const ownBox = filled(N)
+    ownBox.close()
+    const replay = (delivery: Delivery<M>) => (seen.push(delivery), false)
+    expect((await run(tracing(own), ownBox, { replay }).done).model).toBe(sum)
+    expect(own).toEqual(expected)
+    // Each delivery a callback saw is its own object and still holds its message.
+    expect(seen.filter((d) => d.id !== 'init').map((d) => d.message)).toEqual(expected)
+
+    const batched: M[] = []
+    const batchBox = filled(N)
+    expect((await batch(tracing(batched), batchBox)).model).toBe(sum)
+    expect(batched).toEqual(expected)
+  })
+
+  test('a failure with onError stop rolls the shared delivery back: later runs get it again, and a kept one stays unchanged', async () => {
+    const box = filled(10)
+    box.close()
+    let failing = true
+    const failOn5: Program<number, M> = {
+      init: () => [0],
+      update: (msg, sum) => {
+        if (msg === 5 && failing) throw new Error('five')
+        return [sum + (msg as number)]
+      },
+    }
+    const first = run(failOn5, box)
+    await expect(first.done).rejects.toMatchObject({ code: 'RUNTIME_UPDATE_FAILED' })
+    expect(first.model()).toBe(1 + 2 + 3 + 4)
+    // A run with a callback is handed the rolled-back delivery and keeps it.
+    const kept: Delivery<M>[] = []
+    const second = run(failOn5, box, { onError: (_, delivery) => (kept.push(delivery), 'stop') })
+    await expect(second.done).rejects.toMatchObject({ code: 'RUNTIME_UPDATE_FAILED' })
+    expect(kept.map((d) => [d.id, d.message])).toEqual([['5', 5]])
+    // A third run shares a delivery again: not the one the callback kept.
+    failing = false
+    const trace: M[] = []
+    const third = run(tracing(trace), box)
+    expect((await third.done).model).toBe(5 + 6 + 7 + 8 + 9 + 10)
+    expect(trace).toEqual([5, 6, 7, 's7', 8, 9, 10])
+    expect(kept.map((d) => [d.id, d.message])).toEqual([['5', 5]])
+  })
+
+  test('onError skip commits a failing shared delivery unchanged and goes on in order; an onError function keeps its own deliveries', async () => {
+    const skipped = [500, 1000, 1500, 2000, 2500]
+    const kept: Delivery<M>[] = []
+    const options: RunOptions<M>[] = [{ onError: 'skip' }, { onError: (_, delivery) => (kept.push(delivery), 'skip') }]
+    for (const opts of options) {
+      const box = filled(N)
+      box.close()
+      const trace: M[] = []
+      const handle = run(
+        {
+          init: () => [0],
+          update: (msg, sum) => {
+            trace.push(msg)
+            if (typeof msg === 'number' && msg % 500 === 0) throw new Error('skip me')
+            return [sum + (msg as number)]
+          },
+        },
+        box,
+        opts,
+      )
+      expect((await handle.done).model).toBe((N * (N + 1)) / 2 - skipped.reduce((a, b) => a + b))
+      expect(trace).toEqual(Array.from({ length: N }, (_, i) => i + 1))
+      expect(handle.metrics()).toMatchObject({ processed: N - skipped.length, committed: N, errors: skipped.length, rolledBack: 0 })
+    }
+    expect(kept.map((d) => [d.id, d.message])).toEqual(skipped.map((n) => [String(n), n]))
+  })
+
+  test('stop mid-stream ends after the delivery in hand; a later run goes on with the next message', async () => {
+    const box = filled(N)
+    box.close()
+    const trace: M[] = []
+    let handle: RunHandle<number> | undefined
+    handle = run(
+      {
+        init: () => [0],
+        update: (msg, sum) => [sum + (msg as number)],
+        view: (_, info) => {
+          if (info.position === undefined && handle !== undefined && handle.metrics().processed === 1200) void handle.stop()
+        },
+      },
+      box,
+    )
+    expect(await handle.done).toEqual({ model: (1200 * 1201) / 2, position: undefined, reason: 'stopped' })
+    expect((await run(tracing(trace), box).done).model).toBe((N * (N + 1)) / 2 - (1200 * 1201) / 2)
+    expect(trace.filter((m) => typeof m === 'number')).toEqual(Array.from({ length: N - 1200 }, (_, i) => i + 1201))
+  })
+
+  test('an abort mid-stream rolls the shared delivery back; a later run gets it again, then the rest in order', async () => {
+    const box = filled(N)
+    box.close()
+    const controller = new AbortController()
+    const handle = run(
+      {
+        init: () => [0],
+        update: (msg, sum) => {
+          if (msg !== 1300) return [sum + (msg as number)]
+          controller.abort()
+          return [sum + msg, [() => 'never']]
+        },
+      },
+      box,
+      { signal: controller.signal },
+    )
+    expect(await handle.done).toEqual({ model: (1299 * 1300) / 2, position: undefined, reason: 'aborted' })
+    expect(handle.metrics()).toMatchObject({ rolledBack: 1, commandsRun: 0 })
+    const trace: M[] = []
+    expect((await run(tracing(trace), box).done).model).toBe((N * (N + 1)) / 2 - (1299 * 1300) / 2)
+    expect(trace.filter((m) => typeof m === 'number')).toEqual(Array.from({ length: N - 1299 }, (_, i) => i + 1300))
   })
 })
 
