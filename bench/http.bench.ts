@@ -38,7 +38,7 @@ import { bench, group, run, summary } from 'mitata'
 import postgres from 'postgres'
 import { serve } from '../ts/http/index.ts'
 import { pageJson } from '../ts/http/wire.ts'
-import { storeStats, type InspectableStore } from '../ts/store/core/index.ts'
+import { readRecords, storeStats, type InspectableStore, type RecordReader } from '../ts/store/core/index.ts'
 import { openStore } from '../ts/store/index.ts'
 import type { EventInput, EventStore } from '../ts/store/types.ts'
 import { formatRate, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
@@ -86,7 +86,7 @@ async function freshStore(backend: string): Promise<EventStore | undefined> {
   return openStore(url.toString())
 }
 
-/** The peer: the same store calls and JSON behind a bare Bun.serve, no framework. */
+/** The peer: the same store calls (the app's record read for pages) and JSON behind a bare Bun.serve, no framework. */
 function bareServer(store: EventStore) {
   return Bun.serve({
     port: 0,
@@ -102,13 +102,13 @@ function bareServer(store: EventStore) {
         })
       }
       const after = url.searchParams.get('after')
-      const events = await store.query('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
+      const records = await (store as EventStore & RecordReader)[readRecords]('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
       let next: bigint | undefined
-      if (events.length > PAGE) {
-        events.length = PAGE
-        next = events[PAGE - 1]!.position
+      if (records.length > PAGE) {
+        records.length = PAGE
+        next = records[PAGE - 1]!.position
       }
-      return new Response(pageJson(events, next), { headers: { 'content-type': 'application/json' } })
+      return new Response(pageJson(records, next), { headers: { 'content-type': 'application/json' } })
     },
   })
 }

@@ -37,7 +37,7 @@ import {
   validateReadOptions,
   type ResolvedStoreOptions,
 } from '../validate.ts'
-import type { StoreBackend } from './backend.ts'
+import { decodeEvent, type EventRecord, type StoreBackend } from './backend.ts'
 import { TailReader, type TailStats } from './tail.ts'
 import { Writer, type WriterStats } from './writer.ts'
 
@@ -52,6 +52,19 @@ export interface StoreStats {
   writer: WriterStats
 }
 
+/**
+ * Internal: `store[readRecords](query, options)` reads like `query` (same validation, paging and
+ * errors) but resolves to the events as backend records, their data and metadata still the JSON
+ * text the store wrote. The HTTP API writes pages of them without parsing and re-stringifying.
+ * Not part of the public contract.
+ */
+export const readRecords: unique symbol = Symbol.for('ringstate.store.readRecords')
+
+/** A store that can read records (every ringstate store can). */
+export interface RecordReader {
+  [readRecords](query: Query, options?: ReadOptions): Promise<EventRecord[]>
+}
+
 /** A store exposing its internal counters (every ringstate store does). */
 export interface InspectableStore {
   [storeStats](): StoreStats
@@ -61,7 +74,7 @@ export interface InspectableStore {
  * The shared implementation of `EventStore`; each backend's store class extends it.
  * `E` is the event map, as in `EventStore<E>`.
  */
-export class CoreStore implements EventStore, TransactionalStore, InspectableStore {
+export class CoreStore implements EventStore, TransactionalStore, InspectableStore, RecordReader {
   readonly #backend: StoreBackend
   readonly #options: ResolvedStoreOptions
   readonly #writer: Writer
@@ -78,8 +91,8 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     this.#backend = backend
     this.#options = resolveOptions(options)
     const source = {
-      readPage: (query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean) =>
-        this.#guard('read', () => backend.readPage(query, after, before, limit, backwards)),
+      readPage: async (query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean) =>
+        (await this.#guard('read', () => backend.readPage(query, after, before, limit, backwards))).map(decodeEvent),
       head: () => this.#guard('head', () => backend.head()),
       watch: (wake: (head?: bigint) => void) => backend.watch(wake),
     }
@@ -134,6 +147,27 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
   }
 
   async *#read(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent, void, undefined> {
+    const signal = options.signal
+    for await (const page of this.#pages(query, options)) {
+      for (const record of page) {
+        yield decodeEvent(record)
+        throwIfAborted(signal)
+      }
+    }
+  }
+
+  async [readRecords](query: Query, options?: ReadOptions): Promise<EventRecord[]> {
+    this.#assertOpen()
+    validateQuery(query, this.#options.maxQueryItems)
+    validateReadOptions(options)
+    const out: EventRecord[] = []
+    for await (const page of this.#pages(query, options ?? {})) out.push(...page)
+    if (options?.signal?.aborted) throw new AbortedError('query was aborted', { cause: options.signal.reason })
+    return out
+  }
+
+  /** The matching records of `read`, page after page of `streamBatchSize` (keyset on position). */
+  async *#pages(query: Query, options: ReadOptions): AsyncGenerator<EventRecord[], void, undefined> {
     const backwards = options.backwards === true
     const signal = options.signal
     let remaining = options.limit ?? Number.POSITIVE_INFINITY
@@ -146,10 +180,7 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
       const size = Math.min(this.#options.streamBatchSize, remaining)
       const page = await this.#guard('read', () => this.#backend.readPage(query, after, before, size, backwards))
       throwIfAborted(signal)
-      for (const event of page) {
-        yield event
-        throwIfAborted(signal)
-      }
+      yield page
       remaining -= page.length
       if (page.length < size) return
       const last = page[page.length - 1]!.position

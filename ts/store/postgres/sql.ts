@@ -19,7 +19,9 @@
 import type { Query } from '../types.ts'
 import { DEFAULT_SCHEMA, quoteIdentifier } from './schema.ts'
 
-const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
+// `json` columns cast to text: the driver would parse them, and the HTTP API wants the text itself
+// (`json` keeps it byte for byte; `decodeEvent` parses it for `read`).
+const COLUMNS = 'position, type, tags, data::text AS data, metadata::text AS metadata, id, recorded_at'
 
 /** A page query: SQL text (stable per query shape, so it is prepared once) and its parameters. */
 export interface PageSql {
