@@ -4,8 +4,8 @@
  */
 import { Hono } from 'hono'
 import { ErrorCode, InvalidConditionError, InvalidEventError, InvalidQueryError } from '../../errors.ts'
-import { readRecords, type RecordReader } from '../../store/core/store.ts'
-import type { EventInput, EventStore, ReadOptions } from '../../store/types.ts'
+import { readRecords, type RecordReader, type RecordReadOptions } from '../../store/core/store.ts'
+import type { EventInput, EventStore } from '../../store/types.ts'
 import { MAX_ID_LENGTH } from '../../store/validate.ts'
 import { requireScope } from '../auth.ts'
 import type { AppDeps } from '../context.ts'
@@ -36,7 +36,7 @@ const MAX_KEY_LENGTH = MAX_ID_LENGTH - 8
 async function readPage(store: EventStore<any>, page: PageRequest): Promise<Response> {
   // One event more than asked tells whether a next page exists without a second query. No abort
   // signal: a page is bounded by readLimit, and watching a signal measurably slows every read.
-  const options: ReadOptions = {
+  const options: RecordReadOptions = {
     ...(page.after === undefined ? {} : { after: page.after }),
     ...(page.before === undefined ? {} : { before: page.before }),
     limit: page.limit + 1,

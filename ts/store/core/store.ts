@@ -53,16 +53,23 @@ export interface StoreStats {
 }
 
 /**
- * Internal: `store[readRecords](query, options)` reads like `query` (same validation, paging and
- * errors) but resolves to the events as backend records, their data and metadata still the JSON
+ * Internal: `store[readRecords](query, options)` reads like `query` (same validation and errors)
+ * but resolves to the events as backend records, their data and metadata still the JSON
  * text the store wrote. The HTTP API writes pages of them without parsing and re-stringifying.
  * Not part of the public contract.
  */
 export const readRecords: unique symbol = Symbol.for('ringstate.store.readRecords')
 
+/**
+ * What `store[readRecords]` takes: `read`'s options with a required `limit`, and no signal. The
+ * records come from one backend read of `limit` (unlike `read`, which pages by `streamBatchSize`):
+ * the caller bounds it (the HTTP API by its readLimit), and a page of readLimit + 1 is one query.
+ */
+export type RecordReadOptions = Omit<ReadOptions, 'signal' | 'limit'> & { limit: number }
+
 /** A store that can read records (every ringstate store can). */
 export interface RecordReader {
-  [readRecords](query: Query, options?: ReadOptions): Promise<EventRecord[]>
+  [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]>
 }
 
 /** A store exposing its internal counters (every ringstate store does). */
@@ -147,27 +154,6 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
   }
 
   async *#read(query: Query, options: ReadOptions): AsyncGenerator<SequencedEvent, void, undefined> {
-    const signal = options.signal
-    for await (const page of this.#pages(query, options)) {
-      for (const record of page) {
-        yield decodeEvent(record)
-        throwIfAborted(signal)
-      }
-    }
-  }
-
-  async [readRecords](query: Query, options?: ReadOptions): Promise<EventRecord[]> {
-    this.#assertOpen()
-    validateQuery(query, this.#options.maxQueryItems)
-    validateReadOptions(options)
-    const out: EventRecord[] = []
-    for await (const page of this.#pages(query, options ?? {})) out.push(...page)
-    if (options?.signal?.aborted) throw new AbortedError('query was aborted', { cause: options.signal.reason })
-    return out
-  }
-
-  /** The matching records of `read`, page after page of `streamBatchSize` (keyset on position). */
-  async *#pages(query: Query, options: ReadOptions): AsyncGenerator<EventRecord[], void, undefined> {
     const backwards = options.backwards === true
     const signal = options.signal
     let remaining = options.limit ?? Number.POSITIVE_INFINITY
@@ -180,13 +166,25 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
       const size = Math.min(this.#options.streamBatchSize, remaining)
       const page = await this.#guard('read', () => this.#backend.readPage(query, after, before, size, backwards))
       throwIfAborted(signal)
-      yield page
+      for (const record of page) {
+        yield decodeEvent(record)
+        throwIfAborted(signal)
+      }
       remaining -= page.length
       if (page.length < size) return
       const last = page[page.length - 1]!.position
       if (backwards) before = last
       else after = last
     }
+  }
+
+  async [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]> {
+    this.#assertOpen()
+    validateQuery(query, this.#options.maxQueryItems)
+    validateReadOptions(options)
+    const after = options.after ?? 0n
+    if (options.before !== undefined && options.before <= after + 1n) return []
+    return this.#guard('read', () => this.#backend.readPage(query, after, options.before, options.limit, options.backwards === true))
   }
 
   /**
