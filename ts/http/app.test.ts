@@ -57,7 +57,7 @@ function client(app: ReturnType<typeof createApp>, token?: string) {
 const awkwardEvents = [
   {
     type: 'Ünïcode "quoted" \\ type',
-    tags: ['naïve:日本', 'emoji:🎉', 'quote:"x"'],
+    tags: ['naïve:日本', 'emoji:🎉', 'quote:"x"', 'control:\n\t\u0001\u001f\u007f\\ \u2028'],
     data: { text: 'é\u2028\u2029\u0001\t\n"\\/ 🎉 \uD83D\uDE00', 'ключ': ['ä', { deep: [null, true, false] }] },
     metadata: { correlation: 'ß-𝄞', note: '\u007f\u0000' },
   },

@@ -50,12 +50,12 @@ function isoOf(date: Date): string {
   return lastIso
 }
 
-/** An event as a record: its data and metadata as JSON text, which is how the store keeps them. */
+/** An event as a record: its tags, data and metadata as JSON text, which is how the store keeps them. */
 export function recordOf(event: SequencedEvent): EventRecord {
   return {
     position: event.position,
     type: event.type,
-    tags: event.tags,
+    tagsJson: JSON.stringify(event.tags),
     dataJson: JSON.stringify(event.data) ?? 'null',
     metadataJson: JSON.stringify(event.metadata),
     id: event.id,
@@ -64,13 +64,13 @@ export function recordOf(event: SequencedEvent): EventRecord {
 }
 
 /**
- * One event as JSON text, from its record: data and metadata are the store's own JSON text (what
+ * One event as JSON text, from its record: tags, data and metadata are the store's own JSON text (what
  * JSON.stringify made of the appended values), so this is the text JSON.stringify would make of
  * the parsed event. Built by hand: measured faster than one `JSON.stringify` of the page.
  */
 export function recordJson(record: EventRecord): string {
   return (
-    `{"position":"${record.position}","type":${JSON.stringify(record.type)},"tags":${JSON.stringify(record.tags)}` +
+    `{"position":"${record.position}","type":${JSON.stringify(record.type)},"tags":${record.tagsJson}` +
     `,"data":${record.dataJson},"metadata":${record.metadataJson}` +
     `,"id":${JSON.stringify(record.id)},"recordedAt":"${isoOf(record.recordedAt)}"}`
   )

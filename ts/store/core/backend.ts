@@ -16,16 +16,17 @@ import type {
 import type { NormalizedCheckpoint, NormalizedCommand, NormalizedEvent } from '../validate.ts'
 
 /**
- * An event as a backend reads it: `dataJson` and `metadataJson` are the JSON texts the store wrote
- * (JSON.stringify of the caller's values, see validate.ts), not parsed yet. `read` parses them
+ * An event as a backend reads it: `tagsJson`, `dataJson` and `metadataJson` are JSON texts as the
+ * store wrote them (JSON.stringify of the caller's values, see validate.ts; PostgreSQL's
+ * array_to_json of the tags, which escapes exactly as JSON.stringify does), not parsed yet. `read` parses them
  * (`decodeEvent`); the HTTP API writes them to the wire as they are, so a page of events is never
- * parsed only to be stringified again. A backend hands out records it does not keep (fresh `tags`
- * and `recordedAt`): the event made from one owns them.
+ * parsed only to be stringified again. A backend hands out records it does not keep (a fresh
+ * `recordedAt`): the event made from one owns it.
  */
 export interface EventRecord {
   readonly position: bigint
   readonly type: string
-  readonly tags: string[]
+  readonly tagsJson: string
   readonly dataJson: string
   readonly metadataJson: string
   readonly id: string
@@ -37,7 +38,7 @@ export function decodeEvent(record: EventRecord): SequencedEvent {
   return {
     position: record.position,
     type: record.type,
-    tags: record.tags,
+    tags: JSON.parse(record.tagsJson),
     data: JSON.parse(record.dataJson),
     metadata: JSON.parse(record.metadataJson),
     id: record.id,

@@ -25,6 +25,8 @@ interface StoredEvent {
   position: bigint
   type: string
   tags: string[]
+  /** What the other backends keep: the JSON text of `tags`, made once at append. */
+  tagsJson: string
   dataJson: string
   metadataJson: string
   id: string
@@ -90,6 +92,7 @@ class MemoryBackend implements StoreBackend {
           position: next++,
           type: event.type,
           tags: event.tags,
+          tagsJson: JSON.stringify(event.tags),
           dataJson: event.dataJson,
           metadataJson: event.metadataJson,
           id: event.id,
@@ -247,12 +250,12 @@ export class MemoryStore extends CoreStore {
   }
 }
 
-/** A copy of a stored event: the caller's event must not share the log's arrays and dates. */
+/** A copy of a stored event: the caller's event must not share the log's date. */
 function toRecord(stored: StoredEvent): EventRecord {
   return {
     position: stored.position,
     type: stored.type,
-    tags: stored.tags.slice(),
+    tagsJson: stored.tagsJson,
     dataJson: stored.dataJson,
     metadataJson: stored.metadataJson,
     id: stored.id,

@@ -564,12 +564,12 @@ function outcomesOf(batch: readonly QueuedAppend[], live: readonly QueuedAppend[
   })
 }
 
-/** A row of `pageSql`: `data` and `metadata` arrive as text (cast there), as the store wrote them. */
+/** A row of `pageSql`: tags, data and metadata arrive as JSON text (see there). */
 function toRecord(row: any): EventRecord {
   return {
     position: row.position,
     type: row.type,
-    tags: row.tags,
+    tagsJson: row.tags,
     dataJson: row.data,
     metadataJson: row.metadata,
     id: row.id,

@@ -171,7 +171,7 @@ function toRecord(row: EventRow): EventRecord {
   return {
     position: row.position,
     type: row.type,
-    tags: JSON.parse(row.tags),
+    tagsJson: row.tags,
     dataJson: row.data,
     metadataJson: row.metadata,
     id: row.id,
