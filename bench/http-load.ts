@@ -2,7 +2,7 @@
 // share the server's JavaScript thread (a real server's clients are elsewhere).
 //
 //   bun bench/http-load.ts read <base url> <expected events>
-//       pages through GET /v1/events?limit=1000 twice; prints { eventsPerSec } (the better pass)
+//       pages through GET /v1/events?limit=1000 twice; prints { eventsPerSec, clientCpuMs } (the better pass)
 //   bun bench/http-load.ts sse <base url> <clients> <after> <events>
 //       opens <clients> streams after <after>; prints `ready` once all are caught up, then
 //       `received` once every client has every event; then reads the acknowledgement times (JSON
