@@ -9,15 +9,21 @@
 //
 // Scenarios (each on SQLite (a temp file), PostgreSQL and memory; BENCH_BACKENDS picks):
 // - appends: 16 concurrent callers, each awaiting its append before the next (one 3-event append to
-//   its own `account:<n>`), for BENCH_SECONDS (default 2) after a short warm-up. Target >= 0.6x direct.
+//   its own `account:<n>`), for BENCH_SECONDS (default 2; rounded up to whole seconds for wrk)
+//   after a short warm-up (1 s for wrk, wrk's shortest run). Target >= 0.6x direct.
 // - reads: `GET /v1/events?limit=1000` page after page (the `next` cursor) over BENCH_READ_EVENTS
 //   (default 1,000,000) events, against `store.read('all')` of the same events. Target >= 0.5x.
 // - SSE fan-out: BENCH_SSE_CLIENTS (default 1,000) streams on one server while 16 callers append
 //   BENCH_SSE_APPENDS (default 2,000) one-event appends directly on the store: every client must
 //   receive every event; latency is the append's acknowledgement to each client's receipt (p50/p99,
 //   target p99 < 100 ms); store reads per commit come from the tail reader's counters (target: one).
-// The HTTP clients of the throughput scenarios and the SSE clients run in a separate process
-// (bench/http-load.ts), as a real server's clients would; the direct baseline runs here.
+// The HTTP clients run in separate processes, as a real server's clients would; the direct baseline
+// runs here. The append load is wrk (a C load generator; `apt-get install -y wrk`), driven by
+// bench/http-append.lua to send the same 3-event appends as the direct callers and to check every
+// answer is 201 with "count":3. Why not Bun's fetch: on this bench's 2 cores the load generator's
+// CPU is taken from the server, and fetch spent about 50 µs of CPU per request (wrk about 20);
+// client CPU is what the fetch client measured, not what the server does. The reads and the SSE
+// clients are bench/http-load.ts (Bun; reads follow the `next` cursor, which wrk cannot).
 // Single requests (1 client) are micro-ops: mitata measures them and prints its report.
 //
 // PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; fresh databases
@@ -32,7 +38,7 @@ import { bench, group, run, summary } from 'mitata'
 import postgres from 'postgres'
 import { serve } from '../ts/http/index.ts'
 import { pageJson } from '../ts/http/wire.ts'
-import { storeStats, type InspectableStore } from '../ts/store/core/index.ts'
+import { readRecords, storeStats, type InspectableStore, type RecordReader } from '../ts/store/core/index.ts'
 import { openStore } from '../ts/store/index.ts'
 import type { EventInput, EventStore } from '../ts/store/types.ts'
 import { formatRate, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
@@ -80,7 +86,7 @@ async function freshStore(backend: string): Promise<EventStore | undefined> {
   return openStore(url.toString())
 }
 
-/** The peer: the same store calls and JSON behind a bare Bun.serve, no framework. */
+/** The peer: the same store calls (the app's record read for pages) and JSON behind a bare Bun.serve, no framework. */
 function bareServer(store: EventStore) {
   return Bun.serve({
     port: 0,
@@ -96,19 +102,53 @@ function bareServer(store: EventStore) {
         })
       }
       const after = url.searchParams.get('after')
-      const events = await store.query('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
+      const records = await (store as EventStore & RecordReader)[readRecords]('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
       let next: bigint | undefined
-      if (events.length > PAGE) {
-        events.length = PAGE
-        next = events[PAGE - 1]!.position
+      if (records.length > PAGE) {
+        records.length = PAGE
+        next = records[PAGE - 1]!.position
       }
-      return new Response(pageJson(events, next), { headers: { 'content-type': 'application/json' } })
+      return new Response(pageJson(records, next), { headers: { 'content-type': 'application/json' } })
     },
   })
 }
 
 const deposit = (client: number, i: number): EventInput[] =>
   [0, 1, 2].map((k) => ({ type: 'Deposited', tags: [`account:${client}`], data: { amount: i * 3 + k } }))
+
+const WRK = BACKENDS.size > 0 ? Bun.which('wrk') : null
+if (WRK === null) {
+  throw new Error('bench/http.bench.ts drives its append load with wrk, which is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk')
+}
+
+/**
+ * CLIENTS keep-alive connections appending through `base` with wrk (bench/http-append.lua): a 1 s
+ * warm-up, then the timed run. Fails unless every answer was 201 with "count":3. Server CPU is this
+ * process's during the timed run (it only serves then); wrk's comes from its resource usage.
+ */
+async function wrkAppends(base: string, offset: number): Promise<{ appendsPerSec: number; serverUs: number; clientUs: number }> {
+  const run = async (seconds: number) => {
+    const child = Bun.spawn(
+      [WRK!, '-t1', `-c${CLIENTS}`, `-d${seconds}s`, '-s', join(import.meta.dir, 'http-append.lua'), `${base}v1/append`, '--', String(CLIENTS), String(offset), TOKEN],
+      { stdout: 'pipe', stderr: 'inherit' },
+    )
+    const output = await new Response(child.stdout).text()
+    if ((await child.exited) !== 0) throw new Error(`wrk failed:\n${output}`)
+    const result = JSON.parse(output.trim().split('\n').at(-1)!) as { requests: number; micros: number; bad: number; socketErrors: number }
+    if (result.bad > 0 || result.socketErrors > 0 || result.requests === 0) throw new Error(`wrk appends failed:\n${output}`)
+    const usage = child.resourceUsage()!
+    return { ...result, clientMicros: Number(usage.cpuTime.user + usage.cpuTime.system) }
+  }
+  await run(1)
+  const cpuBefore = process.cpuUsage()
+  const result = await run(Math.ceil(SECONDS))
+  const cpu = process.cpuUsage(cpuBefore)
+  return {
+    appendsPerSec: result.requests / (result.micros / 1e6),
+    serverUs: (cpu.user + cpu.system) / result.requests,
+    clientUs: result.clientMicros / result.requests,
+  }
+}
 
 async function appendOverHttp(base: string, client: number, i: number): Promise<number> {
   const response = await fetch(`${base}v1/append`, { method: 'POST', headers, body: JSON.stringify({ events: deposit(client, i) }) })
@@ -232,18 +272,12 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
 
   // Appends: 16 keep-alive callers.
   const direct = await timeBoxed(CLIENTS, SECONDS, async (client, i) => (await store.append(deposit(client, i))).count)
-  const cpuBefore = process.cpuUsage()
-  const http = await loadResult<{ appendsPerSec: number; seconds: number }>(['append', server.url, CLIENTS, SECONDS, 100])
-  const cpu = process.cpuUsage(cpuBefore)
-  // This process only serves during that run (the load generator is another process).
-  const serverUsPerAppend = (cpu.user + cpu.system) / (http.appendsPerSec * http.seconds)
-  const peerCpuBefore = process.cpuUsage()
-  const peer = await loadResult<{ appendsPerSec: number; seconds: number }>(['append', bareBase, CLIENTS, SECONDS, 200])
-  const peerCpu = process.cpuUsage(peerCpuBefore)
-  const peerUsPerAppend = (peerCpu.user + peerCpu.system) / (peer.appendsPerSec * peer.seconds)
+  const http = await wrkAppends(server.url, 100)
+  const peer = await wrkAppends(bareBase, 200)
   console.log(
     `${backend} appends, 16 clients: http ${formatRate(http.appendsPerSec)} appends, direct ${formatRate(direct.appendsPerSec)}, ` +
-      `bare Bun.serve ${formatRate(peer.appendsPerSec)}; server CPU per HTTP append (store included): ${serverUsPerAppend.toFixed(0)} µs, bare ${peerUsPerAppend.toFixed(0)} µs`,
+      `bare Bun.serve ${formatRate(peer.appendsPerSec)}; server CPU per HTTP append (store included): ${http.serverUs.toFixed(0)} µs, ` +
+      `bare ${peer.serverUs.toFixed(0)} µs; wrk CPU per append ${http.clientUs.toFixed(0)} µs`,
   )
   const appendRatio = http.appendsPerSec / direct.appendsPerSec
   rows.push({

@@ -50,6 +50,73 @@ function client(app: ReturnType<typeof createApp>, token?: string) {
   }
 }
 
+/**
+ * Events whose JSON text is easy to get wrong: unicode (astral, U+2028, escapes), control
+ * characters, quotes and backslashes, numbers at the edges of a double, nesting, metadata.
+ */
+const awkwardEvents = [
+  {
+    type: 'Ünïcode "quoted" \\ type',
+    tags: ['naïve:日本', 'emoji:🎉', 'quote:"x"', 'control:\n\t\u0001\u001f\u007f\\ \u2028'],
+    data: { text: 'é\u2028\u2029\u0001\t\n"\\/ 🎉 \uD83D\uDE00', 'ключ': ['ä', { deep: [null, true, false] }] },
+    metadata: { correlation: 'ß-𝄞', note: '\u007f\u0000' },
+  },
+  { type: 'Numbers', data: { big: 2 ** 53 + 2, huge: 1e21, tiny: 5e-324, max: Number.MAX_VALUE, negZero: -0, third: 1 / 3, neg: -12.5e-7 } },
+  { type: 'Scalars', data: 'just a string', metadata: { n: 1 } },
+  { type: 'Nothing' },
+  { type: 'Array', data: [1, 'two', [3], {}] },
+]
+
+/**
+ * What `GET /v1/events` must answer, made the obvious way: the store's parsed events through one
+ * JSON.stringify. The route writes the stored JSON text without parsing it; this is the oracle.
+ */
+async function expectedPage(store: EventStore, options: { limit: number; after?: bigint; backwards?: boolean }): Promise<string> {
+  const events = await store.query('all', { ...options, limit: options.limit + 1 })
+  const next = events.length > options.limit ? String(events[options.limit - 1]!.position) : undefined
+  const wire = events.slice(0, options.limit).map((event) => ({
+    position: String(event.position),
+    type: event.type,
+    tags: event.tags,
+    data: event.data,
+    metadata: event.metadata,
+    id: event.id,
+    recordedAt: event.recordedAt.toISOString(),
+  }))
+  return JSON.stringify(next === undefined ? { events: wire } : { events: wire, next })
+}
+
+/** The same store behind a plain object: an EventStore that is not one of ringstate's classes. */
+function foreign(store: EventStore): EventStore {
+  return {
+    append: (events, condition, options) => store.append(events, condition, options),
+    read: (query, options) => store.read(query, options),
+    query: (query, options) => store.query(query, options),
+    head: () => store.head(),
+  } as Partial<EventStore> as EventStore
+}
+
+/** Pages of awkward events, through a ringstate store and through a foreign one: the oracle's bytes. */
+async function expectByteIdenticalPages(store: EventStore): Promise<void> {
+  for (let round = 0; round < 3; round++) await store.append(awkwardEvents)
+  for (const app of [createApp(store, { tokens }), createApp(foreign(store), { tokens })]) {
+    const call = client(app, READER)
+    for (const [path, options] of [
+      ['/v1/events?limit=4', { limit: 4 }],
+      ['/v1/events?limit=4&after=4', { limit: 4, after: 4n }],
+      ['/v1/events?limit=100', { limit: 100 }],
+      ['/v1/events?limit=6&backwards=true', { limit: 6, backwards: true }],
+    ] as const) {
+      const page = await call(path)
+      expect(page.status).toBe(200)
+      expect(page.text).toBe(await expectedPage(store, options))
+    }
+    const body = await call('/v1/query', { body: { query: [{ types: ['Numbers'] }] } })
+    const numbers = (await store.query([{ types: ['Numbers'] }])).map((event) => ({ ...event, position: String(event.position), recordedAt: event.recordedAt.toISOString() }))
+    expect(body.text).toBe(JSON.stringify({ events: numbers }))
+  }
+}
+
 for (const [backend, open] of backends) {
   describe(`ringstate/http on ${backend}`, () => {
     test('health: live answers ok, ready answers ok and then 503 STORE_CLOSED once the store is closed', async () => {
@@ -214,6 +281,11 @@ for (const [backend, open] of backends) {
       const written = answers.filter((answer) => answer.status === 201).length
       expect(written + refused.length).toBe(40)
       expect(await store.head()).toBe(BigInt(written))
+    })
+
+    test('events: pages are byte for byte JSON.stringify of the parsed events (unicode, escapes, numbers, metadata), from ringstate and foreign stores', async () => {
+      await using store = disposable(await open())
+      await expectByteIdenticalPages(store)
     })
 
     test('events: type and tag filter as one item, query as JSON, after/before/limit/backwards with a next cursor', async () => {
@@ -596,6 +668,11 @@ describe('ringstate/http on postgres', () => {
     expect(page.json.events.map((e: { position: string }) => e.position)).toEqual(['3', '2'])
     expect(page.json.next).toBe('2')
     expect((await call('/health/ready')).status).toBe(200)
+  })
+
+  test('events: pages are byte for byte JSON.stringify of the parsed events, as on the other backends', async () => {
+    await using store = disposable(await openStore(db.url))
+    await expectByteIdenticalPages(store)
   })
 })
 

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, InvalidConditionError, InvalidQueryError } from '../errors.ts'
 import { validateCondition, validateQuery } from '../store/validate.ts'
+import type { EventRecord } from '../store/core/backend.ts'
 import type { AppendCondition, Query, QueryItem, SequencedEvent } from '../store/types.ts'
 import { HttpProblem } from './problem.ts'
 
@@ -49,21 +50,43 @@ function isoOf(date: Date): string {
   return lastIso
 }
 
-/** One event as JSON text. Built by hand: measured faster than one `JSON.stringify` of the page. */
-export function eventJson(event: SequencedEvent): string {
+/** An event as a record: its tags, data and metadata as JSON text, which is how the store keeps them. */
+export function recordOf(event: SequencedEvent): EventRecord {
+  return {
+    position: event.position,
+    type: event.type,
+    tagsJson: JSON.stringify(event.tags),
+    dataJson: JSON.stringify(event.data) ?? 'null',
+    metadataJson: JSON.stringify(event.metadata),
+    id: event.id,
+    recordedAt: event.recordedAt,
+  }
+}
+
+/**
+ * One event as JSON text, from its record: tags, data and metadata are the store's own JSON text (what
+ * JSON.stringify made of the appended values), so this is the text JSON.stringify would make of
+ * the parsed event. Built by hand: measured faster than one `JSON.stringify` of the page.
+ */
+export function recordJson(record: EventRecord): string {
   return (
-    `{"position":"${event.position}","type":${JSON.stringify(event.type)},"tags":${JSON.stringify(event.tags)}` +
-    `,"data":${JSON.stringify(event.data) ?? 'null'},"metadata":${JSON.stringify(event.metadata)}` +
-    `,"id":${JSON.stringify(event.id)},"recordedAt":"${isoOf(event.recordedAt)}"}`
+    `{"position":"${record.position}","type":${JSON.stringify(record.type)},"tags":${record.tagsJson}` +
+    `,"data":${record.dataJson},"metadata":${record.metadataJson}` +
+    `,"id":${JSON.stringify(record.id)},"recordedAt":"${isoOf(record.recordedAt)}"}`
   )
 }
 
+/** One event as JSON text. */
+export function eventJson(event: SequencedEvent): string {
+  return recordJson(recordOf(event))
+}
+
 /** `{ events: [...], next? }` as JSON text. */
-export function pageJson(events: readonly SequencedEvent[], next: bigint | undefined): string {
+export function pageJson(records: readonly EventRecord[], next: bigint | undefined): string {
   let body = '{"events":['
-  for (let i = 0; i < events.length; i++) {
+  for (let i = 0; i < records.length; i++) {
     if (i > 0) body += ','
-    body += eventJson(events[i]!)
+    body += recordJson(records[i]!)
   }
   body += ']'
   if (next !== undefined) body += `,"next":"${next}"`

@@ -4,6 +4,7 @@
  */
 import { Hono } from 'hono'
 import { ErrorCode, InvalidConditionError, InvalidEventError, InvalidQueryError } from '../../errors.ts'
+import { readRecords, type RecordReader, type RecordReadOptions } from '../../store/core/store.ts'
 import type { EventInput, EventStore } from '../../store/types.ts'
 import { MAX_ID_LENGTH } from '../../store/validate.ts'
 import { requireScope } from '../auth.ts'
@@ -18,6 +19,7 @@ import {
   parseLimit,
   parsePosition,
   readJson,
+  recordOf,
   type PageRequest,
 } from '../wire.ts'
 
@@ -26,22 +28,29 @@ const json = { 'content-type': 'application/json' }
 /** Longest `Idempotency-Key`: room is left for `:<index>` within the store's id limit. */
 const MAX_KEY_LENGTH = MAX_ID_LENGTH - 8
 
-/** One page of events, and the cursor of the next page when there is one. */
+/**
+ * One page of events, and the cursor of the next page when there is one. A ringstate store gives
+ * the page as records (data and metadata as the JSON text it stored), written out without being
+ * parsed and stringified again; any other EventStore's events are turned into records first.
+ */
 async function readPage(store: EventStore<any>, page: PageRequest): Promise<Response> {
   // One event more than asked tells whether a next page exists without a second query. No abort
   // signal: a page is bounded by readLimit, and watching a signal measurably slows every read.
-  const events = await store.query(page.query, {
+  const options: RecordReadOptions = {
     ...(page.after === undefined ? {} : { after: page.after }),
     ...(page.before === undefined ? {} : { before: page.before }),
     limit: page.limit + 1,
     backwards: page.backwards,
-  })
-  let next: bigint | undefined
-  if (events.length > page.limit) {
-    events.length = page.limit
-    next = events[page.limit - 1]!.position
   }
-  return new Response(pageJson(events, next), { headers: json })
+  const records = readRecords in store
+    ? await (store as EventStore<any> & RecordReader)[readRecords](page.query, options)
+    : (await store.query(page.query, options)).map(recordOf)
+  let next: bigint | undefined
+  if (records.length > page.limit) {
+    records.length = page.limit
+    next = records[page.limit - 1]!.position
+  }
+  return new Response(pageJson(records, next), { headers: json })
 }
 
 /** The sub-app of the log's routes, mounted at `/v1`. */

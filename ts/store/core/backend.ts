@@ -15,6 +15,37 @@ import type {
 } from '../types.ts'
 import type { NormalizedCheckpoint, NormalizedCommand, NormalizedEvent } from '../validate.ts'
 
+/**
+ * An event as a backend reads it: `tagsJson`, `dataJson` and `metadataJson` are JSON texts as the
+ * store wrote them (JSON.stringify of the caller's values, see validate.ts; PostgreSQL's
+ * array_to_json of the tags, which escapes exactly as JSON.stringify does), not parsed yet. `read` parses them
+ * (`decodeEvent`); the HTTP API writes them to the wire as they are, so a page of events is never
+ * parsed only to be stringified again. A backend hands out records it does not keep (a fresh
+ * `recordedAt`): the event made from one owns it.
+ */
+export interface EventRecord {
+  readonly position: bigint
+  readonly type: string
+  readonly tagsJson: string
+  readonly dataJson: string
+  readonly metadataJson: string
+  readonly id: string
+  readonly recordedAt: Date
+}
+
+/** The event a caller gets for a record. */
+export function decodeEvent(record: EventRecord): SequencedEvent {
+  return {
+    position: record.position,
+    type: record.type,
+    tags: JSON.parse(record.tagsJson),
+    data: JSON.parse(record.dataJson),
+    metadata: JSON.parse(record.metadataJson),
+    id: record.id,
+    recordedAt: record.recordedAt,
+  }
+}
+
 /** One append waiting in, or taken from, the writer queue. */
 export interface QueuedAppend {
   readonly events: NormalizedEvent[]
@@ -83,7 +114,7 @@ export interface StoreBackend {
   /** Run `fn` inside one write transaction; a throw rolls it back. Called by the writer, alone. */
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T>
   /** Matching events with after < position < before (before undefined: no bound), ascending or descending. */
-  readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]>
+  readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]>
   /** The position of the newest committed event, 0n when empty. */
   head(): Promise<bigint>
   checkpoint(name: string): Promise<bigint | undefined>

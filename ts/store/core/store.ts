@@ -37,7 +37,7 @@ import {
   validateReadOptions,
   type ResolvedStoreOptions,
 } from '../validate.ts'
-import type { StoreBackend } from './backend.ts'
+import { decodeEvent, type EventRecord, type StoreBackend } from './backend.ts'
 import { TailReader, type TailStats } from './tail.ts'
 import { Writer, type WriterStats } from './writer.ts'
 
@@ -52,6 +52,26 @@ export interface StoreStats {
   writer: WriterStats
 }
 
+/**
+ * Internal: `store[readRecords](query, options)` reads like `query` (same validation and errors)
+ * but resolves to the events as backend records, their data and metadata still the JSON
+ * text the store wrote. The HTTP API writes pages of them without parsing and re-stringifying.
+ * Not part of the public contract.
+ */
+export const readRecords: unique symbol = Symbol.for('ringstate.store.readRecords')
+
+/**
+ * What `store[readRecords]` takes: `read`'s options with a required `limit`, and no signal. The
+ * records come from one backend read of `limit` (unlike `read`, which pages by `streamBatchSize`):
+ * the caller bounds it (the HTTP API by its readLimit), and a page of readLimit + 1 is one query.
+ */
+export type RecordReadOptions = Omit<ReadOptions, 'signal' | 'limit'> & { limit: number }
+
+/** A store that can read records (every ringstate store can). */
+export interface RecordReader {
+  [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]>
+}
+
 /** A store exposing its internal counters (every ringstate store does). */
 export interface InspectableStore {
   [storeStats](): StoreStats
@@ -61,7 +81,7 @@ export interface InspectableStore {
  * The shared implementation of `EventStore`; each backend's store class extends it.
  * `E` is the event map, as in `EventStore<E>`.
  */
-export class CoreStore implements EventStore, TransactionalStore, InspectableStore {
+export class CoreStore implements EventStore, TransactionalStore, InspectableStore, RecordReader {
   readonly #backend: StoreBackend
   readonly #options: ResolvedStoreOptions
   readonly #writer: Writer
@@ -78,8 +98,8 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     this.#backend = backend
     this.#options = resolveOptions(options)
     const source = {
-      readPage: (query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean) =>
-        this.#guard('read', () => backend.readPage(query, after, before, limit, backwards)),
+      readPage: async (query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean) =>
+        (await this.#guard('read', () => backend.readPage(query, after, before, limit, backwards))).map(decodeEvent),
       head: () => this.#guard('head', () => backend.head()),
       watch: (wake: (head?: bigint) => void) => backend.watch(wake),
     }
@@ -146,8 +166,8 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
       const size = Math.min(this.#options.streamBatchSize, remaining)
       const page = await this.#guard('read', () => this.#backend.readPage(query, after, before, size, backwards))
       throwIfAborted(signal)
-      for (const event of page) {
-        yield event
+      for (const record of page) {
+        yield decodeEvent(record)
         throwIfAborted(signal)
       }
       remaining -= page.length
@@ -156,6 +176,15 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
       if (backwards) before = last
       else after = last
     }
+  }
+
+  async [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]> {
+    this.#assertOpen()
+    validateQuery(query, this.#options.maxQueryItems)
+    validateReadOptions(options)
+    const after = options.after ?? 0n
+    if (options.before !== undefined && options.before <= after + 1n) return []
+    return this.#guard('read', () => this.#backend.readPage(query, after, options.before, options.limit, options.backwards === true))
   }
 
   /**

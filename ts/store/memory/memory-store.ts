@@ -5,7 +5,7 @@
  * the same on SQLite and PostgreSQL.
  */
 import { AppendConditionFailedError, InvalidEventError, StorageError, type RingstateError } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import { matchesQuery } from '../match.ts'
@@ -13,7 +13,6 @@ import type {
   AppendCondition,
   Query,
   RecordedCommand,
-  SequencedEvent,
   StoredSnapshot,
   StoreHooks,
   StoreOptions,
@@ -26,6 +25,8 @@ interface StoredEvent {
   position: bigint
   type: string
   tags: string[]
+  /** What the other backends keep: the JSON text of `tags`, made once at append. */
+  tagsJson: string
   dataJson: string
   metadataJson: string
   id: string
@@ -91,6 +92,7 @@ class MemoryBackend implements StoreBackend {
           position: next++,
           type: event.type,
           tags: event.tags,
+          tagsJson: JSON.stringify(event.tags),
           dataJson: event.dataJson,
           metadataJson: event.metadataJson,
           id: event.id,
@@ -154,20 +156,20 @@ class MemoryBackend implements StoreBackend {
     return await fn({ backend: 'memory' })
   }
 
-  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
-    const out: SequencedEvent[] = []
+  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]> {
+    const out: EventRecord[] = []
     // Positions are index + 1: events above `after` sit at indexes >= after, below `before` at < before - 1.
     const low = Number(after)
     const high = Math.min(this.#log.length, before === undefined ? this.#log.length : Number(before) - 1)
     if (backwards) {
       for (let i = high - 1; i >= low && out.length < limit; i--) {
         const stored = this.#log[i]!
-        if (matchesQuery(query, stored.type, stored.tags)) out.push(toSequenced(stored))
+        if (matchesQuery(query, stored.type, stored.tags)) out.push(toRecord(stored))
       }
     } else {
       for (let i = low; i < high && out.length < limit; i++) {
         const stored = this.#log[i]!
-        if (matchesQuery(query, stored.type, stored.tags)) out.push(toSequenced(stored))
+        if (matchesQuery(query, stored.type, stored.tags)) out.push(toRecord(stored))
       }
     }
     return out
@@ -248,13 +250,14 @@ export class MemoryStore extends CoreStore {
   }
 }
 
-function toSequenced(stored: StoredEvent): SequencedEvent {
+/** A copy of a stored event: the caller's event must not share the log's date. */
+function toRecord(stored: StoredEvent): EventRecord {
   return {
     position: stored.position,
     type: stored.type,
-    tags: stored.tags.slice(),
-    data: JSON.parse(stored.dataJson),
-    metadata: JSON.parse(stored.metadataJson),
+    tagsJson: stored.tagsJson,
+    dataJson: stored.dataJson,
+    metadataJson: stored.metadataJson,
     id: stored.id,
     recordedAt: new Date(stored.recordedAt.getTime()),
   }

@@ -19,7 +19,9 @@
 import type { Query } from '../types.ts'
 import { DEFAULT_SCHEMA, quoteIdentifier } from './schema.ts'
 
-const COLUMNS = 'position, type, tags, data, metadata, id, recorded_at'
+// JSON as text: the driver would parse it, and the HTTP API wants the text itself (`json` keeps it
+// byte for byte; array_to_json escapes as JSON.stringify does); `decodeEvent` parses it for `read`.
+const COLUMNS = 'position, type, array_to_json(tags)::text AS tags, data::text AS data, metadata::text AS metadata, id, recorded_at'
 
 /** A page query: SQL text (stable per query shape, so it is prepared once) and its parameters. */
 export interface PageSql {

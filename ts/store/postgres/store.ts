@@ -32,14 +32,13 @@ import {
   StorageError,
   type RingstateError,
 } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import type {
   EventStore,
   Query,
   RecordedCommand,
-  SequencedEvent,
   StoredSnapshot,
   StoreHooks,
   StoreOptions,
@@ -366,10 +365,10 @@ class PostgresBackend implements StoreBackend {
     )`) as unknown as BatchRow[]
   }
 
-  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
+  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]> {
     const page = pageSql(query, after, before, limit, backwards, this.#schema)
     const rows = await retryRead(() => this.#sql.unsafe(page.text, page.params as any[], { prepare: true }))
-    return rows.map(toEvent)
+    return rows.map(toRecord)
   }
 
   async head(): Promise<bigint> {
@@ -565,13 +564,14 @@ function outcomesOf(batch: readonly QueuedAppend[], live: readonly QueuedAppend[
   })
 }
 
-function toEvent(row: any): SequencedEvent {
+/** A row of `pageSql`: tags, data and metadata arrive as JSON text (see there). */
+function toRecord(row: any): EventRecord {
   return {
     position: row.position,
     type: row.type,
-    tags: row.tags,
-    data: row.data,
-    metadata: row.metadata,
+    tagsJson: row.tags,
+    dataJson: row.data,
+    metadataJson: row.metadata,
     id: row.id,
     recordedAt: row.recorded_at,
   }

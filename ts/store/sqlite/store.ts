@@ -45,14 +45,13 @@ import {
   StorageError,
   type RingstateError,
 } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import type {
   EventStore,
   Query,
   RecordedCommand,
-  SequencedEvent,
   StoredSnapshot,
   StoreHooks,
   StoreOptions,
@@ -168,13 +167,13 @@ class RowInserter {
 }
 
 
-function toEvent(row: EventRow): SequencedEvent {
+function toRecord(row: EventRow): EventRecord {
   return {
     position: row.position,
     type: row.type,
-    tags: JSON.parse(row.tags),
-    data: JSON.parse(row.data),
-    metadata: JSON.parse(row.metadata),
+    tagsJson: row.tags,
+    dataJson: row.data,
+    metadataJson: row.metadata,
     id: row.id,
     recordedAt: new Date(Number(row.recorded_at)),
   }
@@ -428,11 +427,11 @@ class SqliteBackend implements StoreBackend {
     return { status: 'written', position: last, recordedAt: new Date(recordedAt) }
   }
 
-  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]> {
+  async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]> {
     if (this.#readGate !== undefined) await this.#readGate
     const statement = selectEvents(query, after, before ?? MAX_POSITION, limit, backwards)
     const rows = this.#reader.query(statement.sql).all(...statement.params) as EventRow[]
-    return rows.map(toEvent)
+    return rows.map(toRecord)
   }
 
   async head(): Promise<bigint> {
