@@ -2,9 +2,10 @@
  * The one tail reader of a store instance, and `follow` on top of it (DESIGN.md 2.1).
  *
  * A follower catches up with its own reads (pages of its query, bounded by the head read first),
- * then joins the tail. The tail reads every new event once per wake-up ('all' after the position it
- * reached, in pages) and hands each member the events its query matches. So a commit costs one read
- * for every live follower together, instead of one per follower. A member that falls more than a
+ * then joins the tail. The tail reads every new event once ('all' after the position it reached, in
+ * pages; commits that land within TAIL_READ_GAP_MS of its last read wait for one read together) and
+ * hands each member the events its query matches. So a commit costs at most one read for every live
+ * follower together, instead of one per follower. A member that falls more than a
  * few pages behind (its consumer is slow) is dropped from the tail and catches up by itself again,
  * so the tail never holds an unbounded backlog for anyone.
  *
@@ -38,6 +39,16 @@ export interface TailStats {
   /** Whether the backend's watch (LISTEN, a poller) is running. */
   watching: boolean
 }
+
+/**
+ * The tail starts a read at most once per this many ms: under a stream of commits, one read takes
+ * every commit of the last few ms instead of one read per commit, since a read's fixed cost is far
+ * above its cost per row (PostgreSQL, 15 rows: ~170 µs of server and ~400 µs of client CPU, a
+ * third of that for one row). Live readers wait at most that much longer for an event; a commit
+ * after a quiet spell is read at once. Measured with 100 readers beside 16 appending callers:
+ * 0.07 -> 0.025 reads per append, server CPU per append +27 -> +9 µs over no readers.
+ */
+const TAIL_READ_GAP_MS = 5
 
 class Member {
   readonly query: Query
@@ -94,6 +105,8 @@ export class TailReader {
   #idle: (() => void) | undefined
   #stopWatch: (() => void) | undefined
   #reads = 0
+  /** performance.now() when the tail's last read started. */
+  #lastRead = -Infinity
 
   constructor(source: TailSource, pageSize: number, pollMs: number) {
     this.#source = source
@@ -259,9 +272,17 @@ export class TailReader {
         })
         continue
       }
+      // Busy (the last read started moments ago): let more commits land, and read them all at
+      // once. A commit after a quiet spell is read at once.
+      const gap = this.#lastRead + TAIL_READ_GAP_MS - performance.now()
+      if (gap > 0) {
+        await new Promise((resolve) => setTimeout(resolve, gap))
+        continue
+      }
       this.#dirty = false
       try {
         for (;;) {
+          this.#lastRead = performance.now()
           const page = await this.#source.readPage('all', this.#through, undefined, this.#pageSize, false)
           this.#reads++
           if (this.#closed || this.#members.size === 0) return
