@@ -940,6 +940,29 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       expect((await iterator.next()).done).toBe(true)
     }))
 
+    test('a live event reaching a follower through several query items arrives once; one item needs all its tags', withStore(async (store) => {
+      const controller = new AbortController()
+      const take = async (query: Query, count: number) => {
+        const out: bigint[] = []
+        for await (const batch of store.follow(query, { signal: controller.signal })) {
+          out.push(...positions(batch.events))
+          if (out.length >= count) break
+        }
+        return out
+      }
+      const either = take([{ tags: ['a:1'] }, { tags: ['b:1'] }, { types: ['T'], tags: ['b:1'] }], 3)
+      const both = take([{ tags: ['b:1', 'a:1'] }], 1)
+      const typed = take([{ types: ['T'], tags: ['a:1'] }], 1)
+      await until(() => stats(store).tail.members === 3, 'the followers joined the tail')
+      await store.append({ type: 'T', tags: ['a:1', 'b:1'] })
+      await store.append({ type: 'U', tags: ['a:1'] })
+      await store.append({ type: 'U', tags: ['b:1', 'c:1'] })
+      expect(await either).toEqual([1n, 2n, 3n])
+      expect(await both).toEqual([1n])
+      expect(await typed).toEqual([1n])
+      controller.abort()
+    }))
+
     test("delivered events share frozen data: no subscriber or follower can change what another sees", withStore(async (store) => {
       const nested = { type: 'A', tags: ['k:1'], data: { items: [{ n: 1 }], name: 'x' }, metadata: { user: { id: 'u1' } } }
       await store.append(nested)
