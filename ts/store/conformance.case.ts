@@ -940,6 +940,71 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       expect((await iterator.next()).done).toBe(true)
     }))
 
+    test('a live event reaching a follower through several query items arrives once; one item needs all its tags', withStore(async (store) => {
+      const controller = new AbortController()
+      const take = async (query: Query, count: number) => {
+        const out: bigint[] = []
+        for await (const batch of store.follow(query, { signal: controller.signal })) {
+          out.push(...positions(batch.events))
+          if (out.length >= count) break
+        }
+        return out
+      }
+      const either = take([{ tags: ['a:1'] }, { tags: ['b:1'] }, { types: ['T'], tags: ['b:1'] }], 3)
+      const both = take([{ tags: ['b:1', 'a:1'] }], 1)
+      const typed = take([{ types: ['T'], tags: ['a:1'] }], 1)
+      await until(() => stats(store).tail.members === 3, 'the followers joined the tail')
+      await store.append({ type: 'T', tags: ['a:1', 'b:1'] })
+      await store.append({ type: 'U', tags: ['a:1'] })
+      await store.append({ type: 'U', tags: ['b:1', 'c:1'] })
+      expect(await either).toEqual([1n, 2n, 3n])
+      expect(await both).toEqual([1n])
+      expect(await typed).toEqual([1n])
+      controller.abort()
+    }))
+
+    test("delivered events share frozen data: no subscriber or follower can change what another sees", withStore(async (store) => {
+      const nested = { type: 'A', tags: ['k:1'], data: { items: [{ n: 1 }], name: 'x' }, metadata: { user: { id: 'u1' } } }
+      await store.append(nested)
+      const controller = new AbortController()
+      const subscribed = store.subscribe('all', { signal: controller.signal })[Symbol.asyncIterator]()
+      const followed = store.follow([{ types: ['A'] }], { signal: controller.signal })[Symbol.asyncIterator]()
+      // Data and metadata are frozen; the event, its tags and its date are the reader's own.
+      const forbidden = (event: SequencedEvent) => [
+        () => ((event.data as { name: string }).name = 'y'),
+        () => (event.data as { items: { n: number }[] }).items.push({ n: 2 }),
+        () => ((event.data as { items: { n: number }[] }).items[0]!.n = 2),
+        () => ((event.metadata.user as { id: string }).id = 'u2'),
+        () => (event.metadata.extra = true),
+      ]
+      const scribble = (event: SequencedEvent) => {
+        ;(event as { type: string }).type = 'B'
+        event.tags.push('k:2')
+        event.recordedAt.setTime(0)
+      }
+      const intact = (event: SequencedEvent, position: bigint) => {
+        expect(event).toMatchObject({ ...nested, position })
+        expect(event.recordedAt.getTime()).toBeGreaterThan(0)
+      }
+      // Caught up: each reader's events are its own read, frozen all the same.
+      const caughtUp = (await subscribed.next()).value as SequencedEvent
+      for (const attempt of forbidden(caughtUp)) expect(attempt).toThrow(TypeError)
+      intact(caughtUp, 1n)
+      expect(((await followed.next()).value as FollowBatch).caughtUp).toBe(true)
+      await until(() => stats(store).tail.members === 2, 'both readers joined the tail')
+      // Live: the tail reads the event once for both readers.
+      const live = subscribed.next()
+      await store.append(nested)
+      const fromSubscribe = (await live).value as SequencedEvent
+      let batch = (await followed.next()).value as FollowBatch
+      while (batch.events.length === 0) batch = (await followed.next()).value as FollowBatch
+      const fromFollow = batch.events[0]!
+      for (const event of [fromSubscribe, fromFollow]) for (const attempt of forbidden(event)) expect(attempt).toThrow(TypeError)
+      scribble(fromSubscribe)
+      intact(fromFollow, 2n)
+      controller.abort()
+    }))
+
     test('a follower that breaks out of its loop leaves the tail', withStore(async (store) => {
       await store.append({ type: 'A' })
       for await (const batch of store.follow('all')) {

@@ -298,11 +298,18 @@ export interface EventStore<E extends EventMap = EventMap> {
   /**
    * Matching events after `options.after`, then new ones as they commit, until the signal aborts
    * or the store closes. Live subscribers of one store share one tail reader.
+   *
+   * The data and metadata of every event `subscribe` and `follow` yield are deeply frozen and
+   * shared: live readers of one store get the same data, parsed once, so none can change what
+   * another sees. Changing them throws a TypeError (in strict code, which modules are); copy what
+   * you need to change (`structuredClone(event.data)`). The event object, its tags and its
+   * recordedAt are the reader's own. `read` and `query` return data that is not frozen.
    */
   subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<EventOf<E>>
   /**
    * The batch form of `subscribe`: catch up in batches of up to `batchSize`, then follow the tail.
-   * When caught up and idle it yields an empty batch whenever `through` advances.
+   * When caught up and idle it yields an empty batch whenever `through` advances. Its events'
+   * data and metadata are frozen and shared, as `subscribe`'s are.
    */
   follow(query: Query, options?: FollowOptions): AsyncIterable<FollowBatch<EventOf<E>>>
   /**

@@ -196,7 +196,8 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
    * for await (const event of store.subscribe([{ types: ['OrderPlaced'] }], { signal: stop.signal })) await ship(event)
    */
   subscribe(query: Query, options?: SubscribeOptions): AsyncIterable<SequencedEvent> {
-    const batches = this.#follow(query, options)
+    // Subscribe yields events only: its follower is not woken when the tail merely moves on.
+    const batches = this.#follow(query, options, false)
     return this.#subscribe(batches, options?.signal)
   }
 
@@ -230,13 +231,13 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     return this.#follow(query, options)
   }
 
-  #follow(query: Query, options: FollowOptions | undefined): AsyncGenerator<FollowBatch> {
+  #follow(query: Query, options: FollowOptions | undefined, progress = true): AsyncGenerator<FollowBatch> {
     this.#assertOpen()
     validateQuery(query, this.#options.maxQueryItems)
     validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
     const batchSize = options?.batchSize ?? this.#options.streamBatchSize
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new InvalidOptionsError('batchSize must be a positive integer')
-    return this.#tail.follow(query, options?.after ?? 0n, batchSize, options?.signal)
+    return this.#tail.follow(query, options?.after ?? 0n, batchSize, options?.signal, progress)
   }
 
   /** Decision models: see `project` in ts/store/project.ts. */

@@ -2,11 +2,20 @@
  * The one tail reader of a store instance, and `follow` on top of it (DESIGN.md 2.1).
  *
  * A follower catches up with its own reads (pages of its query, bounded by the head read first),
- * then joins the tail. The tail reads every new event once per wake-up ('all' after the position it
- * reached, in pages) and hands each member the events its query matches. So a commit costs one read
- * for every live follower together, instead of one per follower. A member that falls more than a
+ * then joins the tail. The tail reads every new event once ('all' after the position it reached, in
+ * pages; commits that land within TAIL_READ_GAP_MS of its last read wait for one read together) and
+ * hands each member the events its query matches. So a commit costs at most one read for every live
+ * follower together, instead of one per follower. A member that falls more than a
  * few pages behind (its consumer is slow) is dropped from the tail and catches up by itself again,
  * so the tail never holds an unbounded backlog for anyone.
+ *
+ * The data and metadata of every event a follower yields are deeply frozen and shared: the tail
+ * parses an event once and every member it goes to gets the same data, so no member can change
+ * what another sees and a thousand members cost no thousand parses. The event object, its tags and
+ * its recordedAt are each member's own (a few small allocations per member): freezing an array
+ * costs JavaScriptCore far more than copying a short one (about 0.7 µs against 15 ns) and makes
+ * reading it slower. Catch-up pages are frozen the same way, so a consumer meets the same events
+ * whether it is catching up or live.
  *
  * When the store closes, every follow and subscribe ends quietly (the iterator is done; no error),
  * after the events it had already received.
@@ -31,17 +40,32 @@ export interface TailStats {
   watching: boolean
 }
 
+/**
+ * The tail starts a read at most once per this many ms: under a stream of commits, one read takes
+ * every commit of the last few ms instead of one read per commit, since a read's fixed cost is far
+ * above its cost per row (PostgreSQL, 15 rows: ~170 µs of server and ~400 µs of client CPU, a
+ * third of that for one row). Live readers wait at most that much longer for an event; a commit
+ * after a quiet spell is read at once. Measured with 100 readers beside 16 appending callers:
+ * 0.07 -> 0.025 reads per append, server CPU per append +27 -> +9 µs over no readers.
+ */
+const TAIL_READ_GAP_MS = 5
+
 class Member {
   readonly query: Query
+  /** Woken when only `through` moved (follow reports it); subscribe is woken for events alone. */
+  readonly progress: boolean
   /** Every event this member's query matches at or below `through` is in `buffer` or was taken. */
   through = 0n
   readonly buffer: SequencedEvent[] = []
   /** Dropped by the tail (too far behind, or the store closed): consume the buffer, then catch up alone. */
   detached = false
+  /** The last event the tail looked at for this member: an event reached by two tags is matched once. */
+  seen: SequencedEvent | undefined
   #wake: (() => void) | undefined
 
-  constructor(query: Query) {
+  constructor(query: Query, progress: boolean) {
     this.query = query
+    this.progress = progress
   }
 
   /** Resolves on the next `notify` (a batch, a close, an abort). */
@@ -63,6 +87,13 @@ export class TailReader {
   readonly #pageSize: number
   readonly #pollMs: number
   readonly #members = new Set<Member>()
+  /**
+   * The members by one tag of each item of their query, and the members with an item without tags
+   * (or 'all'): an event is matched against the members its tags reach, not against all of them.
+   * Rebuilt when members come or go (`undefined` until then).
+   */
+  #byTag: Map<string, Member[]> | undefined
+  #untagged: Member[] = []
   /** Every event at or below this was read by the tail (meaningful while it has members). */
   #through = 0n
   /** A wake-up without a known head came: read once more. */
@@ -74,6 +105,8 @@ export class TailReader {
   #idle: (() => void) | undefined
   #stopWatch: (() => void) | undefined
   #reads = 0
+  /** performance.now() when the tail's last read started. */
+  #lastRead = -Infinity
 
   constructor(source: TailSource, pageSize: number, pollMs: number) {
     this.#source = source
@@ -104,19 +137,22 @@ export class TailReader {
       member.notify()
     }
     this.#members.clear()
+    this.#byTag = undefined
     this.#stopWatching()
     this.#resume()
   }
 
   /**
    * Follow `query` after `after`: catch up alone, then from the tail. See `EventStore.follow`.
-   * The caller validated the arguments.
+   * The caller validated the arguments. Without `progress` (subscribe, which yields events only),
+   * a caught-up follower is not woken when the tail moves past events it does not match.
    */
   async *follow(
     query: Query,
     after: bigint,
     batchSize: number,
     signal: AbortSignal | undefined,
+    progress = true,
   ): AsyncGenerator<FollowBatch, void, undefined> {
     let through = after
     let member: Member | undefined
@@ -147,20 +183,21 @@ export class TailReader {
           }
           if (stopped()) return
           if (head <= through) {
-            member = this.#join(query, through)
+            member = this.#join(query, through, progress)
             if (member !== undefined && !caughtUpOnce) {
               caughtUpOnce = true
               yield { events: [], through, caughtUp: true }
             }
             continue
           }
+          for (const event of page) freezeData(event)
           if (page.length === batchSize && page[page.length - 1]!.position < head) {
             through = page[page.length - 1]!.position
             yield { events: page, through, caughtUp: false }
             continue
           }
           through = head
-          member = this.#join(query, through)
+          member = this.#join(query, through, progress)
           caughtUpOnce = true
           yield { events: page, through, caughtUp: true }
           continue
@@ -182,7 +219,7 @@ export class TailReader {
   }
 
   /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
-  #join(query: Query, from: bigint): Member | undefined {
+  #join(query: Query, from: bigint, progress: boolean): Member | undefined {
     if (this.#closed) return undefined
     const first = this.#members.size === 0
     if (first) {
@@ -194,9 +231,10 @@ export class TailReader {
     } else if (from < this.#through) {
       return undefined
     }
-    const member = new Member(query)
+    const member = new Member(query, progress)
     member.through = from
     this.#members.add(member)
+    this.#byTag = undefined
     if (this.#stopWatch === undefined) this.#stopWatch = this.#source.watch((head) => this.wake(head))
     this.#running ??= this.#run().finally(() => {
       this.#running = undefined
@@ -207,6 +245,7 @@ export class TailReader {
 
   #leave(member: Member): void {
     if (!this.#members.delete(member)) return
+    this.#byTag = undefined
     if (this.#members.size === 0) {
       this.#stopWatching()
       this.#resume()
@@ -233,9 +272,17 @@ export class TailReader {
         })
         continue
       }
+      // Busy (the last read started moments ago): let more commits land, and read them all at
+      // once. A commit after a quiet spell is read at once.
+      const gap = this.#lastRead + TAIL_READ_GAP_MS - performance.now()
+      if (gap > 0) {
+        await new Promise((resolve) => setTimeout(resolve, gap))
+        continue
+      }
       this.#dirty = false
       try {
         for (;;) {
+          this.#lastRead = performance.now()
           const page = await this.#source.readPage('all', this.#through, undefined, this.#pageSize, false)
           this.#reads++
           if (this.#closed || this.#members.size === 0) return
@@ -265,40 +312,94 @@ export class TailReader {
   #fanOut(page: readonly SequencedEvent[]): void {
     const last = page[page.length - 1]!.position
     const limit = 4 * this.#pageSize
-    // The first member an event goes to gets the object read; every other one its own copy, since
-    // consumers may change what they receive. Copies are parsed from the event's JSON, made once
-    // per event (a JSON round trip is 2-3 times cheaper than structuredClone, parsing alone 8 times).
-    const texts = new Map<SequencedEvent, { data: string; metadata: string }>()
-    for (const member of this.#members) {
-      for (const event of page) {
-        if (event.position <= member.through || !matchesQuery(member.query, event.type, event.tags)) continue
-        const text = texts.get(event)
-        if (text === undefined) {
-          texts.set(event, { data: JSON.stringify(event.data) ?? 'null', metadata: JSON.stringify(event.metadata) ?? '{}' })
-          member.buffer.push(event)
-        } else {
-          member.buffer.push(copyEvent(event, text))
+    const byTag = this.#byTag ?? this.#index()
+    const untagged = this.#untagged
+    for (const event of page) {
+      // The first member gets the event read, every other one its own event around the same
+      // frozen data (see the header).
+      let taken = false
+      const offer = (member: Member) => {
+        if (member.seen === event) return
+        member.seen = event
+        if (event.position <= member.through || !matchesQuery(member.query, event.type, event.tags)) return
+        if (taken) {
+          member.buffer.push(copyEvent(event))
+          return
         }
+        freezeData(event)
+        taken = true
+        member.buffer.push(event)
       }
+      for (const tag of event.tags) {
+        const members = byTag.get(tag)
+        if (members !== undefined) for (const member of members) offer(member)
+      }
+      for (const member of untagged) offer(member)
+    }
+    for (const member of this.#members) {
+      member.seen = undefined
       if (last > member.through) member.through = last
       if (member.buffer.length > limit) {
         member.detached = true
         this.#members.delete(member)
+        this.#byTag = undefined
       }
-      member.notify()
+      if (member.progress || member.buffer.length > 0 || member.detached) member.notify()
     }
     if (this.#members.size === 0) this.#stopWatching()
     this.#through = last
   }
+
+  #index(): Map<string, Member[]> {
+    const byTag = new Map<string, Member[]>()
+    const untagged: Member[] = []
+    for (const member of this.#members) {
+      if (member.query === 'all' || member.query.some((item) => item.tags === undefined || item.tags.length === 0)) {
+        untagged.push(member)
+        continue
+      }
+      // Every item needs all its tags, so an event it matches carries the item's first tag.
+      for (const item of member.query) {
+        const tag = item.tags![0]!
+        const members = byTag.get(tag)
+        if (members === undefined) byTag.set(tag, [member])
+        else if (members[members.length - 1] !== member) members.push(member)
+      }
+    }
+    this.#byTag = byTag
+    this.#untagged = untagged
+    return byTag
+  }
 }
 
-function copyEvent(event: SequencedEvent, text: { data: string; metadata: string }): SequencedEvent {
+/**
+ * Freeze everything inside an event's data and metadata, which every reader of the tail shares.
+ * Returns the same event.
+ */
+export function freezeData(event: SequencedEvent): SequencedEvent {
+  deepFreeze(event.data)
+  deepFreeze(event.metadata)
+  return event
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
+  Object.freeze(value)
+  if (Array.isArray(value)) {
+    for (const item of value) deepFreeze(item)
+  } else {
+    for (const key in value) deepFreeze((value as Record<string, unknown>)[key])
+  }
+}
+
+/** Another member's event: its own object, tags and date around the same frozen data and metadata. */
+function copyEvent(event: SequencedEvent): SequencedEvent {
   return {
     position: event.position,
     type: event.type,
     tags: event.tags.slice(),
-    data: JSON.parse(text.data),
-    metadata: JSON.parse(text.metadata),
+    data: event.data,
+    metadata: event.metadata,
     id: event.id,
     recordedAt: new Date(event.recordedAt.getTime()),
   }
