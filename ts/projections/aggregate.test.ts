@@ -46,6 +46,55 @@ describe('aggregate definitions', () => {
     await store.close()
   })
 
+  test('a cached state is frozen: changing the state execute returned throws, and the next command decides on what the events say', async () => {
+    const store = new MemoryStore()
+    const Account = defineAggregate<{ balance: number; history: number[] }, { Deposited: { amount: number } }>({
+      name: 'account',
+      initial: () => ({ balance: 0, history: [] }),
+      apply: { Deposited: (state, data) => ({ balance: state.balance + data.amount, history: [...state.history, data.amount] }) },
+    })
+    const first = await Account.execute(store, 'a1', (ctx) => ctx.record('Deposited', { amount: 5 }))
+    expect(() => {
+      first.state.balance = 1_000
+    }).toThrow(TypeError)
+    expect(() => first.state.history.push(1_000)).toThrow(TypeError)
+    let seen: number | undefined
+    await Account.execute(store, 'a1', (ctx) => {
+      seen = ctx.state.balance
+      ctx.record('Deposited', { amount: 1 })
+    })
+    expect(seen).toBe(5)
+    expect((await Account.load(store, 'a1')).state).toEqual({ balance: 6, history: [5, 1] })
+    await store.close()
+  })
+
+  test('an apply that changes its state in place still gives every command the right state with the cache on', async () => {
+    const store = new MemoryStore()
+    const Account = defineAggregate<{ balance: number }, { Deposited: { amount: number } }>({
+      name: 'account',
+      initial: () => ({ balance: 0 }),
+      apply: {
+        Deposited: (state, data) => {
+          state.balance += data.amount
+          return state
+        },
+      },
+    })
+    const seen: number[] = []
+    for (let i = 1; i <= 3; i++) {
+      const result = await Account.execute(store, 'a1', (ctx) => {
+        seen.push(ctx.state.balance)
+        ctx.record('Deposited', { amount: i })
+      })
+      expect(result.state.balance).toBe((i * (i + 1)) / 2)
+    }
+    // Each command after the first tried its cached (frozen) state, failed, and ran again on
+    // fresh state: the handler saw the cached balance, then the loaded one, both right.
+    expect(seen).toEqual([0, 1, 1, 3, 3])
+    expect((await store.query([{ types: ['Deposited'] }])).length).toBe(3)
+    await store.close()
+  })
+
   test('loads sharing a read still get their own states from a store allowing fewer query items than they are', async () => {
     const store = new MemoryStore({ maxQueryItems: 2 })
     const { Account } = accountAggregate()

@@ -41,6 +41,7 @@ import type {
   Query,
   SequencedEvent,
 } from '../store/types.ts'
+import { deepFreeze } from '../store/core/freeze.ts'
 import { sharedBoundaryReader } from './shared-reads.ts'
 import { createSpec, type AggregateSpec } from './spec.ts'
 
@@ -93,7 +94,10 @@ export interface AggregateDefinition<State, Events extends EventMap> {
    *
    * On by default (`{ maxEntries: 10_000 }`): 16 callers on PostgreSQL ran 2.5x the commands per
    * second with it (bench/projections.bench.ts). The states it holds are the ones `execute`
-   * returns: treat them as read-only. `false` turns it off; do that when other processes write
+   * returns, deeply frozen: changing one throws a TypeError rather than silently becoming the
+   * state of the next command. An `apply` that changes its state in place instead of returning a
+   * new one still gives correct results (its run on a frozen cached state fails and is decided
+   * again on fresh state) but gains nothing from the cache. `false` turns it off; do that when other processes write
    * most of the ids this one commands (each stale entry costs a conflicting run before the fresh
    * one) or when states are too large to keep that many.
    */
@@ -276,6 +280,9 @@ export function defineAggregate<State, Events extends EventMap>(
   const putCached = (store: EventStore<any>, id: string, state: State, version: number, position: bigint) => {
     const cache = cacheOf(store)
     if (cache === undefined) return
+    // The caller gets this state too: frozen, a change made to it throws instead of becoming the
+    // state the next command decides on without any event behind it.
+    deepFreeze(state)
     cache.set(id, { state, version, position })
     if (cache.size > maxCached) cache.delete(cache.keys().next().value!)
   }

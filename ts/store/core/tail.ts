@@ -22,6 +22,7 @@
  */
 import { matchesQuery } from '../match.ts'
 import type { FollowBatch, Query, SequencedEvent } from '../types.ts'
+import { deepFreeze } from './freeze.ts'
 
 /** What the tail and the followers read through. */
 export interface TailSource {
@@ -380,16 +381,6 @@ export function freezeData(event: SequencedEvent): SequencedEvent {
   deepFreeze(event.data)
   deepFreeze(event.metadata)
   return event
-}
-
-function deepFreeze(value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
-  Object.freeze(value)
-  if (Array.isArray(value)) {
-    for (const item of value) deepFreeze(item)
-  } else {
-    for (const key in value) deepFreeze((value as Record<string, unknown>)[key])
-  }
 }
 
 /** Another member's event: its own object, tags and date around the same frozen data and metadata. */
