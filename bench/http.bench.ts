@@ -1,7 +1,8 @@
 // ringstate/http, measured against its baselines (DESIGN.md sections 5 and 8).
 //
 // Subject: `serve(store)` (the Hono app with its auth, metrics and problem handling; one token
-// configured, so every request pays the token check) on port 0, called with Bun's fetch (keep-alive).
+// configured, so every request pays the token check) on port 0, called over keep-alive connections
+// (wrk for the appends, Bun's fetch for reads and SSE; see below).
 // Baseline: the same operation made directly on the same store in the same run (`store.append`,
 // `store.query`): the ceiling HTTP can approach.
 // Peer: a bare `Bun.serve` handler that does the same store call and writes the same JSON with no
