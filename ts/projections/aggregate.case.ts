@@ -42,6 +42,20 @@ export function accountAggregate(onSnapshotError?: (error: unknown) => void) {
   return { Account, applies: () => applies }
 }
 
+/** The account without snapshots, with a state cache of 10 entries. */
+function cachedAccount() {
+  return defineAggregate<AccountState, AccountEvents>({
+    name: 'account',
+    initial: { open: false, balance: 0 },
+    apply: {
+      Opened: (s) => ({ ...s, open: true }),
+      Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
+      Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
+    },
+    cache: { maxEntries: 10 },
+  })
+}
+
 /** Withdraw, refusing when the balance is short. */
 export function withdraw(amount: number) {
   return (ctx: { state: AccountState; record: (type: 'Withdrawn', data: { amount: number }) => void }) => {
@@ -212,16 +226,7 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
     test('with a state cache, a command runs on the cached state and a stale cache costs only a re-run on fresh state', async () => {
       const store = await open()
       try {
-        const Cached = defineAggregate<AccountState, AccountEvents>({
-          name: 'account',
-          initial: { open: false, balance: 0 },
-          apply: {
-            Opened: (s) => ({ ...s, open: true }),
-            Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
-            Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
-          },
-          cache: { maxEntries: 10 },
-        })
+        const Cached = cachedAccount()
         const reads: number[] = []
         const counting = new Proxy(store, {
           get(target, key, receiver) {
@@ -256,16 +261,7 @@ export function describeAggregate(backend: string, open: () => Promise<EventStor
     test('with a state cache, a refusal, a command recording nothing or another expected version on stale cached state is decided again on fresh state', async () => {
       const store = await open()
       try {
-        const Cached = defineAggregate<AccountState, AccountEvents>({
-          name: 'account',
-          initial: { open: false, balance: 0 },
-          apply: {
-            Opened: (s) => ({ ...s, open: true }),
-            Deposited: (s, d) => ({ ...s, balance: s.balance + d.amount }),
-            Withdrawn: (s, d) => ({ ...s, balance: s.balance - d.amount }),
-          },
-          cache: { maxEntries: 10 },
-        })
+        const Cached = cachedAccount()
         const seen: [number, number][] = []
         const watch = <R>(handler: (ctx: any) => R) => (ctx: any) => (seen.push([ctx.state.balance, ctx.attempt]), handler(ctx))
         await Cached.execute(store, 'a1', (ctx) => ctx.record('Deposited', { amount: 100 }))
