@@ -146,6 +146,33 @@ describe('postgres: connections', () => {
     }
   })
 
+  test('the store plans without parallel workers on its connections, reads and transactions alike', async () => {
+    const store = await openPostgresStore(db.url)
+    const transact = (store as EventStore & TransactionalStore)[storeTransaction].bind(store)
+    try {
+      let setting: unknown
+      await transact(async (tx) => {
+        if (tx.backend !== 'postgres') throw new Error('not postgres')
+        const [row] = await (tx.sql as postgres.TransactionSql).unsafe('SHOW max_parallel_workers_per_gather')
+        setting = row?.max_parallel_workers_per_gather
+      })
+      expect(setting).toBe('0')
+      // The pool's reads use the same options: a read's plan has no Gather even where the server
+      // would choose one (costs lowered for this session only through SET in the transaction).
+      await transact(async (tx) => {
+        if (tx.backend !== 'postgres') throw new Error('not postgres')
+        const q = tx.sql as postgres.TransactionSql
+        await q.unsafe('SET LOCAL parallel_setup_cost = 0')
+        await q.unsafe('SET LOCAL parallel_tuple_cost = 0')
+        await q.unsafe('SET LOCAL min_parallel_table_scan_size = 0')
+        const plan = (await q.unsafe(`EXPLAIN SELECT count(*) FROM "${tx.schema}".events`)).map((r: any) => r['QUERY PLAN']).join('\n')
+        expect(plan).not.toContain('Gather')
+      })
+    } finally {
+      await store.close()
+    }
+  })
+
   test('the transaction hook writes through the postgres.js transaction in the store schema, and a throw rolls back', async () => {
     const store = await openPostgresStore(db.url)
     const transact = (store as EventStore & TransactionalStore)[storeTransaction].bind(store)

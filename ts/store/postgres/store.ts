@@ -144,7 +144,14 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
   const connectionOptions = {
     onnotice: () => {},
     types: { bigint: postgres.BigInt },
-    connection: { application_name: 'ringstate' },
+    // No parallel query on the store's connections: its reads are short index walks cut at a page,
+    // which a parallel plan cannot speed up, and a worker costs ~80 ms to start here. Before
+    // autovacuum has analysed a freshly loaded log, the planner guesses ~1,300 rows per tag and
+    // plans a Gather per branch of a many-tag read: 16 aggregates sharing one boundary read after a
+    // load of 1,000,000 events ran at 9 commands/s (each read 1.4 s, 16 worker starts) instead of
+    // thousands (bench/projections.bench.ts, BENCH_EVENTS=1000000).
+    // (A string: postgres.js leaves falsy startup parameters out, the number 0 included.)
+    connection: { application_name: 'ringstate', max_parallel_workers_per_gather: '0' },
     connect_timeout: connectTimeoutMs / 1000,
     // postgres.js waits 3^n/100 s before the n-th reconnect (capped at 20 s), n counted across the
     // whole pool: the failed connects of an outage push it to the cap, and a restarted server then
