@@ -12,20 +12,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openStore } from '../store/index.ts'
 import { resumePosition } from './store.ts'
+import { seededRandom } from '../testing/seeded-random.ts'
 
 const childScript = join(import.meta.dir, 'testdata', 'crash-child.ts')
-
-/** mulberry32, seeded: the parent's kill times are reproducible from the printed seed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export interface CrashOutcome {
   lives: number
@@ -47,7 +36,7 @@ export async function crashRounds(url: string, sideFile: string, inputs: number,
     await store.close()
   }
 
-  const random = generator(seed)
+  const random = seededRandom(seed)
   const outcome: CrashOutcome = { lives: 0, selfKills: 0, parentKills: 0 }
   for (;;) {
     outcome.lives++

@@ -20,6 +20,7 @@ import {
   type Source,
 } from './index.ts'
 import { SHARE_DELIVERY } from './internal.ts'
+import { seededRandom } from '../testing/seeded-random.ts'
 
 /** Resolves once `predicate` holds, polling each macrotask; fails after `ms`. */
 async function until(predicate: () => boolean, ms = 5000): Promise<void> {
@@ -816,21 +817,9 @@ function bind<Msg>(source: Source<Msg, Msg>): Source<Msg, Msg> {
 }
 
 describe('against a reference interpreter', () => {
-  /** mulberry32: seeded, so a failing case can be replayed from its seed. */
-  function generator(seed: number): () => number {
-    let state = seed >>> 0
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0
-      let t = state
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
-
   test('random programs with sync, async, null and slow commands give the order a synchronous interpreter gives', async () => {
     for (let seed = 1; seed <= 25; seed++) {
-      const random = generator(seed)
+      const random = seededRandom(seed)
       // A message is a path in a tree: each message below depth 3 fans out into 0..3 children,
       // some null, each computed by a command that is sync, async, or finishes after a random delay.
       const fanOut = new Map<string, ({ child: string; mode: number } | null)[]>()
@@ -858,7 +847,7 @@ describe('against a reference interpreter', () => {
         while (lane.length > 0) visit(lane.shift()!)
       }
 
-      const delays = generator(seed * 7919)
+      const delays = seededRandom(seed * 7919)
       const command = (spec: { child: string; mode: number } | null): Cmd<string> => {
         if (spec === null) return null
         switch (spec.mode) {

@@ -27,6 +27,7 @@ import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
 import { MemoryStore } from './memory/index.ts'
 import { openStore } from './open.ts'
 import type { AppendCondition, AppendResult, EventInput, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, StoreOptions } from './types.ts'
+import { seededRandom } from '../testing/seeded-random.ts'
 
 const SEED = seedFromEnv()
 const OPS = Number(process.env.RINGSTATE_DIFF_OPS || 1_200)
@@ -41,16 +42,9 @@ function seedFromEnv(): number {
   return seed >>> 0
 }
 
-/** mulberry32: small, fast, and the same sequence on every runtime for a given seed. */
+/** Draws from one seeded sequence, the same on every runtime for a given seed. */
 function prng(seed: number) {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
+  const next = seededRandom(seed)
   const int = (low: number, high: number) => low + Math.floor(next() * (high - low + 1))
   return {
     chance: (p: number) => next() < p,

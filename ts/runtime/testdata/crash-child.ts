@@ -18,6 +18,7 @@ import { openStore } from '../../store/index.ts'
 import type { AppendOptions, AppendResult, EventStore } from '../../store/types.ts'
 import { fromStore, run } from '../index.ts'
 import { resumePosition } from '../store.ts'
+import { seededRandom } from '../../testing/seeded-random.ts'
 
 const [url, sidePath, lastText, seedText, perMilleText] = process.argv.slice(2)
 if (url === undefined || sidePath === undefined || lastText === undefined || seedText === undefined || perMilleText === undefined) {
@@ -25,16 +26,9 @@ if (url === undefined || sidePath === undefined || lastText === undefined || see
 }
 const last = BigInt(lastText)
 const perMille = Number(perMilleText)
-let seed = Number(seedText) >>> 0
+const seed = Number(seedText) >>> 0
 
-/** mulberry32: a small seeded generator, so a failing round can be replayed. */
-function random(): number {
-  seed = (seed + 0x6d2b79f5) >>> 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+const random = seededRandom(seed)
 
 function record(line: string): void {
   const fd = openSync(sidePath!, 'a')
