@@ -21,6 +21,14 @@ import type { AppendResult, InlineProjector, SequencedEvent } from '../types.ts'
 import type { PreparedAppend, ResolvedStoreOptions } from '../validate.ts'
 import { nextTurn, writtenEvents, type AppendOutcome, type QueuedAppend, type StoreBackend } from './backend.ts'
 
+/**
+ * The fewest appends a batch is cut to when the waiting ones are spread over several places of a
+ * pipeline (fewer than twice this go as one batch). PostgreSQL, single-event appends, alternating runs
+ * (bench probe, 2026-12-07): 16 callers split into two batches of 8 ran at 17,950/s against
+ * 20,061/s unsplit; 64 callers in two of 32 at 38,369/s against 30,874/s.
+ */
+const MIN_SPLIT_BATCH = 32
+
 interface Append extends QueuedAppend {
   kind: 'append'
   resolve(result: AppendResult): void
@@ -160,8 +168,10 @@ export class Writer {
             await Promise.race(inFlight)
           } else {
             // Pipelined, the waiting appends are spread over the free places, so that results come
-            // back while the next batch is being written instead of all at once.
-            const batch = this.#takeBatch(Math.ceil(this.#queue.length / Math.max(1, lane.free)))
+            // back while the next batch is being written instead of all at once; but only into
+            // parts of at least MIN_SPLIT_BATCH, as smaller batches cost more per append than they save.
+            const parts = Math.max(1, Math.min(lane.free, Math.floor(this.#queue.length / MIN_SPLIT_BATCH)))
+            const batch = this.#takeBatch(Math.ceil(this.#queue.length / parts))
             if (batch.length > 0) {
               const done: Promise<void> = this.#commit(batch, lane.via).finally(() => {
                 inFlight.delete(done)

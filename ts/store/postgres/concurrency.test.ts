@@ -5,6 +5,7 @@ import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
 import type { EventStore } from '../types.ts'
 import { migrate, openPostgresStore, SCHEMA_VERSION } from './index.ts'
 import { migrate as legacyMigrate } from './testdata/legacy-schema.ts'
+import { migrate as version3Migrate } from './testdata/schema-v3.ts'
 import { emptyLog as emptyLogOf } from './testdata/empty-log.ts'
 import { race, type RaceOutcome } from './testdata/race.ts'
 
@@ -89,8 +90,56 @@ describe('postgres: concurrent writers', () => {
       const functions = await sql`SELECT n.nspname AS schema FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = 'ringstate_append_batch'`
       expect(functions.map((row) => row.schema)).toEqual(['ringstate'])
       const versions = await sql`SELECT version FROM ringstate.ringstate_schema_version ORDER BY version`
-      expect(versions.map((row) => row.version)).toEqual([1, 2, 3])
+      expect(versions.map((row) => row.version)).toEqual([1, 2, 3, 4])
       expect(await migrate(sql)).toBe(SCHEMA_VERSION)
+    } finally {
+      await sql.end()
+    }
+  })
+
+  test('a database at version 3 (a batch function returning a row per append) is upgraded in place to one returning a row per batch', async () => {
+    await using fresh = await freshDatabase()
+    const sql = postgres(fresh.url, { max: 1, onnotice: () => {} })
+    try {
+      expect(await version3Migrate(sql)).toBe(3)
+      // Two appends (one of two events, with a command) through the version 3 function, which
+      // answers with a row per append.
+      const old = await sql`SELECT status, pos FROM ringstate.ringstate_append_batch('{2,1}', '{t,f}', '{1,1,2}', '{Old,Old,Old}', '{1,2,3}', '{1,2,3}', '{k:1,k:2,k:3}',
+        string_to_array(${'{"n":1}\x1e{"n":2}\x1e{"n":3}'}, chr(30)), string_to_array(${'{}\x1e{}\x1e{}'}, chr(30)), '{old-1,old-2,old-3}',
+        '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{1}', '{DoOld}', string_to_array('null', chr(30)), string_to_array('{}', chr(30)),
+        '{}', '{}', '{}')`
+      expect(old.map((row) => ({ ...row }))).toEqual([{ status: 0, pos: '2' }, { status: 0, pos: '3' }])
+
+      const store = await openPostgresStore(fresh.url)
+      try {
+        expect((await store.query('all')).map((event) => [event.position, event.data, event.id])).toEqual([
+          [1n, { n: 1 }, 'old-1'],
+          [2n, { n: 2 }, 'old-2'],
+          [3n, { n: 3 }, 'old-3'],
+        ])
+        // Appends of one group commit after the upgrade: their positions follow the old rows.
+        const results = await Promise.all([
+          store.append([{ type: 'New', tags: ['k:1'] }, { type: 'New' }]),
+          store.append({ type: 'New', tags: ['k:2'] }),
+          store.append({ type: 'Old', id: 'old-3' }),
+          store.append({ type: 'New' }, { failIfEventsMatch: [{ tags: ['k:1'] }] }).catch((error) => error.code),
+        ])
+        expect(results.map((result) => (typeof result === 'string' ? result : result.position))).toEqual([5n, 6n, 3n, 'APPEND_CONDITION_FAILED'])
+        expect(await store.head()).toBe(6n)
+        expect((await store.commands()).map((row) => [row.type, row.position])).toEqual([['DoOld', 2n]])
+      } finally {
+        await store.close()
+      }
+      const versions = await sql`SELECT version FROM ringstate.ringstate_schema_version ORDER BY version`
+      expect(versions.map((row) => row.version)).toEqual([1, 2, 3, 4])
+      const functions = await sql`SELECT pg_get_function_result(p.oid) AS result FROM pg_proc p WHERE p.proname = 'ringstate_append_batch'`
+      expect(functions.map((row) => row.result)).toEqual([
+        'record',
+      ])
+      const [row] = await sql`SELECT head_before, statuses FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Direct}', '{1}', '{0}', '{}',
+        '{"null"}', '{"{}"}', '{direct-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
+        '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
+      expect({ ...row }).toEqual({ head_before: '6', statuses: null })
     } finally {
       await sql.end()
     }

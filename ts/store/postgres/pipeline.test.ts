@@ -82,6 +82,32 @@ describe('postgres: pipelined group commits', () => {
     }
   })
 
+  test('at the default depth, appends waiting together are split over the pipeline only into batches of at least 32', async () => {
+    await emptyLog()
+    const store = await openPostgresStore(db.url)
+    try {
+      /** Append `count` events in one tick while the append lock is held; the sizes of the transactions they went in. */
+      const batchesOf = async (count: number): Promise<number[]> => {
+        const lock = await holdAppendLock()
+        const results = Array.from({ length: count }, () => store.append({ type: 'Split', tags: [`count:${count}`] }))
+        await lock.waiting()
+        await lock.release()
+        await Promise.all(results)
+        const sizes = new Map<number, number>()
+        for (const event of await store.query([{ tags: [`count:${count}`] }])) {
+          sizes.set(event.recordedAt.getTime(), (sizes.get(event.recordedAt.getTime()) ?? 0) + 1)
+        }
+        return [...sizes.values()]
+      }
+      expect(await batchesOf(16)).toEqual([16])
+      expect(await batchesOf(63)).toEqual([63])
+      expect(await batchesOf(64)).toEqual([32, 32])
+      expect(await batchesOf(90)).toEqual([45, 45])
+    } finally {
+      await store.close()
+    }
+  })
+
   test('an append that repeats the ids of an append in an earlier batch still in flight returns that first result', async () => {
     await emptyLog()
     const store = await openPostgresStore(db.url, { pipelineDepth: 2 })

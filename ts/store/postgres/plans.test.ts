@@ -67,10 +67,11 @@ test('a type-only condition is checked on events (type, position) inside the bat
     await traced`LOAD 'auto_explain'`
     await traced`SELECT set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_nested_statements', 'on', false), set_config('client_min_messages', 'log', false)`
     // The batch function as the store calls it: one append of one event, conditional on a type.
-    const rows = await traced`SELECT status, pos FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Late}', '{1}', '{0}', '{}',
+    const rows = await traced`SELECT head_before, statuses FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Late}', '{1}', '{0}', '{}',
       '{"null"}', '{"{}"}', '{late-1}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
       '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
-    expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0, pos: '20001' }])
+    // Written (no per-append statuses), after the 20,000 events of the log.
+    expect(rows.map((row) => ({ ...row }))).toEqual([{ head_before: '20000', statuses: null }])
   } finally {
     await traced.end()
   }
@@ -91,10 +92,10 @@ test('the batch function plans its statements once (generic plans), and its cond
     // Seven calls, past the five custom plans the default mode would try first; each appends one
     // event conditional on a tag item and on a type-only item, neither of which matches.
     for (let i = 0; i < 7; i++) {
-      const rows = await traced`SELECT status FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Generic}', '{1}', '{1}', ${`{generic:${i}}`},
+      const rows = await traced`SELECT statuses FROM ringstate.ringstate_append_batch('{1}', '{f}', '{1}', '{Generic}', '{1}', '{1}', ${`{generic:${i}}`},
         '{"null"}', '{"{}"}', ${`{generic-${i}}`}, '{1}', '{100}', '{1}', '{1}', ${`{missing:${i}}`}, '{1}', '{0}', '{}', '{1}', '{100}', '{Missing}', '{}', '{}',
         '{}', '{}', '{}', '{}', '{}', '{}', '{}')`
-      expect(rows.map((row) => ({ ...row }))).toEqual([{ status: 0 }])
+      expect(rows.map((row) => ({ ...row }))).toEqual([{ statuses: null }])
     }
   } finally {
     await traced.end()

@@ -30,6 +30,12 @@
  * reaches 31,000-33,000 appends/s here, and the store measured 32,000-35,000/s in the same runs.
  * Releasing the lock before the flush (asynchronous commit, then waiting for the flush) would let
  * readers see events that a server crash then takes back, so it is not done.
+ * What can overlap is the client's work with the server's: with two batches in flight on the
+ * writer's connection (the store's default `pipelineDepth`), the client settles one batch's
+ * callers and builds the next while the server writes the other. Profile of the server at 256
+ * callers (batches of ~128, 2026-12-07): index inserts are 40% of its CPU (four B-trees per
+ * single-tag event: events' primary key, id and (type, position), event_tags' primary key),
+ * heap inserts 15%, the commit's WAL flush 7%, parsing the array and JSON parameters 4%.
  *
  * Every table and the batch function live in a schema of their own (`ringstate` unless the `schema`
  * option says otherwise), and every statement names them qualified and quoted, so the store needs no
@@ -93,6 +99,14 @@ const OLD_BATCH_SIGNATURE =
   'int[], int[], text[], int[], bigint[], text[], int[], bigint[], int[], text[], text[], text[]'
 
 /**
+ * The argument types of the batch function of schema version 3 (and of the current one: version 4
+ * changed only what it returns, which CREATE OR REPLACE cannot change, so it is dropped first).
+ */
+const V3_BATCH_SIGNATURE =
+  'int[], boolean[], int[], text[], int[], int[], text[], text[], text[], text[], int[], bigint[], int[], int[], text[], ' +
+  'int[], int[], text[], int[], bigint[], text[], int[], bigint[], int[], text[], text[], text[], int[], text[], bigint[]'
+
+/**
  * One append batch, evaluated and written under the append lock in a single call (one round trip).
  *
  * The caller (the store's writer) guarantees that no append's condition can match events of an
@@ -110,6 +124,11 @@ const OLD_BATCH_SIGNATURE =
  *      primary key and filters on type: a type with no events after `after` then scans the rest
  *      of the log under the append lock (measured: 54 ms instead of 0.08 ms at 300,000 events);
  *   4. positions for survivors in batch order; insert events, tags and commands; NOTIFY.
+ * It returns one row: the head before the batch and the commit's time (every event's recorded_at),
+ * plus, only when some append was not written, its status, position and detail per append
+ * (`AppendStatus`; the last position of a written or duplicate append, the first conflicting
+ * position of a refused one, 0 otherwise; an id already stored for a partial duplicate, '' otherwise). When all were
+ * written, append a's last position is head_before plus the events of appends 1..a.
  * Events are flattened across the batch (their ordinal in the batch, plus a per-append shift, is
  * their position); per-event tags and per-item tags and types are slices of flat arrays.
  * Each statement is cached by plpgsql after its first call in a session, and every one costs what
@@ -127,8 +146,9 @@ CREATE OR REPLACE FUNCTION ${s}.ringstate_append_batch(
   p_yc_append int[], p_yc_after bigint[], p_yc_types text[],
   p_ac_append int[], p_ac_after bigint[],
   p_cmd_append int[], p_cmd_types text[], p_cmd_data text[], p_cmd_metadata text[],
-  p_cp_append int[], p_cp_names text[], p_cp_positions bigint[]
-) RETURNS TABLE (status int, pos bigint, detail text, recorded_at timestamptz)
+  p_cp_append int[], p_cp_names text[], p_cp_positions bigint[],
+  OUT head_before bigint, OUT committed_at timestamptz, OUT statuses int[], OUT positions bigint[], OUT details text[]
+) RETURNS record
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $fn$
@@ -138,17 +158,20 @@ DECLARE
   v_head bigint;
   v_found int[] := array_fill(0, ARRAY[n]);
   v_found_max bigint[] := array_fill(NULL::bigint, ARRAY[n]);
-  v_found_id text[] := array_fill(NULL::text, ARRAY[n]);
+  -- '' and 0 rather than NULL where they are returned: postgres.js reads a NULL array element as 'NULL'.
+  v_found_id text[] := array_fill(''::text, ARRAY[n]);
   v_conflict bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   v_shift bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   v_status int[] := array_fill(0, ARRAY[n]);
-  v_pos bigint[] := array_fill(NULL::bigint, ARRAY[n]);
+  v_pos bigint[] := array_fill(0::bigint, ARRAY[n]);
   v_next bigint;
   v_seen bigint := 0;
   r record;
 BEGIN
   PERFORM pg_advisory_xact_lock(${APPEND_LOCK_KEY});
   SELECT coalesce(max(e.position), 0) INTO v_head FROM ${s}.events e;
+  head_before := v_head;
+  committed_at := now();
 
   IF true = ANY(p_check_ids) THEN
     FOR r IN
@@ -249,7 +272,11 @@ BEGIN
     PERFORM pg_notify(${quoteLiteral(notifyChannel(schema))}, (v_next - 1)::text);
   END IF;
 
-  RETURN QUERY SELECT v_status[a], v_pos[a], v_found_id[a], now() FROM generate_series(1, n) AS a;
+  -- Every event written (every append holds one): the caller derives each append's position from
+  -- head_before and the counts, and no per-append arrays are sent back.
+  IF v_next - v_head - 1 < v_seen THEN
+    statuses := v_status; positions := v_pos; details := v_found_id;
+  END IF;
 END
 $fn$`
 }
@@ -314,6 +341,14 @@ function migrations(schema: string): readonly string[][] {
         updated_at timestamptz NOT NULL
       )`,
       `DROP FUNCTION IF EXISTS ${s}.ringstate_append_batch(${OLD_BATCH_SIGNATURE})`,
+      appendBatchFunction(schema),
+    ],
+    // 4: the batch function returns one row per batch instead of one per append (see
+    // appendBatchFunction). At 256 callers, reading a row per append (postgres.js's DataRow with a
+    // timestamp each) and matching them to the appends took 12% of the client's CPU (profile of
+    // the append curve, 2026-12-07).
+    [
+      `DROP FUNCTION ${s}.ringstate_append_batch(${V3_BATCH_SIGNATURE})`,
       appendBatchFunction(schema),
     ],
   ]

@@ -9,8 +9,8 @@
  * - Conditions and idempotency are evaluated inside that locked transaction, in the database.
  * - Group commit: one writer per store takes every waiting append (up to maxAppendBatch) into one
  *   call: one round trip, one commit, one NOTIFY. Batches go one after another (the next is formed
- *   after the previous one's result), or with `pipelineDepth` > 1 several at once on one reserved
- *   connection, which runs them in the order sent; either way a store's appends commit in the
+ *   after the previous one's result), or with `pipelineDepth` > 1 (the default is 2) several at once
+ *   on the writer's own connection, which runs them in the order sent; either way a store's appends commit in the
  *   order they were made. The writer waits one event-loop turn before taking a batch so that every
  *   caller already on its way joins it. A batch ends before an append whose condition could match an earlier
  *   append of the batch, or that shares an id with one; that append leads the next batch, where
@@ -24,7 +24,7 @@
  * - Inline projectors force an explicit transaction (BEGIN, the batch call, apply, COMMIT); without
  *   them the batch call is a single autocommit statement.
  */
-import postgres, { type ReservedSql, type Sql, type TransactionSql } from 'postgres'
+import postgres, { type Sql, type TransactionSql } from 'postgres'
 import {
   AppendConditionFailedError,
   InvalidEventError,
@@ -56,28 +56,30 @@ export interface PostgresStoreOptions extends StoreOptions, StoreHooks {
    */
   max?: number
   /**
-   * Group commits one store keeps in flight at once, from 1 to 16. Default 1: the next batch is
-   * sent after the previous one's result came back.
+   * Group commits one store keeps in flight at once, from 1 to 16. Default 2. At 1 the next batch
+   * is sent after the previous one's result came back.
    *
-   * With 2 or more, while appends are flowing the writer reserves one pool connection and sends
-   * each batch on it as soon as it is formed, while earlier ones are still being executed or
-   * committed, and spreads the waiting appends over the free places in the pipeline (16 callers
-   * each awaiting its append form two alternating batches of 8 at depth 2). PostgreSQL runs a
-   * connection's statements in the order they were sent, so batches still commit in the order
-   * they were made, and the database no longer idles while a result travels back and the callers
-   * issue their next appends. The reservation goes back to the pool when no append is waiting.
-   * Every guarantee is kept: each batch takes the append lock and reads the log anew, so its
+   * With 2 or more, the writer sends each batch on its connection as soon as it is formed, while
+   * earlier ones are still being executed or committed, and spreads the waiting appends over the
+   * free places in the pipeline, in parts of at least 32 (256 callers each awaiting its append
+   * form two alternating batches of 128 at depth 2; 16 callers still form one batch of 16).
+   * PostgreSQL runs a connection's statements in the order they were sent, so batches still
+   * commit in the order they were made, and the database no longer idles while a result travels
+   * back and the callers issue their next appends. Every guarantee is kept: each batch takes the append lock and reads the log anew, so its
    * conditions and idempotency checks see every batch committed before it, and an append whose
    * ids a batch in flight holds gets that batch's result. Batches go one at a time regardless
    * while an inline projector is attached (its apply, promote and discard follow the transaction
-   * of one batch) and with `max: 1` (reserving the only connection would stall reads). When a
+   * of one batch) and with `max` below 3 (the writer then has no connection of its own). When a
    * batch fails and its appends are retried one by one, those retries may commit after batches
    * sent later.
    *
-   * Why the default is 1: pipelining pays when the round trip is what batches wait for (a
-   * database across a network). Against a local server on a busy 2-core machine, client and server
-   * already compete for the CPU, and smaller batches cost more per append: 16 callers measured
-   * 12,000 to 17,000 appends/s at depth 2 against 14,000 to 21,000 at depth 1.
+   * Why the default is 2: one batch at a time leaves client and server taking turns (the server
+   * idles while the client settles one batch's callers and builds the next; the client idles
+   * while the server writes it), so a 2-core machine ran at most one core's worth. With two in
+   * flight they work at once: 256 callers on a local server (2 cores, alternating runs) measured
+   * 55,734/s at depth 2 against 37,625/s at depth 1 (48,057/s at depth 4). Splitting helps only
+   * when the parts stay large: 16 callers in two batches of 8 ran at 17,950/s against 20,061/s
+   * in one, hence the parts of at least 32 (64 callers in two of 32: 38,369/s against 30,874/s).
    *
    * @example
    * ```ts
@@ -103,11 +105,17 @@ const MAX_BATCH_EVENTS = 10_000
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 
+/** Group commits in flight at once by default (see `PostgresStoreOptions.pipelineDepth`). */
+const DEFAULT_PIPELINE_DEPTH = 2
+
+/** The one row of `ringstate_append_batch` (see schema.ts). */
 interface BatchRow {
-  status: number
-  pos: bigint | null
-  detail: string | null
-  recorded_at: Date
+  head_before: bigint
+  committed_at: Date
+  /** Per append, only when some append was not written (else null, and so are the others). */
+  statuses: number[] | null
+  positions: bigint[] | null
+  details: string[] | null
 }
 
 /**
@@ -129,7 +137,7 @@ export async function openPostgresStore(url: string, options?: PostgresStoreOpti
   const resolved = resolveOptions(options)
   const max = options?.max ?? 10
   if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionsError('store option max must be a positive integer')
-  const pipelineDepth = options?.pipelineDepth ?? 1
+  const pipelineDepth = options?.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH
   if (!Number.isSafeInteger(pipelineDepth) || pipelineDepth < 1 || pipelineDepth > 16) {
     throw new InvalidOptionsError('store option pipelineDepth must be an integer from 1 to 16')
   }
@@ -204,8 +212,6 @@ class PostgresBackend implements StoreBackend {
   /** The qualified batch function. */
   readonly #fn: string
   readonly #channel: string
-  /** The connection pipelined batches go on, reserved while appends are flowing. */
-  #writer: ReservedSql<any> | undefined
 
   constructor(sql: Sql<any>, schema: string, pipelineDepth: number, pollMs: number, writerSql: Sql<any>) {
     this.#sql = sql
@@ -219,36 +225,23 @@ class PostgresBackend implements StoreBackend {
   }
 
   /**
-   * Where the next batch may go now: the writer's own connection when batches go one at a time
-   * (depth 1, or inline projectors attached); otherwise a reserved connection of the pool, up to
-   * pipelineDepth batches deep. Group commits spread over the pool's connections ran at about half
-   * the rate (16 callers: 21,000 appends/s on a fresh store, 11,000/s once 100 concurrent reads had
-   * opened the pool's other connections; bench/store.bench.ts "after aborting them"), hence a
-   * connection of its own for the writer (see `openPostgresStore`). Batches in flight on the pool or on an abandoned connection finish before the next one
-   * starts, so no two batches of this store race for the append lock on different connections.
+   * Where the next batch may go now: always the writer's own connection (a pool of one, see
+   * `openPostgresStore`), up to pipelineDepth batches deep, or one at a time while inline
+   * projectors are attached. postgres.js sends a query on a busy connection at once (it pipelines),
+   * and PostgreSQL runs a connection's statements in the order they came, so batches commit in the
+   * order they were made and no two batches of this store race for the append lock. Group commits
+   * spread over the pool's connections ran at about half the rate (16 callers: 21,000 appends/s on
+   * a fresh store, 11,000/s once 100 concurrent reads had opened the pool's other connections;
+   * bench/store.bench.ts "after aborting them"), hence the connection of its own. Earlier,
+   * pipelined batches went on a pool connection reserved while appends flowed; after a server
+   * restart that reservation could be a dead connection (the restart test failed on it).
    */
-  async lane(inFlight: number, pipelined: boolean): Promise<Lane | undefined> {
-    if (this.#pipelineDepth === 1 || !pipelined) {
-      if (inFlight > 0) return undefined
-      this.idle()
-      return { via: this.#writerSql, free: 1 }
-    }
-    if (this.#writer === undefined) {
-      if (inFlight > 0) return undefined
-      try {
-        this.#writer = await this.#sql.reserve()
-      } catch {
-        // The batch then fails (or not) on the pool and reports why.
-        return { via: this.#sql, free: 1 }
-      }
-    }
-    return inFlight < this.#pipelineDepth ? { via: this.#writer, free: this.#pipelineDepth - inFlight } : undefined
+  lane(inFlight: number, pipelined: boolean): Lane | undefined {
+    const depth = pipelined ? this.#pipelineDepth : 1
+    return inFlight < depth ? { via: this.#writerSql, free: depth - inFlight } : undefined
   }
 
-  idle(): void {
-    this.#writer?.release()
-    this.#writer = undefined
-  }
+  idle(): void {}
 
   /**
    * One call of the batch function; in an explicit transaction when inline projectors must apply
@@ -258,23 +251,14 @@ class PostgresBackend implements StoreBackend {
     const live = batch.filter((append) => !append.settled)
     if (live.length === 0) return batch.map(() => ({ status: 'skipped' }))
     const connection = (via ?? this.#sql) as Sql<any>
-    let rows: BatchRow[]
-    try {
-      rows = beforeCommit === undefined
-        ? await this.#callBatch(connection, live)
-        : await this.#writerSql.begin(async (tx) => {
-            const rows = await this.#callBatch(tx, live)
-            await beforeCommit(outcomesOf(batch, live, rows), tx)
-            return rows
-          }) as BatchRow[]
-    } catch (error) {
-      // An error the server did not send means the connection is gone: postgres.js reconnects it
-      // for the pool, but a reservation on it would stall every later query (and releasing it
-      // would hand the pool a closed connection), so it is dropped without release.
-      if (via === this.#writer && via !== undefined && !(error instanceof postgres.PostgresError)) this.#writer = undefined
-      throw error
-    }
-    return outcomesOf(batch, live, rows)
+    const row = beforeCommit === undefined
+      ? await this.#callBatch(connection, live)
+      : await this.#writerSql.begin(async (tx) => {
+          const row = await this.#callBatch(tx, live)
+          await beforeCommit(outcomesOf(batch, live, row), tx)
+          return row
+        }) as BatchRow
+    return outcomesOf(batch, live, row)
   }
 
   async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -290,7 +274,7 @@ class PostgresBackend implements StoreBackend {
    * layout): condition items go in three groups (with tags, types only, 'all') so the function runs
    * one plain index walk per item and only for the kinds the batch holds.
    */
-  async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: readonly QueuedAppend[]): Promise<BatchRow[]> {
+  async #callBatch(sql: Sql<any> | TransactionSql<any>, batch: readonly QueuedAppend[]): Promise<BatchRow> {
     const counts: number[] = [], checkIds: boolean[] = []
     const evAppend: number[] = [], types: string[] = [], tagFrom: number[] = [], tagTo: number[] = [], tags: string[] = []
     const data: string[] = [], metadata: string[] = [], ids: string[] = []
@@ -359,7 +343,7 @@ class PostgresBackend implements StoreBackend {
     // Arrays go as array literals in text parameters: postgres.js infers an array's type from its
     // first element, which is wrong for empty arrays and booleans, and this is cheaper anyway.
     // JSON texts, the bulk of a batch, go as one text split by the server (see `joinJson`).
-    return (await sql`SELECT status, pos, detail, recorded_at FROM ${sql.unsafe(this.#fn)}(
+    const [row] = await sql`SELECT head_before, committed_at, statuses, positions, details FROM ${sql.unsafe(this.#fn)}(
       ${numbers(counts)}::int[], ${booleans(checkIds)}::boolean[],
       ${numbers(evAppend)}::int[], ${texts(types)}::text[], ${numbers(tagFrom)}::int[], ${numbers(tagTo)}::int[], ${texts(tags)}::text[],
       string_to_array(${joinJson(data)}, chr(30)), string_to_array(${joinJson(metadata)}, chr(30)), ${texts(ids)}::text[],
@@ -369,7 +353,8 @@ class PostgresBackend implements StoreBackend {
       ${numbers(acAppend)}::int[], ${numbers(acAfter)}::bigint[],
       ${numbers(cmdAppend)}::int[], ${texts(cmdTypes)}::text[], string_to_array(${joinJson(cmdData)}, chr(30)), string_to_array(${joinJson(cmdMetadata)}, chr(30)),
       ${numbers(cpAppend)}::int[], ${texts(cpNames)}::text[], ${numbers(cpPositions)}::bigint[]
-    )`) as unknown as BatchRow[]
+    )`
+    return row as unknown as BatchRow
   }
 
   async readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]> {
@@ -551,24 +536,41 @@ function parseHead(payload: string): bigint | undefined {
   return /^\d{1,19}$/.test(payload) ? BigInt(payload) : undefined
 }
 
-/** The batch function's rows as outcomes, for every append of `batch` (those not sent were settled). */
-function outcomesOf(batch: readonly QueuedAppend[], live: readonly QueuedAppend[], rows: readonly BatchRow[]): AppendOutcome[] {
-  const byAppend = new Map<QueuedAppend, BatchRow>()
-  for (let i = 0; i < live.length; i++) byAppend.set(live[i]!, rows[i]!)
-  return batch.map((append) => {
-    const row = byAppend.get(append)
-    if (row === undefined) return { status: 'skipped' }
-    switch (row.status) {
-      case AppendStatus.WRITTEN:
-        return { status: 'written', position: row.pos!, recordedAt: row.recorded_at }
-      case AppendStatus.DUPLICATE:
-        return { status: 'duplicate', position: row.pos! }
-      case AppendStatus.CONFLICT:
-        return { status: 'failed', error: new AppendConditionFailedError(append.condition!, row.pos!) }
-      default:
-        return { status: 'failed', error: new InvalidEventError(`event id ${JSON.stringify(row.detail)} is already stored by another append`) }
+/** The batch function's row as outcomes, for every append of `batch` (those not sent, `live` lacks, were settled). */
+function outcomesOf(batch: readonly QueuedAppend[], live: readonly QueuedAppend[], row: BatchRow): AppendOutcome[] {
+  const outcomes: AppendOutcome[] = new Array(batch.length)
+  const recordedAt = row.committed_at
+  let a = 0
+  let last = row.head_before
+  for (let i = 0; i < batch.length; i++) {
+    const append = batch[i]!
+    if (append !== live[a]) {
+      outcomes[i] = { status: 'skipped' }
+      continue
     }
-  })
+    if (row.statuses === null) {
+      // Every append was written, in batch order, after head_before.
+      last += BigInt(append.events.length)
+      outcomes[i] = { status: 'written', position: last, recordedAt }
+    } else {
+      outcomes[i] = outcomeOf(append, row.statuses[a]!, row.positions![a]!, row.details![a]!, recordedAt)
+    }
+    a++
+  }
+  return outcomes
+}
+
+function outcomeOf(append: QueuedAppend, status: number, position: bigint, detail: string, recordedAt: Date): AppendOutcome {
+  switch (status) {
+    case AppendStatus.WRITTEN:
+      return { status: 'written', position, recordedAt }
+    case AppendStatus.DUPLICATE:
+      return { status: 'duplicate', position }
+    case AppendStatus.CONFLICT:
+      return { status: 'failed', error: new AppendConditionFailedError(append.condition!, position) }
+    default:
+      return { status: 'failed', error: new InvalidEventError(`event id ${JSON.stringify(detail)} is already stored by another append`) }
+  }
 }
 
 /** A row of `pageSql`: tags, data and metadata arrive as JSON text (see there). */
