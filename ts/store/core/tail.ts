@@ -155,7 +155,15 @@ export class TailReader {
    */
   committed(head: bigint | undefined, events: () => SequencedEvent[]): void {
     if (this.#members.size === 0) return
-    const taken = head !== undefined && head > this.#through ? events() : []
+    let taken: SequencedEvent[] = []
+    try {
+      if (head !== undefined && head > this.#through) taken = events()
+    } catch {
+      // Events that cannot be rebuilt (never seen: the texts were made by JSON.stringify) are
+      // read from storage like anybody else's; the writer's loop must not see the error.
+      this.#committed = []
+      if (head! > this.#wanted) this.#wanted = head!
+    }
     if (taken.length > 0) {
       let kept = this.#committed
       // Not contiguous with what is kept (another writer came between, or results arrived out of
