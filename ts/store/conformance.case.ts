@@ -901,6 +901,8 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
         for await (const event of events) into.push(event.position)
       })
       await until(() => stats(store).tail.members === 25, 'every follower joined the tail')
+      // The first to join had the tail read once: whatever committed before it joined.
+      await until(() => stats(store).tail.reads === 1, "the tail's read for the first follower")
       const before = stats(store).tail
       for (let n = 2; n <= 6; n++) {
         await store.append({ type: 'Tick' })
