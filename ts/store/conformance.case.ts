@@ -887,7 +887,7 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       expect(await codeOf(() => collect(() => store.follow('all', { after: -1n })))).toBe('INVALID_OPTIONS')
     }))
 
-    test('live followers share one tail reader: one read per commit, and aborting releases it', withStore(async (store) => {
+    test("live followers share one tail reader, which takes this store's own commits from its writer without a read; aborting releases it", withStore(async (store) => {
       await store.append({ type: 'Start' })
       const controller = new AbortController()
       const received = Array.from({ length: 25 }, () => [] as bigint[])
@@ -901,12 +901,16 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
         for await (const event of events) into.push(event.position)
       })
       await until(() => stats(store).tail.members === 25, 'every follower joined the tail')
-      const before = stats(store).tail.reads
+      // The first to join had the tail read once: whatever committed before it joined.
+      await until(() => stats(store).tail.reads === 1, "the tail's read for the first follower")
+      const before = stats(store).tail
       for (let n = 2; n <= 6; n++) {
         await store.append({ type: 'Tick' })
         await until(() => received.every((into) => into.at(-1) === BigInt(n)), `every follower received ${n}`)
       }
-      expect(stats(store).tail.reads - before).toBe(5)
+      // Each commit was handed to all 25 at once, and none of them was read back from storage.
+      expect(stats(store).tail.taken - before.taken).toBe(5)
+      expect(stats(store).tail.reads - before.reads).toBe(0)
       expect(received[0]).toEqual(range(1, 6))
       expect(received[1]).toEqual(range(2, 6))
       controller.abort()
@@ -1002,6 +1006,30 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       for (const event of [fromSubscribe, fromFollow]) for (const attempt of forbidden(event)) expect(attempt).toThrow(TypeError)
       scribble(fromSubscribe)
       intact(fromFollow, 2n)
+      controller.abort()
+    }))
+
+    test('a live event is exactly the event a read returns: fields, tag order, key order of data and metadata, date', withStore(async (store) => {
+      const controller = new AbortController()
+      const live = store.subscribe('all', { signal: controller.signal })[Symbol.asyncIterator]()
+      const first = live.next()
+      await until(() => stats(store).tail.members === 1, 'the subscriber joined the tail')
+      const input = {
+        type: 'Odd',
+        tags: ['z:1', 'a:1', 'z:1', 'm:é'],
+        data: { zeta: 1, alpha: [3, 1e21, -0.5, null], '10': 'ten', '2': 'two', nested: { y: 'ü\n"', b: true } },
+        metadata: { user: 'u1', at: '2026-01-01', ['k'.repeat(40)]: {} },
+      }
+      await store.append([input, { type: 'Plain' }])
+      const delivered = [(await first).value as SequencedEvent, (await live.next()).value as SequencedEvent]
+      const read = await store.query('all')
+      expect(delivered).toEqual(read)
+      for (let i = 0; i < 2; i++) {
+        expect(JSON.stringify(delivered[i]!.data)).toBe(JSON.stringify(read[i]!.data))
+        expect(JSON.stringify(delivered[i]!.metadata)).toBe(JSON.stringify(read[i]!.metadata))
+        expect(delivered[i]!.recordedAt.getTime()).toBe(read[i]!.recordedAt.getTime())
+      }
+      expect(delivered[0]!.tags).toEqual(['z:1', 'a:1', 'm:é'])
       controller.abort()
     }))
 

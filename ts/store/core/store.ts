@@ -102,9 +102,10 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
         (await this.#guard('read', () => backend.readPage(query, after, before, limit, backwards))).map(decodeEvent),
       head: () => this.#guard('head', () => backend.head()),
       watch: (wake: (head?: bigint) => void) => backend.watch(wake),
+      writing: () => this.#writer.writing,
     }
     this.#tail = new TailReader(source, this.#options.streamBatchSize, pollIntervalMs ?? this.#options.pollIntervalMs)
-    this.#writer = new Writer(backend, this.#options, (head) => this.#tail.wake(head))
+    this.#writer = new Writer(backend, this.#options, (head, events) => this.#tail.committed(head, events))
   }
 
   /**

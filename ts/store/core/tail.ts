@@ -5,7 +5,19 @@
  * then joins the tail. The tail reads every new event once ('all' after the position it reached, in
  * pages; commits that land within TAIL_READ_GAP_MS of its last read wait for one read together) and
  * hands each member the events its query matches. So a commit costs at most one read for every live
- * follower together, instead of one per follower. A member that falls more than a
+ * follower together, instead of one per follower.
+ *
+ * Commits of this store instance cost no read at all: its writer hands the tail the events of each
+ * batch it committed (built as `writtenEvents` builds them for inline projectors, from the texts
+ * the store wrote, so they are the events a read returns). The tail hands them out when they
+ * follow on from the last position it has seen; then nothing else can lie between (positions are
+ * allocated under the append lock at commit). A gap (another process committed in between) is read
+ * from storage as before. A wake-up from the backend's watch while this store's own batch is in
+ * flight is usually that batch's notification: the tail waits for the batch's end once before it
+ * reads. With 100 live readers beside 16 appending callers on PostgreSQL this removed the tail's
+ * reads (~150 a second of ~60 rows, ~0.8 ms of server CPU each) and their decoding in the client.
+ *
+ * A member that falls more than a
  * few pages behind (its consumer is slow) is dropped from the tail and catches up by itself again,
  * so the tail never holds an unbounded backlog for anyone.
  *
@@ -29,6 +41,8 @@ export interface TailSource {
   readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<SequencedEvent[]>
   head(): Promise<bigint>
   watch(wake: (head?: bigint) => void): () => void
+  /** Whether this store's writer has a batch in flight, whose end it will report to `committed`. */
+  writing(): boolean
 }
 
 /** The tail's counters, read by tests through `storeStats`. */
@@ -37,6 +51,8 @@ export interface TailStats {
   members: number
   /** Pages the tail has read since the store opened. */
   reads: number
+  /** Commits of this store instance the tail took from its writer, without a read. */
+  taken: number
   /** Whether the backend's watch (LISTEN, a poller) is running. */
   watching: boolean
 }
@@ -106,8 +122,20 @@ export class TailReader {
   #idle: (() => void) | undefined
   #stopWatch: (() => void) | undefined
   #reads = 0
-  /** performance.now() when the tail's last read started. */
+  #taken = 0
+  /** performance.now() when the tail's last read (or take of its writer's events) started. */
   #lastRead = -Infinity
+  /**
+   * Events this store's own writer committed, in position order without a gap, not handed out
+   * yet: when they start right after `#through`, the tail hands them out instead of reading them.
+   */
+  #committed: SequencedEvent[] = []
+  /**
+   * A read announced by a watch was put off once because this store's writer had a batch in
+   * flight (the announcement may be that very batch, which `committed` then brings): at the next
+   * turn the tail reads whatever is still missing.
+   */
+  #putOff = false
 
   constructor(source: TailSource, pageSize: number, pollMs: number) {
     this.#source = source
@@ -116,7 +144,38 @@ export class TailReader {
   }
 
   get stats(): TailStats {
-    return { members: this.#members.size, reads: this.#reads, watching: this.#stopWatch !== undefined }
+    return { members: this.#members.size, reads: this.#reads, taken: this.#taken, watching: this.#stopWatch !== undefined }
+  }
+
+  /**
+   * A batch of this store's writer ended: it committed the events `events()` builds, up to `head`
+   * (undefined when it committed none). The tail keeps them to hand out without reading them,
+   * when nobody else's commit came between (positions tell: the log is complete up to `head`
+   * once they follow on from what the tail has seen). Otherwise it reads as for any wake-up.
+   */
+  committed(head: bigint | undefined, events: () => SequencedEvent[]): void {
+    if (this.#members.size === 0) return
+    let taken: SequencedEvent[] = []
+    try {
+      if (head !== undefined && head > this.#through) taken = events()
+    } catch {
+      // Events that cannot be rebuilt (never seen: the texts were made by JSON.stringify) are
+      // read from storage like anybody else's; the writer's loop must not see the error.
+      this.#committed = []
+      if (head! > this.#wanted) this.#wanted = head!
+    }
+    if (taken.length > 0) {
+      let kept = this.#committed
+      // Not contiguous with what is kept (another writer came between, or results arrived out of
+      // commit order): only the newest is kept, and a read brings the gap.
+      if (kept.length > 0 && taken[0]!.position !== kept[kept.length - 1]!.position + 1n) kept = []
+      if (kept.length === 0) kept = taken
+      else for (const event of taken) kept.push(event)
+      // More than a page piled up while a read was in flight: the reads bring it.
+      this.#committed = kept.length > this.#pageSize ? [] : kept
+      if (head! > this.#wanted) this.#wanted = head!
+    }
+    this.#resume()
   }
 
   /** A commit (or a watch) says the head moved, to `head` when known. */
@@ -139,6 +198,7 @@ export class TailReader {
     }
     this.#members.clear()
     this.#byTag = undefined
+    this.#committed = []
     this.#stopWatching()
     this.#resume()
   }
@@ -248,6 +308,7 @@ export class TailReader {
     if (!this.#members.delete(member)) return
     this.#byTag = undefined
     if (this.#members.size === 0) {
+      this.#committed = []
       this.#stopWatching()
       this.#resume()
     }
@@ -267,17 +328,34 @@ export class TailReader {
 
   async #run(): Promise<void> {
     while (!this.#closed && this.#members.size > 0) {
-      if (!this.#dirty && this.#wanted <= this.#through) {
-        await new Promise<void>((resolve) => {
-          this.#idle = resolve
-        })
-        continue
+      const committed = this.#committedNext()
+      if (committed === undefined) {
+        const behind = this.#dirty || this.#wanted > this.#through
+        // A wake-up (a NOTIFY, a poll) may announce the very batch this store's writer is
+        // committing now, whose result can arrive just after it: wait for that batch's end once
+        // (`committed` resumes the tail) instead of reading what it brings anyway.
+        const putOff = behind && !this.#dirty && !this.#putOff && this.#committed.length === 0 && this.#source.writing()
+        if (!behind || putOff) {
+          this.#putOff = putOff
+          await new Promise<void>((resolve) => {
+            this.#idle = resolve
+          })
+          continue
+        }
       }
+      this.#putOff = false
       // Busy (the last read started moments ago): let more commits land, and read them all at
       // once. A commit after a quiet spell is read at once.
       const gap = this.#lastRead + TAIL_READ_GAP_MS - performance.now()
       if (gap > 0) {
         await new Promise((resolve) => setTimeout(resolve, gap))
+        continue
+      }
+      if (committed !== undefined) {
+        this.#lastRead = performance.now()
+        this.#committed = []
+        this.#taken++
+        this.#fanOut(committed)
         continue
       }
       this.#dirty = false
@@ -307,6 +385,21 @@ export class TailReader {
         this.#dirty = true
       }
     }
+  }
+
+  /** This store's own committed events that follow on from `#through`, if any (dropping those read already). */
+  #committedNext(): SequencedEvent[] | undefined {
+    const kept = this.#committed
+    if (kept.length === 0) return undefined
+    if (kept[kept.length - 1]!.position <= this.#through) {
+      this.#committed = []
+      return undefined
+    }
+    let from = 0
+    while (kept[from]!.position <= this.#through) from++
+    if (kept[from]!.position !== this.#through + 1n) return undefined
+    if (from > 0) this.#committed = kept.slice(from)
+    return this.#committed
   }
 
   /** Hand each member the events of this page its query matches; drop members too far behind. */
@@ -347,7 +440,10 @@ export class TailReader {
       }
       if (member.progress || member.buffer.length > 0 || member.detached) member.notify()
     }
-    if (this.#members.size === 0) this.#stopWatching()
+    if (this.#members.size === 0) {
+      this.#committed = []
+      this.#stopWatching()
+    }
     this.#through = last
   }
 

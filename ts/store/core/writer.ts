@@ -52,10 +52,19 @@ export interface WriterStats {
   failedProjectors: string[]
 }
 
+/**
+ * What the writer tells its store after each batch it wrote (committed, refused or failed).
+ * `head` is the position of the last event the batch committed (undefined when it committed none);
+ * `events` builds the events it committed, in position order, exactly as readers will read them.
+ */
+export type BatchListener = (head: bigint | undefined, events: () => SequencedEvent[]) => void
+
 export class Writer {
   readonly #backend: StoreBackend
   readonly #options: ResolvedStoreOptions
-  readonly #onCommit: (head: bigint) => void
+  readonly #onBatch: BatchListener
+  /** Batches being written now (retries of a failed batch included). */
+  #writingBatches = 0
   readonly #queue: Job[] = []
   /** Every append not settled yet, oldest first, from #unsettledHead on (see #armDeadline). */
   readonly #unsettled: Append[] = []
@@ -66,11 +75,16 @@ export class Writer {
   readonly #failed: string[] = []
   #writing: Promise<void> | undefined
 
-  /** @param onCommit called after every commit that wrote events, with the position of the last one */
-  constructor(backend: StoreBackend, options: ResolvedStoreOptions, onCommit: (head: bigint) => void) {
+  /** @param onBatch called after every batch, once its callers are settled */
+  constructor(backend: StoreBackend, options: ResolvedStoreOptions, onBatch: BatchListener) {
     this.#backend = backend
     this.#options = options
-    this.#onCommit = onCommit
+    this.#onBatch = onBatch
+  }
+
+  /** Whether a batch is being written: its end will be reported to the batch listener. */
+  get writing(): boolean {
+    return this.#writingBatches > 0
   }
 
   get stats(): WriterStats {
@@ -223,8 +237,32 @@ export class Writer {
     return batch
   }
 
-  /** Write one batch and settle every append in it. Never throws. */
+  /** Write one batch, settle every append in it, and report it to the batch listener. Never throws. */
   async #commit(batch: Append[], via: unknown): Promise<void> {
+    this.#writingBatches++
+    let written: { head: bigint; appends: Append[]; outcomes: AppendOutcome[] } | undefined
+    try {
+      written = await this.#write(batch, via)
+    } finally {
+      this.#writingBatches--
+    }
+    if (written === undefined) {
+      this.#onBatch(undefined, () => [])
+      return
+    }
+    const { head, appends, outcomes } = written
+    this.#onBatch(head, () => {
+      const events: SequencedEvent[] = []
+      for (let i = 0; i < appends.length; i++) {
+        const outcome = outcomes[i]!
+        if (outcome.status === 'written') events.push(...writtenEvents(appends[i]!.events, outcome.position, outcome.recordedAt))
+      }
+      return events
+    })
+  }
+
+  /** Write one batch and settle every append in it; what it committed, if anything. Never throws. */
+  async #write(batch: Append[], via: unknown): Promise<{ head: bigint; appends: Append[]; outcomes: AppendOutcome[] } | undefined> {
     const projectors = [...this.#projectors]
     let live = batch
     for (;;) {
@@ -243,15 +281,15 @@ export class Writer {
           // Only the append whose event a projector refused fails; the rest are written again.
           this.#settle(live[failed.index]!, undefined, failed.error)
           live = live.filter((_, i) => i !== failed!.index)
-          if (live.length === 0) return
+          if (live.length === 0) return undefined
           continue
         }
         await this.#failBatch(live, error)
-        return
+        return undefined
       }
       if (projectors.length > 0) this.#promote(projectors)
-      this.#settleBatch(live, outcomes)
-      return
+      const head = this.#settleBatch(live, outcomes)
+      return head === undefined ? undefined : { head, appends: live, outcomes }
     }
   }
 
@@ -270,7 +308,8 @@ export class Writer {
     }
   }
 
-  #settleBatch(batch: Append[], outcomes: AppendOutcome[]): void {
+  /** Settle each append with its outcome; the position of the last event written, if any. */
+  #settleBatch(batch: Append[], outcomes: AppendOutcome[]): bigint | undefined {
     let top = 0n
     for (let i = 0; i < batch.length; i++) {
       const append = batch[i]!
@@ -290,7 +329,7 @@ export class Writer {
           break
       }
     }
-    if (top > 0n) this.#onCommit(top)
+    return top > 0n ? top : undefined
   }
 
   #discard(projectors: InlineProjector[]): void {

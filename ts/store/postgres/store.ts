@@ -16,7 +16,7 @@
  *   append of the batch, or that shares an id with one; that append leads the next batch, where
  *   the committed log judges it.
  * - Followers catch up by keyset pages, then share the store's one tail reader (ts/store/core),
- *   woken by this store's commits, by LISTEN/NOTIFY (one listening connection per store, held only
+ *   handed this store's own commits by its writer (no read), and woken for other processes' commits by LISTEN/NOTIFY (one listening connection per store, held only
  *   while someone follows; the payload is the new head, so a notice of events already read costs
  *   nothing) and by polling the head every pollIntervalMs in case a notification is lost.
  * - The queue, group commit, pipelining and inline projectors are the shared core's; this file

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { freshDatabase, type FreshDatabase } from '../../testing/postgres.ts'
+import { storeStats, type InspectableStore } from '../core/store.ts'
 import type { EventStore, Query } from '../types.ts'
 import { migrate, openPostgresStore } from './index.ts'
 import { lines } from './testdata/lines.ts'
@@ -52,6 +53,8 @@ function record(store: EventStore, query: Query = 'all') {
 async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await Bun.sleep(5)
 }
+
+const tailOf = (store: EventStore) => (store as unknown as InspectableStore)[storeStats]().tail
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i))
 
@@ -130,19 +133,50 @@ describe('postgres: subscriptions', () => {
 
   test('a subscriber keeps receiving after its listening connection is killed', async () => {
     const store = await openPostgresStore(db.url, NO_POLLING)
+    // The appends come from another store: the subscriber's own store would hand them to it
+    // without any notification.
+    const writer = await openPostgresStore(db.url, { max: 2 })
     try {
       const seen = record(store)
-      await store.append({ type: 'A' })
+      await writer.append({ type: 'A' })
       await seen.reached(1)
       const killed = await sql`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
         WHERE datname = current_database() AND query ILIKE 'listen%'`
       expect(killed.length).toBe(1)
-      await store.append({ type: 'B' })
+      await writer.append({ type: 'B' })
       await seen.reached(2)
       expect(seen.positions).toEqual([1n, 2n])
       await seen.stop()
     } finally {
-      await store.close()
+      await Promise.all([store.close(), writer.close()])
+    }
+  })
+
+  test("the subscriber's own store and other stores appending at once: every event seen once, in position order, own commits without a read", async () => {
+    const others = await Promise.all(Array.from({ length: 3 }, () => openPostgresStore(db.url, { max: 2 })))
+    // Pipelined, so that batches of its own store are in flight while others commit between them.
+    const own = await openPostgresStore(db.url, { ...NO_POLLING, pipelineDepth: 4 })
+    try {
+      const all = record(own)
+      const mine = record(own, [{ tags: ['writer:own'] }])
+      await until(async () => tailOf(own).members === 2)
+      const appendFrom = (store: EventStore, tag: string) =>
+        Promise.all(Array.from({ length: 4 }, async () => {
+          for (let i = 0; i < 25; i++) await store.append([{ type: 'W', tags: [tag] }, { type: 'X' }])
+        }))
+      await Promise.all([appendFrom(own, 'writer:own'), ...others.map((store, w) => appendFrom(store, `writer:${w}`))])
+      await all.reached(800)
+      await mine.reached(100)
+      expect(all.positions).toEqual(range(1, 800))
+      const expected = (await own.query([{ tags: ['writer:own'] }])).map((event) => event.position)
+      expect(mine.positions).toEqual(expected)
+      // Both ways were used: reads for the other stores' commits, the writer's hand-over for its own.
+      expect(tailOf(own).reads).toBeGreaterThan(0)
+      expect(tailOf(own).taken).toBeGreaterThan(0)
+      await all.stop()
+      await mine.stop()
+    } finally {
+      await Promise.all([...others, own].map((store) => store.close()))
     }
   })
 
