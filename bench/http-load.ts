@@ -17,6 +17,7 @@ if (base === undefined) throw new Error('usage: http-load.ts <read|sse> <base ur
 
 /** Milliseconds since the epoch with sub-millisecond precision, comparable across processes. */
 const now = () => performance.timeOrigin + performance.now()
+const EMPTY = new Uint8Array(0)
 
 const page = (after: string | undefined) => fetch(`${base}v1/events?limit=${PAGE}${after ? `&after=${after}` : ''}`, { headers })
 
@@ -62,43 +63,26 @@ if (mode === 'read') {
   const receipts = new Float64Array(clients * events)
   let caughtUp = 0
   const ready = Promise.withResolvers<void>()
-  const streams = Array.from({ length: clients }, async (_, client) => {
-    const abort = new AbortController()
-    const response = await fetch(`${base}v1/subscribe?after=${afterNumber}`, { headers, signal: abort.signal })
-    if (response.status !== 200) throw new Error(`subscribe answered ${response.status}`)
-    // Frames are scanned as bytes (no text decoding): the client's cost per frame competes with the
-    // server for the same two cores.
-    const reader = response.body!.getReader()
-    let rest: Uint8Array = new Uint8Array(0)
+  const streams = Array.from({ length: clients }, (_, client) => {
     let received = 0
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) throw new Error(`stream ${client} ended after ${received} events`)
-      const bytes = rest.length === 0 ? value : concat(rest, value)
-      let start = 0
-      for (let end = bytes.indexOf(10, start); end >= 0 && end + 1 < bytes.length; end = bytes.indexOf(10, end + 1)) {
-        if (bytes[end + 1] !== 10) continue
-        // A frame is bytes[start, end): "id: N\n..." for an event, "event: caught-up\n..." once.
-        if (bytes[start] === 105 && bytes[start + 1] === 100 && bytes[start + 2] === 58) {
-          let position = 0
-          for (let i = start + 4; bytes[i] !== 10; i++) position = position * 10 + (bytes[i]! - 48)
-          receipts[client * events + (position - afterNumber - 1)] = now()
-          if (++received === events) {
-            abort.abort()
-            return
-          }
-        } else if (bytes[start] === 101 && bytes[start + 7] === 99) {
-          if (++caughtUp === clients) ready.resolve()
-        }
-        start = end + 2
-        end = end + 1
-      }
-      rest = bytes.subarray(start)
-    }
+    return sseStream(new URL(`v1/subscribe?after=${afterNumber}`, base), {
+      onEvent(position, receivedAt) {
+        // Every event, once, in order: the next frame must carry the next position.
+        if (position !== afterNumber + received + 1) throw new Error(`stream ${client} got position ${position} after ${afterNumber + received}`)
+        receipts[client * events + received] = receivedAt
+        return ++received === events
+      },
+      onCaughtUp() {
+        if (++caughtUp === clients) ready.resolve()
+      },
+      describe: () => `stream ${client} ended after ${received} events`,
+    })
   })
+  // A stream that fails before all are caught up must fail the run rather than leave it waiting.
+  await Promise.race([ready.promise, Promise.all(streams).then(() => { throw new Error('every stream ended before all were caught up') })])
   await ready.promise
   console.log('ready')
-  await Promise.all(streams.map((stream) => stream.catch((error) => { if (error?.name !== 'AbortError') throw error })))
+  await Promise.all(streams)
   console.log('received')
   const input = await Bun.stdin.text()
   const acks = JSON.parse(input) as number[]
@@ -115,6 +99,136 @@ if (mode === 'read') {
   console.log(JSON.stringify({ p50: at(50), p99: at(99), max: latencies[latencies.length - 1], clientCpuMs: (cpu.user + cpu.system) / 1000 }))
 } else {
   throw new Error(`unknown mode ${mode}`)
+}
+
+interface SseHandlers {
+  /** An event frame arrived (its `id`, the time its last byte was read); true ends the stream. */
+  onEvent(position: number, receivedAt: number): boolean
+  onCaughtUp(): void
+  /** What to say when the server ends the stream before `onEvent` asked for the end. */
+  describe(): string
+}
+
+/**
+ * One `GET` of an event stream over a plain TCP connection (Bun.connect), resolved once `onEvent`
+ * returns true. Why not fetch: on this bench's 2 cores the clients' CPU is taken from the server,
+ * and fetch's body stream cost about 20 µs per chunk read (a promise per read, a stream queue),
+ * several times the socket's own cost; the server sends one chunk per client per tail read, so
+ * that was most of the load process's CPU. Here each socket read is one callback: the response
+ * head is checked (200, chunked), the chunked body decoded, and the frames scanned as bytes.
+ * Every frame completed by one socket read gets that read's time as its receipt.
+ */
+function sseStream(url: URL, handlers: SseHandlers): Promise<void> {
+  const done = Promise.withResolvers<void>()
+  let head: Uint8Array | undefined = EMPTY // the response head until its blank line; then undefined
+  // Chunked transfer coding: a hex size line, that many bytes, CRLF; a zero size ends the body.
+  let state: 'size' | 'data' | 'crlf' = 'size'
+  let size = 0
+  let sizeDigits = true // false after a ';' (a chunk extension) until the line ends
+  let left = 0
+  let rest: Uint8Array = EMPTY // the bytes of a frame not yet complete
+  let finished = false
+  const fail = (error: Error) => {
+    if (finished) return
+    finished = true
+    done.reject(error)
+  }
+
+  /** Scan the body bytes `piece` for complete frames ("\n\n"-terminated). */
+  const frames = (piece: Uint8Array, receivedAt: number, socket: { end(): void }) => {
+    const bytes = rest.length === 0 ? piece : concat(rest, piece)
+    let start = 0
+    for (let end = bytes.indexOf(10, start); end >= 0 && end + 1 < bytes.length; end = bytes.indexOf(10, end + 1)) {
+      if (bytes[end + 1] !== 10) continue
+      // A frame is bytes[start, end): "id: N\n..." for an event, "event: caught-up\n..." once.
+      if (bytes[start] === 105 && bytes[start + 1] === 100 && bytes[start + 2] === 58) {
+        let position = 0
+        for (let i = start + 4; bytes[i] !== 10; i++) position = position * 10 + (bytes[i]! - 48)
+        if (handlers.onEvent(position, receivedAt)) {
+          finished = true
+          socket.end()
+          done.resolve()
+          return
+        }
+      } else if (bytes[start] === 101 && bytes[start + 7] === 99) {
+        handlers.onCaughtUp()
+      }
+      start = end + 2
+      end = end + 1
+    }
+    // A piece almost always ends with a whole frame: then nothing is kept (no new view per read).
+    rest = start === bytes.length ? EMPTY : bytes.subarray(start)
+  }
+
+  const body = (bytes: Uint8Array, receivedAt: number, socket: { end(): void }) => {
+    let i = 0
+    while (i < bytes.length && !finished) {
+      if (state === 'data') {
+        const take = Math.min(left, bytes.length - i)
+        frames(bytes.subarray(i, i + take), receivedAt, socket)
+        i += take
+        left -= take
+        if (left === 0) [state, left] = ['crlf', 2]
+      } else if (state === 'crlf') {
+        i++
+        if (--left === 0) [state, size, sizeDigits] = ['size', 0, true]
+      } else {
+        const byte = bytes[i++]!
+        if (byte === 10) {
+          if (size === 0) return fail(new Error(handlers.describe()))
+          ;[state, left] = ['data', size]
+        } else if (byte === 59) sizeDigits = false
+        else if (sizeDigits && byte !== 13) {
+          const digit = byte <= 57 ? byte - 48 : (byte | 32) - 87
+          if (digit < 0 || digit > 15) return fail(new Error(`bad chunk size byte ${byte}`))
+          size = size * 16 + digit
+        }
+      }
+    }
+  }
+
+  Bun.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+    socket: {
+      binaryType: 'uint8array',
+      open(socket) {
+        socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${TOKEN}\r\naccept: text/event-stream\r\n\r\n`)
+      },
+      data(socket, bytes: Uint8Array) {
+        const receivedAt = now()
+        try {
+          if (head === undefined) return body(bytes, receivedAt, socket)
+          head = concat(head, bytes)
+          const blank = headEnd(head)
+          if (blank < 0) return
+          const text = new TextDecoder().decode(head.subarray(0, blank))
+          if (!text.startsWith('HTTP/1.1 200 ')) return fail(new Error(`subscribe answered ${text.split('\r\n')[0]}`))
+          if (!/\r\ntransfer-encoding: *chunked(\r\n|$)/i.test(text)) return fail(new Error('the event stream is not chunked'))
+          const rest = head.subarray(blank + 4)
+          head = undefined
+          body(rest, receivedAt, socket)
+        } catch (error) {
+          fail(error as Error)
+        }
+      },
+      close() {
+        fail(new Error(handlers.describe()))
+      },
+      error(_, error) {
+        fail(error)
+      },
+    },
+  }).catch(fail)
+  return done.promise
+}
+
+/** Where the blank line ending an HTTP head starts in `bytes`, or -1. */
+function headEnd(bytes: Uint8Array): number {
+  for (let i = bytes.indexOf(13); i >= 0 && i + 3 < bytes.length; i = bytes.indexOf(13, i + 1)) {
+    if (bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i
+  }
+  return -1
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
