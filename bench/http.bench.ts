@@ -2,7 +2,7 @@
 //
 // Subject: `serve(store)` (the Hono app with its auth, metrics and problem handling; one token
 // configured, so every request pays the token check) on port 0, called over keep-alive connections
-// (wrk for the appends, Bun's fetch for reads and SSE; see below).
+// (wrk for the appends, Bun's fetch for reads, plain TCP sockets for SSE; see below).
 // Baseline: the same operation made directly on the same store in the same run (`store.append`,
 // `store.query`): the ceiling HTTP can approach.
 // Peer: a bare `Bun.serve` handler that does the same store call and writes the same JSON with no
@@ -163,8 +163,6 @@ function load(args: (string | number)[]): { lines: AsyncIterator<string>; child:
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'inherit',
-    // Bun's fetch holds at most 256 requests open by default; the fan-out needs one per stream.
-    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, SSE_CLIENTS + 64)) },
   })
   async function* lines() {
     let buffer = ''

@@ -128,6 +128,26 @@ describe('server-sent events', () => {
     await frames.cancel()
   })
 
+  test('the events of each live commit reach every stream as separate frames with their own ids, one commit after another', async () => {
+    await using store = disposable(await openStore('memory:'))
+    await using server = await serve(store, { port: 0, tokens })
+    const streams = await Promise.all([0, 1, 2].map(() => subscribe(server.url, '/v1/subscribe')))
+    for (const { frames } of streams) await frames.until((frame) => frame.event === 'caught-up')
+    await eventually(() => (store as unknown as InspectableStore)[storeStats]().tail.members === 3)
+    // Two commits of four events each: every stream gets each commit's events as one batch, built
+    // once and shared; the second batch has as many events as the first and must not be taken for it.
+    for (const commit of [0, 1]) {
+      await store.append([1, 2, 3, 4].map((n) => ({ type: 'T', data: { n: commit * 4 + n } })))
+      for (const { frames } of streams) {
+        const received = await frames.until((frame) => frame.id === String(commit * 4 + 4))
+        expect(received.map((frame) => [frame.id, JSON.parse(frame.data!).data.n])).toEqual(
+          [1, 2, 3, 4].map((n) => [String(commit * 4 + n), commit * 4 + n]),
+        )
+      }
+    }
+    for (const { frames } of streams) await frames.cancel()
+  })
+
   test('events larger than the shared frame cache keeps arrive whole, in order, to every stream', async () => {
     await using store = disposable(await openStore('memory:'))
     await using server = await serve(store, { port: 0, tokens })

@@ -7,6 +7,7 @@
  * when the server stops.
  */
 import { ErrorCode } from '../errors.ts'
+import { followShared, type SharedFollower } from '../store/core/store.ts'
 import type { EventStore, FollowBatch, Query, SequencedEvent } from '../store/types.ts'
 import type { HttpMetrics } from './metrics.ts'
 import { StatusProblem } from './problem.ts'
@@ -51,6 +52,13 @@ export class SseHub {
   /** The last multi-event chunk built, and its frames: streams on one query get the same batches. */
   #lastParts: readonly Uint8Array[] = []
   #lastChunk: Uint8Array | undefined
+  /**
+   * The events of the last batch sent and its chunk: the streams of one query get the same event
+   * objects from the tail (`followShared`), so the next stream's batch is usually recognised by
+   * identity alone, without a frame lookup per event.
+   */
+  #lastEvents: readonly SequencedEvent[] = []
+  #lastEventsChunk: Uint8Array | undefined
 
   constructor(settings: SseSettings, metrics: HttpMetrics) {
     this.#settings = settings
@@ -94,6 +102,20 @@ export class SseHub {
     return this.#lastChunk
   }
 
+  /** The frames of `events` in one chunk. */
+  #chunk(events: readonly SequencedEvent[]): Uint8Array {
+    const last = this.#lastEvents
+    if (this.#lastEventsChunk !== undefined && last.length === events.length) {
+      let same = true
+      for (let i = 0; same && i < events.length; i++) same = events[i] === last[i]
+      if (same) return this.#lastEventsChunk
+    }
+    const chunk = events.length === 1 ? this.#frame(events[0]!) : this.#join(events.map((event) => this.#frame(event)))
+    this.#lastEvents = events
+    this.#lastEventsChunk = chunk
+    return chunk
+  }
+
   #add(stream: OpenStream): void {
     this.#streams.add(stream)
     this.#metrics.sseClients.inc()
@@ -118,6 +140,8 @@ export class SseHub {
       this.#frameBytes = 0
       this.#lastParts = []
       this.#lastChunk = undefined
+      this.#lastEvents = []
+      this.#lastEventsChunk = undefined
     }
   }
 
@@ -136,9 +160,12 @@ export class SseHub {
     const hub = this
     const metrics = this.#metrics
     const abort = new AbortController()
-    const batches = store.follow(query, { after, signal: abort.signal })[Symbol.asyncIterator]() as AsyncIterator<
-      FollowBatch<SequencedEvent>
-    >
+    // Frames are only read here: a ringstate store gives every stream the same event objects.
+    const follower =
+      followShared in store
+        ? (store as EventStore<any> & SharedFollower)[followShared](query, { after, signal: abort.signal })
+        : store.follow(query, { after, signal: abort.signal })
+    const batches = follower[Symbol.asyncIterator]() as AsyncIterator<FollowBatch<SequencedEvent>>
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined
     let lastId = after
     let through = after
@@ -208,9 +235,8 @@ export class SseHub {
             if (batch.through > through) through = batch.through
             const { events } = batch
             let chunk: Uint8Array | undefined
-            if (events.length === 1) chunk = hub.#frame(events[0]!)
-            else if (events.length > 1) chunk = hub.#join(events.map((event) => hub.#frame(event)))
             if (events.length > 0) {
+              chunk = hub.#chunk(events)
               lastId = events[events.length - 1]!.position
               metrics.sseEventsSent.inc(events.length)
             }

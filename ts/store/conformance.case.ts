@@ -9,7 +9,7 @@
  * describeConformance('memory', async () => new MemoryStore())
  */
 import { describe, expect, test } from 'bun:test'
-import { storeStats, type InspectableStore } from './core/store.ts'
+import { followShared, storeStats, type InspectableStore, type SharedFollower } from './core/store.ts'
 import { execute } from './execute.ts'
 import {
   storeTransaction,
@@ -1031,6 +1031,42 @@ function describeAdditions(name: string, open: OpenStore, kind: StoreTransaction
       }
       expect(delivered[0]!.tags).toEqual(['z:1', 'a:1', 'm:é'])
       controller.abort()
+    }))
+
+    test('shared followers get one event object; the event an ordinary follower changes is its own', withStore(async (store) => {
+      const input = { type: 'A', tags: ['k:1'], data: { n: 1 } }
+      // Both orders: a shared follower offered the event first, then an ordinary one first.
+      for (const order of [['shared', 'own', 'shared'], ['own', 'shared', 'shared']] as const) {
+        const controller = new AbortController()
+        const head = await store.head()
+        const readers = order.map((kind) => {
+          const options = { after: head, signal: controller.signal }
+          const batches = kind === 'shared' ? (store as unknown as SharedFollower)[followShared]('all', options) : store.follow('all', options)
+          return batches[Symbol.asyncIterator]()
+        })
+        // One at a time, so the tail offers each event to its members in this order.
+        for (const [i, reader] of readers.entries()) {
+          expect(((await reader.next()).value as FollowBatch).caughtUp).toBe(true)
+          await until(() => stats(store).tail.members === i + 1, 'the follower joined the tail')
+        }
+        await store.append(input)
+        const events: SequencedEvent[] = []
+        for (const reader of readers) {
+          let batch = (await reader.next()).value as FollowBatch
+          while (batch.events.length === 0) batch = (await reader.next()).value as FollowBatch
+          events.push(batch.events[0]!)
+        }
+        const [shared, other] = [events.filter((_, i) => order[i] === 'shared'), events[order.indexOf('own')]!]
+        expect(shared[0]).toBe(shared[1]!)
+        expect(other).not.toBe(shared[0]!)
+        ;(other as { type: string }).type = 'B'
+        other.tags.push('k:2')
+        other.recordedAt.setTime(0)
+        expect(shared[0]).toMatchObject({ ...input, position: head + 1n })
+        expect(shared[0]!.recordedAt.getTime()).toBeGreaterThan(0)
+        controller.abort()
+        await until(() => stats(store).tail.members === 0, 'the followers left the tail')
+      }
     }))
 
     test('a follower that breaks out of its loop leaves the tail', withStore(async (store) => {

@@ -78,6 +78,18 @@ export interface InspectableStore {
 }
 
 /**
+ * Internal: `store[followShared](query, options)` is `follow` for a consumer that only reads the
+ * events it gets and never changes them (the SSE hub): every such follower of the tail gets the
+ * same event objects instead of its own copy of each. Not part of the public contract.
+ */
+export const followShared: unique symbol = Symbol.for('ringstate.store.followShared')
+
+/** A store with `followShared` (every ringstate store has it). */
+export interface SharedFollower {
+  [followShared](query: Query, options?: FollowOptions): AsyncIterable<FollowBatch>
+}
+
+/**
  * The shared implementation of `EventStore`; each backend's store class extends it.
  * `E` is the event map, as in `EventStore<E>`.
  */
@@ -232,13 +244,17 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     return this.#follow(query, options)
   }
 
-  #follow(query: Query, options: FollowOptions | undefined, progress = true): AsyncGenerator<FollowBatch> {
+  [followShared](query: Query, options?: FollowOptions): AsyncIterable<FollowBatch> {
+    return this.#follow(query, options, true, true)
+  }
+
+  #follow(query: Query, options: FollowOptions | undefined, progress = true, shared = false): AsyncGenerator<FollowBatch> {
     this.#assertOpen()
     validateQuery(query, this.#options.maxQueryItems)
     validateReadOptions(options === undefined ? undefined : { after: options.after, signal: options.signal })
     const batchSize = options?.batchSize ?? this.#options.streamBatchSize
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new InvalidOptionsError('batchSize must be a positive integer')
-    return this.#tail.follow(query, options?.after ?? 0n, batchSize, options?.signal, progress)
+    return this.#tail.follow(query, options?.after ?? 0n, batchSize, options?.signal, progress, shared)
   }
 
   /** Decision models: see `project` in ts/store/project.ts. */
