@@ -38,8 +38,8 @@ import { join } from 'node:path'
 import { bench, group, run, summary } from 'mitata'
 import postgres from 'postgres'
 import { serve } from '../ts/http/index.ts'
-import { pageJson } from '../ts/http/wire.ts'
-import { readRecords, storeStats, type InspectableStore, type RecordReader } from '../ts/store/core/index.ts'
+import { pageBody } from '../ts/http/wire.ts'
+import { readJsonPage, storeStats, type InspectableStore, type JsonPageReader } from '../ts/store/core/index.ts'
 import { openStore } from '../ts/store/index.ts'
 import type { EventInput, EventStore } from '../ts/store/types.ts'
 import { formatRate, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
@@ -87,7 +87,7 @@ async function freshStore(backend: string): Promise<EventStore | undefined> {
   return openStore(url.toString())
 }
 
-/** The peer: the same store calls (the app's record read for pages) and JSON behind a bare Bun.serve, no framework. */
+/** The peer: the same store calls (the app's page read) and JSON behind a bare Bun.serve, no framework. */
 function bareServer(store: EventStore) {
   return Bun.serve({
     port: 0,
@@ -103,13 +103,8 @@ function bareServer(store: EventStore) {
         })
       }
       const after = url.searchParams.get('after')
-      const records = await (store as EventStore & RecordReader)[readRecords]('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE + 1 })
-      let next: bigint | undefined
-      if (records.length > PAGE) {
-        records.length = PAGE
-        next = records[PAGE - 1]!.position
-      }
-      return new Response(pageJson(records, next), { headers: { 'content-type': 'application/json' } })
+      const page = await (store as EventStore & JsonPageReader)[readJsonPage]('all', { ...(after ? { after: BigInt(after) } : {}), limit: PAGE })
+      return new Response(pageBody(page), { headers: { 'content-type': 'application/json' } })
     },
   })
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { StateCache } from '../cache/index.ts'
 import { defineProjection, startProjections } from '../projections/index.ts'
 import { openStore } from '../store/index.ts'
-import type { EventStore } from '../store/types.ts'
+import type { EventStore, Query } from '../store/types.ts'
 import { freshDatabase, type FreshDatabase } from '../testing/postgres.ts'
 import { Counter, Registry } from 'prom-client'
 import { createApp, hashToken, metricsRegistry, waitForProjections, type HttpOptions } from './index.ts'
@@ -71,8 +71,12 @@ const awkwardEvents = [
  * What `GET /v1/events` must answer, made the obvious way: the store's parsed events through one
  * JSON.stringify. The route writes the stored JSON text without parsing it; this is the oracle.
  */
-async function expectedPage(store: EventStore, options: { limit: number; after?: bigint; backwards?: boolean }): Promise<string> {
-  const events = await store.query('all', { ...options, limit: options.limit + 1 })
+async function expectedPage(
+  store: EventStore,
+  options: { query?: Query; limit: number; after?: bigint; before?: bigint; backwards?: boolean },
+): Promise<string> {
+  const { query = 'all', ...read } = options
+  const events = await store.query(query, { ...read, limit: options.limit + 1 })
   const next = events.length > options.limit ? String(events[options.limit - 1]!.position) : undefined
   const wire = events.slice(0, options.limit).map((event) => ({
     position: String(event.position),
@@ -96,7 +100,11 @@ function foreign(store: EventStore): EventStore {
   } as Partial<EventStore> as EventStore
 }
 
-/** Pages of awkward events, through a ringstate store and through a foreign one: the oracle's bytes. */
+/**
+ * Pages of awkward events, through a ringstate store and through a foreign one: the oracle's bytes.
+ * The pages cover a next page and none, full pages with nothing after them (forwards and
+ * backwards), bounds on both sides, filters by type and tag, and an empty page.
+ */
 async function expectByteIdenticalPages(store: EventStore): Promise<void> {
   for (let round = 0; round < 3; round++) await store.append(awkwardEvents)
   for (const app of [createApp(store, { tokens }), createApp(foreign(store), { tokens })]) {
@@ -106,6 +114,14 @@ async function expectByteIdenticalPages(store: EventStore): Promise<void> {
       ['/v1/events?limit=4&after=4', { limit: 4, after: 4n }],
       ['/v1/events?limit=100', { limit: 100 }],
       ['/v1/events?limit=6&backwards=true', { limit: 6, backwards: true }],
+      ['/v1/events?limit=5&after=10', { limit: 5, after: 10n }],
+      ['/v1/events?limit=3&backwards=true&before=4', { limit: 3, before: 4n, backwards: true }],
+      ['/v1/events?limit=2&backwards=true&before=10&after=5', { limit: 2, before: 10n, after: 5n, backwards: true }],
+      ['/v1/events?limit=2&after=5&before=8', { limit: 2, after: 5n, before: 8n }],
+      ['/v1/events?limit=4&after=15', { limit: 4, after: 15n }],
+      ['/v1/events?type=Numbers&limit=2', { query: [{ types: ['Numbers'] }], limit: 2 }],
+      ['/v1/events?type=Numbers&limit=1&after=7', { query: [{ types: ['Numbers'] }], limit: 1, after: 7n }],
+      [`/v1/events?tag=${encodeURIComponent('emoji:🎉')}&limit=2&backwards=true`, { query: [{ tags: ['emoji:🎉'] }], limit: 2, backwards: true }],
     ] as const) {
       const page = await call(path)
       expect(page.status).toBe(200)

@@ -4,7 +4,8 @@
  */
 import { Hono } from 'hono'
 import { ErrorCode, InvalidConditionError, InvalidEventError, InvalidQueryError } from '../../errors.ts'
-import { readRecords, type RecordReader, type RecordReadOptions } from '../../store/core/store.ts'
+import { jsonPageOf } from '../../store/core/event-json.ts'
+import { readJsonPage, type JsonPageOptions, type JsonPageReader } from '../../store/core/store.ts'
 import type { EventInput, EventStore } from '../../store/types.ts'
 import { MAX_ID_LENGTH } from '../../store/validate.ts'
 import { requireScope } from '../auth.ts'
@@ -14,7 +15,7 @@ import {
   conditionFromBody,
   pageFromBody,
   pageFromParams,
-  pageJson,
+  pageBody,
   parseIfMatch,
   parseLimit,
   parsePosition,
@@ -30,27 +31,22 @@ const MAX_KEY_LENGTH = MAX_ID_LENGTH - 8
 
 /**
  * One page of events, and the cursor of the next page when there is one. A ringstate store gives
- * the page as records (data and metadata as the JSON text it stored), written out without being
- * parsed and stringified again; any other EventStore's events are turned into records first.
+ * the page as JSON text (data and metadata as the JSON text it stored, never parsed; on SQLite
+ * built by SQLite itself); any other EventStore's events are turned into records first.
  */
 async function readPage(store: EventStore<any>, page: PageRequest): Promise<Response> {
-  // One event more than asked tells whether a next page exists without a second query. No abort
-  // signal: a page is bounded by readLimit, and watching a signal measurably slows every read.
-  const options: RecordReadOptions = {
+  // No abort signal: a page is bounded by readLimit, and watching a signal measurably slows every read.
+  const options: JsonPageOptions = {
     ...(page.after === undefined ? {} : { after: page.after }),
     ...(page.before === undefined ? {} : { before: page.before }),
-    limit: page.limit + 1,
+    limit: page.limit,
     backwards: page.backwards,
   }
-  const records = readRecords in store
-    ? await (store as EventStore<any> & RecordReader)[readRecords](page.query, options)
-    : (await store.query(page.query, options)).map(recordOf)
-  let next: bigint | undefined
-  if (records.length > page.limit) {
-    records.length = page.limit
-    next = records[page.limit - 1]!.position
-  }
-  return new Response(pageJson(records, next), { headers: json })
+  const events = readJsonPage in store
+    ? await (store as EventStore<any> & JsonPageReader)[readJsonPage](page.query, options)
+    // One event more than asked tells whether a next page exists without a second query.
+    : jsonPageOf((await store.query(page.query, { ...options, limit: page.limit + 1 })).map(recordOf), page.limit)
+  return new Response(pageBody(events), { headers: json })
 }
 
 /** The sub-app of the log's routes, mounted at `/v1`. */

@@ -33,6 +33,18 @@ export interface EventRecord {
   readonly recordedAt: Date
 }
 
+/**
+ * One page of events as the JSON text the HTTP API sends: `json` is the events' JSON texts (each
+ * exactly `recordJson` of its record, ts/store/core/event-json.ts) joined by commas, without the
+ * brackets; as UTF-8 bytes when the backend built it, else as a string. `next` is the position of
+ * the page's last event when more matching events follow (the cursor of the next page), else
+ * undefined.
+ */
+export interface EventPage {
+  readonly json: Uint8Array | string
+  readonly next: bigint | undefined
+}
+
 /** The event a caller gets for a record. */
 export function decodeEvent(record: EventRecord): SequencedEvent {
   return {
@@ -115,6 +127,12 @@ export interface StoreBackend {
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T>
   /** Matching events with after < position < before (before undefined: no bound), ascending or descending. */
   readPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventRecord[]>
+  /**
+   * The first `limit` matching events of what `readPage` would read, as one page of JSON text, and
+   * whether more follow. A backend that cannot build the text more cheaply than the core returns
+   * `jsonPageOf(await this.readPage(..., limit + 1, ...), limit)` (ts/store/core/event-json.ts).
+   */
+  readJsonPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventPage>
   /** The position of the newest committed event, 0n when empty. */
   head(): Promise<bigint>
   checkpoint(name: string): Promise<bigint | undefined>

@@ -37,7 +37,7 @@ import {
   validateReadOptions,
   type ResolvedStoreOptions,
 } from '../validate.ts'
-import { decodeEvent, type EventRecord, type StoreBackend } from './backend.ts'
+import { decodeEvent, type EventPage, type StoreBackend } from './backend.ts'
 import { TailReader, type TailStats } from './tail.ts'
 import { Writer, type WriterStats } from './writer.ts'
 
@@ -53,23 +53,22 @@ export interface StoreStats {
 }
 
 /**
- * Internal: `store[readRecords](query, options)` reads like `query` (same validation and errors)
- * but resolves to the events as backend records, their data and metadata still the JSON
- * text the store wrote. The HTTP API writes pages of them without parsing and re-stringifying.
- * Not part of the public contract.
+ * Internal: `store[readJsonPage](query, options)` reads like `query` (same validation and errors)
+ * but resolves to one page of the events as the JSON text the HTTP API sends (see `EventPage`),
+ * their data and metadata never parsed. Not part of the public contract.
  */
-export const readRecords: unique symbol = Symbol.for('ringstate.store.readRecords')
+export const readJsonPage: unique symbol = Symbol.for('ringstate.store.readJsonPage')
 
 /**
- * What `store[readRecords]` takes: `read`'s options with a required `limit`, and no signal. The
- * records come from one backend read of `limit` (unlike `read`, which pages by `streamBatchSize`):
- * the caller bounds it (the HTTP API by its readLimit), and a page of readLimit + 1 is one query.
+ * What `store[readJsonPage]` takes: `read`'s options with a required `limit`, and no signal. The
+ * page comes from one backend read of `limit` (unlike `read`, which pages by `streamBatchSize`):
+ * the caller bounds it (the HTTP API by its readLimit).
  */
-export type RecordReadOptions = Omit<ReadOptions, 'signal' | 'limit'> & { limit: number }
+export type JsonPageOptions = Omit<ReadOptions, 'signal' | 'limit'> & { limit: number }
 
-/** A store that can read records (every ringstate store can). */
-export interface RecordReader {
-  [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]>
+/** A store that can read pages of JSON text (every ringstate store can). */
+export interface JsonPageReader {
+  [readJsonPage](query: Query, options: JsonPageOptions): Promise<EventPage>
 }
 
 /** A store exposing its internal counters (every ringstate store does). */
@@ -93,7 +92,7 @@ export interface SharedFollower {
  * The shared implementation of `EventStore`; each backend's store class extends it.
  * `E` is the event map, as in `EventStore<E>`.
  */
-export class CoreStore implements EventStore, TransactionalStore, InspectableStore, RecordReader {
+export class CoreStore implements EventStore, TransactionalStore, InspectableStore, JsonPageReader {
   readonly #backend: StoreBackend
   readonly #options: ResolvedStoreOptions
   readonly #writer: Writer
@@ -191,13 +190,13 @@ export class CoreStore implements EventStore, TransactionalStore, InspectableSto
     }
   }
 
-  async [readRecords](query: Query, options: RecordReadOptions): Promise<EventRecord[]> {
+  async [readJsonPage](query: Query, options: JsonPageOptions): Promise<EventPage> {
     this.#assertOpen()
     validateQuery(query, this.#options.maxQueryItems)
     validateReadOptions(options)
     const after = options.after ?? 0n
-    if (options.before !== undefined && options.before <= after + 1n) return []
-    return this.#guard('read', () => this.#backend.readPage(query, after, options.before, options.limit, options.backwards === true))
+    if (options.before !== undefined && options.before <= after + 1n) return { json: '', next: undefined }
+    return this.#guard('read', () => this.#backend.readJsonPage(query, after, options.before, options.limit, options.backwards === true))
   }
 
   /**

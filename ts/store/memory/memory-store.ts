@@ -5,7 +5,8 @@
  * the same on SQLite and PostgreSQL.
  */
 import { AppendConditionFailedError, InvalidEventError, StorageError, type RingstateError } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventPage, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import { jsonPageOf } from '../core/event-json.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import { matchesQuery } from '../match.ts'
@@ -173,6 +174,10 @@ class MemoryBackend implements StoreBackend {
       }
     }
     return out
+  }
+
+  async readJsonPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventPage> {
+    return jsonPageOf(await this.readPage(query, after, before, limit + 1, backwards), limit)
   }
 
   async head(): Promise<bigint> {

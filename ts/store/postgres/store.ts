@@ -32,7 +32,8 @@ import {
   StorageError,
   type RingstateError,
 } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventPage, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import { jsonPageOf } from '../core/event-json.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import type {
@@ -361,6 +362,10 @@ class PostgresBackend implements StoreBackend {
     const page = pageSql(query, after, before, limit, backwards, this.#schema)
     const rows = await retryRead(() => this.#sql.unsafe(page.text, page.params as any[], { prepare: true }))
     return rows.map(toRecord)
+  }
+
+  async readJsonPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventPage> {
+    return jsonPageOf(await this.readPage(query, after, before, limit + 1, backwards), limit)
   }
 
   async head(): Promise<bigint> {

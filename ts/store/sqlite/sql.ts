@@ -66,6 +66,47 @@ export function selectEvents(
 }
 
 /**
+ * One event as JSON text, byte for byte `recordJson` of its record (ts/store/core/event-json.ts):
+ * tags, data and metadata are the JSON text the store wrote; json_quote escapes exactly as
+ * JSON.stringify does for the strings a store accepts (quote, backslash, \b \t \n \f \r, other
+ * control characters as lowercase \u00xx, everything else as it is; type and id hold no NUL and no
+ * lone surrogate); datetime(..., 'subsec') is toISOString's text with a space for the T and no Z for
+ * every millisecond of the years 1970 to 9999 (recorded_at is Date.now() of the commit).
+ */
+const EVENT_JSON =
+  `'{"position":"' || position || '","type":' || json_quote(type) || ',"tags":' || tags || ',"data":' || data ||` +
+  ` ',"metadata":' || metadata || ',"id":' || json_quote(id) ||` +
+  ` ',"recordedAt":"' || replace(datetime(recorded_at / 1000.0, 'unixepoch', 'subsec'), ' ', 'T') || 'Z"}'`
+
+/**
+ * The events of `selectEvents` as one page of JSON text, in one row: `json` (the events' JSON
+ * joined by commas, as a BLOB of UTF-8 so the driver hands over bytes without decoding them; NULL
+ * when there is none), `count`, and `last` (the position of the last event in page order).
+ *
+ * Built in SQL because a page of row objects costs JavaScript more than the text costs SQLite:
+ * 1,000-event pages of a 1M-event log, read, made into a body and encoded (`new Response(..)
+ * .arrayBuffer()`), took 1.08-1.22 ms of CPU per page this way against 1.50-1.54 ms for rows
+ * made into text by recordJson (one process, alternating rounds, medians, a loaded 2-core machine);
+ * and a page is two buffers for the collector instead of thousands of objects.
+ * group_concat takes its rows in the order the subquery yields them (a co-routine that SQLite runs
+ * to feed the aggregate); an ORDER BY inside group_concat would sort them again (+0.3 ms a page).
+ */
+export function selectJsonPage(
+  query: Query,
+  lower: bigint,
+  upper: bigint,
+  limit: number,
+  backwards: boolean,
+): Statement {
+  const events = selectEvents(query, lower, upper, limit, backwards)
+  return {
+    sql: `SELECT CAST(group_concat(${EVENT_JSON}, ',') AS BLOB) AS json, count(*) AS count, ${backwards ? 'min' : 'max'}(position) AS last` +
+      ` FROM (${events.sql})`,
+    params: events.params,
+  }
+}
+
+/**
  * The position of the first event matching `query` after `after` (exclusive), as column `p`
  * (NULL, or no row at all, when there is none): the check behind an append condition.
  *

@@ -45,7 +45,7 @@ import {
   StorageError,
   type RingstateError,
 } from '../../errors.ts'
-import type { AppendOutcome, BeforeCommit, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
+import type { AppendOutcome, BeforeCommit, EventPage, EventRecord, Lane, QueuedAppend, StoreBackend } from '../core/backend.ts'
 import { toStorageError } from '../core/storage-error.ts'
 import { CoreStore } from '../core/store.ts'
 import type {
@@ -60,7 +60,7 @@ import type {
 import { resolveOptions, type ResolvedStoreOptions } from '../validate.ts'
 import { isBusyError, sqliteDriver, type OpenSqlite, type SqliteDatabase, type SqliteStatement } from './driver.ts'
 import { migrate } from './schema.ts'
-import { firstMatch, MAX_POSITION, selectEvents, type EventRow } from './sql.ts'
+import { firstMatch, MAX_POSITION, selectEvents, selectJsonPage, type EventRow } from './sql.ts'
 
 /** Options of the SQLite backend: the shared store options plus SQLite's own. */
 export interface SqliteStoreOptions extends StoreOptions, StoreHooks {
@@ -182,6 +182,8 @@ function toRecord(row: EventRow): EventRecord {
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))
 
 const ONE_LANE: Lane = { via: undefined, free: 1 }
+
+const EMPTY = new Uint8Array(0)
 
 /** The SQLite statements of the store: one writer connection, one reader connection. */
 class SqliteBackend implements StoreBackend {
@@ -432,6 +434,22 @@ class SqliteBackend implements StoreBackend {
     const statement = selectEvents(query, after, before ?? MAX_POSITION, limit, backwards)
     const rows = this.#reader.query(statement.sql).all(...statement.params) as EventRow[]
     return rows.map(toRecord)
+  }
+
+  async readJsonPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventPage> {
+    if (this.#readGate !== undefined) await this.#readGate
+    const upper = before ?? MAX_POSITION
+    const page = selectJsonPage(query, after, upper, limit, backwards)
+    const row = this.#reader.query(page.sql).get(...page.params) as { json: Uint8Array | null; count: bigint; last: bigint | null }
+    if (row.json === null) return { json: EMPTY, next: undefined }
+    if (Number(row.count) < limit) return { json: row.json, next: undefined }
+    // A full page: one more event after its last one means a next page. Looked up on its own (the
+    // page's aggregate cannot leave out a limit + 1st row); a commit in between only adds events,
+    // which a next page would show anyway.
+    const last = row.last!
+    const probe = backwards ? selectEvents(query, after, last, 1, true) : selectEvents(query, last, upper, 1, false)
+    const more = this.#reader.query(probe.sql).get(...probe.params) !== null
+    return { json: row.json, next: more ? last : undefined }
   }
 
   async head(): Promise<bigint> {
