@@ -49,13 +49,10 @@ export class SseHub {
   readonly #frames = new Map<bigint, Uint8Array>()
   #frameBytes = 0
   #timer: ReturnType<typeof setInterval> | undefined
-  /** The last multi-event chunk built, and its frames: streams on one query get the same batches. */
-  #lastParts: readonly Uint8Array[] = []
-  #lastChunk: Uint8Array | undefined
   /**
    * The events of the last batch sent and its chunk: the streams of one query get the same event
-   * objects from the tail (`followShared`), so the next stream's batch is usually recognised by
-   * identity alone, without a frame lookup per event.
+   * objects from the tail (`followShared`), so the next stream's batch is recognised by identity
+   * alone and its chunk built once, without a frame lookup per event.
    */
   #lastEvents: readonly SequencedEvent[] = []
   #lastEventsChunk: Uint8Array | undefined
@@ -91,17 +88,6 @@ export class SseHub {
     return frame
   }
 
-  /** One chunk of several frames, built once for every stream that sends exactly these frames. */
-  #join(parts: readonly Uint8Array[]): Uint8Array {
-    const last = this.#lastParts
-    if (this.#lastChunk !== undefined && last.length === parts.length && parts.every((part, i) => part === last[i])) {
-      return this.#lastChunk
-    }
-    this.#lastParts = parts
-    this.#lastChunk = concat(parts)
-    return this.#lastChunk
-  }
-
   /** The frames of `events` in one chunk. */
   #chunk(events: readonly SequencedEvent[]): Uint8Array {
     const last = this.#lastEvents
@@ -110,7 +96,7 @@ export class SseHub {
       for (let i = 0; same && i < events.length; i++) same = events[i] === last[i]
       if (same) return this.#lastEventsChunk
     }
-    const chunk = events.length === 1 ? this.#frame(events[0]!) : this.#join(events.map((event) => this.#frame(event)))
+    const chunk = events.length === 1 ? this.#frame(events[0]!) : concat(events.map((event) => this.#frame(event)))
     this.#lastEvents = events
     this.#lastEventsChunk = chunk
     return chunk
@@ -138,8 +124,6 @@ export class SseHub {
       this.#timer = undefined
       this.#frames.clear()
       this.#frameBytes = 0
-      this.#lastParts = []
-      this.#lastChunk = undefined
       this.#lastEvents = []
       this.#lastEventsChunk = undefined
     }
