@@ -213,6 +213,14 @@ export interface StoreOptions {
   maxAppendBytes?: number
   /** Largest number of items in one query or condition. Default 100. */
   maxQueryItems?: number
+  /**
+   * Group commit's patience, in microseconds (0: none). When the previous batch was written a
+   * moment ago and fewer appends are waiting than it held, its callers are probably on their way
+   * back (over HTTP each comes back after its own round trip, not all at once): the writer then
+   * waits for as many as it held, at most this long, instead of paying a commit for a part of
+   * them. A lone caller, or the first append after a quiet spell, never waits. Default 300.
+   */
+  commitDelayMicros?: number
 }
 
 /** Options that are not numbers, shared by every backend. */
@@ -235,6 +243,7 @@ export const defaultStoreOptions: Required<StoreOptions> = {
   maxPendingAppends: 10_000,
   maxAppendBytes: 64 << 20,
   maxQueryItems: 100,
+  commitDelayMicros: 300,
 }
 
 /**

@@ -91,8 +91,10 @@ export function resolveOptions(options?: StoreOptions & StoreHooks): ResolvedSto
   for (const key of Object.keys(defaultStoreOptions) as (keyof StoreOptions)[]) {
     const value = options[key]
     if (value === undefined) continue
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new InvalidOptionsError(`store option ${key} must be a positive integer`)
+    // A commit delay of 0 turns the wait off; every other option needs at least 1.
+    const least = key === 'commitDelayMicros' ? 0 : 1
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < least) {
+      throw new InvalidOptionsError(`store option ${key} must be ${least === 0 ? 'an integer >= 0' : 'a positive integer'}`)
     }
     resolved[key] = value
   }
