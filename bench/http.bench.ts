@@ -54,7 +54,7 @@ const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'sqlite,postgres,memory'
 /** The parts to run (BENCH_PARTS, comma-separated): appends, reads, sse, single (the mitata micro-ops). */
 const PARTS = new Set((process.env.BENCH_PARTS || 'appends,reads,sse,single').split(',').map((name) => name.trim()))
 const PAGE = 1000
-/** BENCH_COMMIT_DELAY_US: the stores' commitDelayMicros (unset: the default), for A/B runs. */
+/** BENCH_COMMIT_DELAY_US: the stores' commitDelayMicros (unset: each backend's default), for A/B runs. */
 const storeOptions = process.env.BENCH_COMMIT_DELAY_US ? { commitDelayMicros: Number(process.env.BENCH_COMMIT_DELAY_US) } : {}
 const TOKEN = 'bench-token-0123456789abcdef'
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }

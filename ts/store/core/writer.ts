@@ -91,12 +91,15 @@ export class Writer {
   /** Appends in the batch taken last, and when the last batch was settled (see #gather). */
   #lastBatchSize = 0
   #lastBatchEnded = Number.NEGATIVE_INFINITY
+  /** `commitDelayMicros` (or the backend's default), in ms. */
+  readonly #delayMs: number
 
   /** @param onBatch called after every batch, once its callers are settled */
   constructor(backend: StoreBackend, options: ResolvedStoreOptions, onBatch: BatchListener) {
     this.#backend = backend
     this.#options = options
     this.#onBatch = onBatch
+    this.#delayMs = (options.commitDelayMicros ?? backend.defaultCommitDelayMicros) / 1000
   }
 
   /** Whether a batch is being written: its end will be reported to the batch listener. */
@@ -243,7 +246,7 @@ export class Writer {
    * (PostgreSQL probe, delay 300 µs applied with a batch in flight: half the waits ran to the bound).
    */
   async #gather(): Promise<void> {
-    const delayMs = this.#options.commitDelayMicros / 1000
+    const delayMs = this.#delayMs
     const expected = Math.min(this.#lastBatchSize, this.#options.maxAppendBatch)
     if (delayMs === 0 || this.#queue.length >= expected) return
     const started = performance.now()
