@@ -240,10 +240,11 @@ export class Writer {
    * Closed-loop callers come back one by one when each needs a round trip of its own (HTTP: wrk's
    * 16 clients made batches of 9 on SQLite, 5 on PostgreSQL, against 16 when the same callers
    * append in-process), and each partial batch pays a whole commit (an fsync on SQLite). A lone
-   * caller finds itself waiting (the previous batch held 1), so it never waits. Only called when no
-   * batch is in flight: while one is (pipelined PostgreSQL), its callers cannot come back before it
-   * commits, so the count would not be reached and the wait would only hold the next batch back
-   * (PostgreSQL probe, delay 300 µs applied with a batch in flight: half the waits ran to the bound).
+   * caller is the whole count itself (its previous batch held 1), so it never waits. Only called
+   * when no batch is in flight: while one is (pipelined PostgreSQL), its callers cannot come back
+   * before it commits, so the count would not be reached and the wait would only hold the next
+   * batch back (PostgreSQL probe, 300 µs applied with a batch in flight: half the waits ran to the
+   * bound).
    */
   async #gather(): Promise<void> {
     const delayMs = this.#delayMs
