@@ -30,6 +30,7 @@
 // PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; fresh databases
 // `ringstate_bench_http_<random>` are created and dropped. When no server answers, PostgreSQL is skipped.
 //
+// BENCH_PARTS (comma-separated, default all) picks the parts: appends, reads, sse, single.
 // Small run: BENCH_SECONDS=0.5 BENCH_READ_EVENTS=20000 BENCH_SSE_CLIENTS=50 BENCH_SSE_APPENDS=200 \
 //   ./node_modules/.bin/bun bench/http.bench.ts
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -50,7 +51,11 @@ const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', 1_000_000)
 const SSE_CLIENTS = positiveNumber('BENCH_SSE_CLIENTS', 1000)
 const SSE_APPENDS = positiveNumber('BENCH_SSE_APPENDS', 2000)
 const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'sqlite,postgres,memory').split(',').map((name) => name.trim()))
+/** The parts to run (BENCH_PARTS, comma-separated): appends, reads, sse, single (the mitata micro-ops). */
+const PARTS = new Set((process.env.BENCH_PARTS || 'appends,reads,sse,single').split(',').map((name) => name.trim()))
 const PAGE = 1000
+/** BENCH_COMMIT_DELAY_US: the stores' commitDelayMicros (unset: each backend's default), for A/B runs. */
+const storeOptions = process.env.BENCH_COMMIT_DELAY_US ? { commitDelayMicros: Number(process.env.BENCH_COMMIT_DELAY_US) } : {}
 const TOKEN = 'bench-token-0123456789abcdef'
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
 const tokens = [{ name: 'bench', token: TOKEN, scopes: ['read', 'append', 'metrics'] as const }]
@@ -69,8 +74,8 @@ const databases: string[] = []
 
 /** A fresh store of `backend`, or undefined when PostgreSQL is not reachable. */
 async function freshStore(backend: string): Promise<EventStore | undefined> {
-  if (backend === 'memory') return openStore('memory:')
-  if (backend === 'sqlite') return openStore(`sqlite:${join(tmp, `${crypto.randomUUID()}.db`)}`)
+  if (backend === 'memory') return openStore('memory:', storeOptions)
+  if (backend === 'sqlite') return openStore(`sqlite:${join(tmp, `${crypto.randomUUID()}.db`)}`, storeOptions)
   const name = `ringstate_bench_http_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} })
   try {
@@ -84,7 +89,7 @@ async function freshStore(backend: string): Promise<EventStore | undefined> {
   databases.push(name)
   const url = new URL(adminUrl)
   url.pathname = `/${name}`
-  return openStore(url.toString())
+  return openStore(url.toString(), storeOptions)
 }
 
 /** The peer: the same store calls (the app's page read) and JSON behind a bare Bun.serve, no framework. */
@@ -122,7 +127,11 @@ if (WRK === null) {
  * warm-up, then the timed run. Fails unless every answer was 201 with "count":3. Server CPU is this
  * process's during the timed run (it only serves then); wrk's comes from its resource usage.
  */
-async function wrkAppends(base: string, offset: number): Promise<{ appendsPerSec: number; serverUs: number; clientUs: number }> {
+async function wrkAppends(
+  store: EventStore,
+  base: string,
+  offset: number,
+): Promise<{ appendsPerSec: number; serverUs: number; clientUs: number; batch: number }> {
   const run = async (seconds: number) => {
     const child = Bun.spawn(
       [WRK!, '-t1', `-c${CLIENTS}`, `-d${seconds}s`, '-s', join(import.meta.dir, 'http-append.lua'), `${base}v1/append`, '--', String(CLIENTS), String(offset), TOKEN],
@@ -136,6 +145,7 @@ async function wrkAppends(base: string, offset: number): Promise<{ appendsPerSec
     return { ...result, clientMicros: Number(usage.cpuTime.user + usage.cpuTime.system) }
   }
   await run(1)
+  const batches = batchCounter(store)
   const cpuBefore = process.cpuUsage()
   const result = await run(Math.ceil(SECONDS))
   const cpu = process.cpuUsage(cpuBefore)
@@ -143,6 +153,17 @@ async function wrkAppends(base: string, offset: number): Promise<{ appendsPerSec
     appendsPerSec: result.requests / (result.micros / 1e6),
     serverUs: (cpu.user + cpu.system) / result.requests,
     clientUs: result.clientMicros / result.requests,
+    batch: batches(),
+  }
+}
+
+/** From now on: a function giving the mean appends per batch (group commit) the store wrote since. */
+function batchCounter(store: EventStore): () => number {
+  const writer = () => (store as unknown as InspectableStore)[storeStats]().writer
+  const before = writer()
+  return () => {
+    const after = writer()
+    return (after.batchedAppends - before.batchedAppends) / Math.max(1, after.batches - before.batches)
   }
 }
 
@@ -265,31 +286,36 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
   micro.push({ backend, store, base: server.url, bareBase })
 
   // Appends: 16 keep-alive callers.
-  const direct = await timeBoxed(CLIENTS, SECONDS, async (client, i) => (await store.append(deposit(client, i))).count)
-  const http = await wrkAppends(server.url, 100)
-  const peer = await wrkAppends(bareBase, 200)
-  console.log(
-    `${backend} appends, 16 clients: http ${formatRate(http.appendsPerSec)} appends, direct ${formatRate(direct.appendsPerSec)}, ` +
-      `bare Bun.serve ${formatRate(peer.appendsPerSec)}; server CPU per HTTP append (store included): ${http.serverUs.toFixed(0)} µs, ` +
-      `bare ${peer.serverUs.toFixed(0)} µs; wrk CPU per append ${http.clientUs.toFixed(0)} µs`,
-  )
-  const appendRatio = http.appendsPerSec / direct.appendsPerSec
-  rows.push({
-    scenario: `${backend}: appends, 16 clients (vs direct)`,
-    ringstate: formatRate(http.appendsPerSec),
-    baseline: formatRate(direct.appendsPerSec),
-    ratio: appendRatio,
-    ...(backend === 'memory' ? {} : { target: '>= 0.6x', met: appendRatio >= 0.6 }),
-  })
-  rows.push({
-    scenario: `${backend}: appends, 16 clients (vs bare Bun.serve)`,
-    ringstate: formatRate(http.appendsPerSec),
-    baseline: formatRate(peer.appendsPerSec),
-    ratio: http.appendsPerSec / peer.appendsPerSec,
-  })
+  if (PARTS.has('appends')) {
+    const directBatches = batchCounter(store)
+    const direct = await timeBoxed(CLIENTS, SECONDS, async (client, i) => (await store.append(deposit(client, i))).count)
+    const directBatch = directBatches()
+    const http = await wrkAppends(store, server.url, 100)
+    const peer = await wrkAppends(store, bareBase, 200)
+    console.log(
+      `${backend} appends, 16 clients: http ${formatRate(http.appendsPerSec)} appends, direct ${formatRate(direct.appendsPerSec)}, ` +
+        `bare Bun.serve ${formatRate(peer.appendsPerSec)}; server CPU per HTTP append (store included): ${http.serverUs.toFixed(0)} µs, ` +
+        `bare ${peer.serverUs.toFixed(0)} µs; wrk CPU per append ${http.clientUs.toFixed(0)} µs; appends per batch: ` +
+        `http ${http.batch.toFixed(1)}, direct ${directBatch.toFixed(1)}, bare ${peer.batch.toFixed(1)}`,
+    )
+    const appendRatio = http.appendsPerSec / direct.appendsPerSec
+    rows.push({
+      scenario: `${backend}: appends, 16 clients (vs direct)`,
+      ringstate: formatRate(http.appendsPerSec),
+      baseline: formatRate(direct.appendsPerSec),
+      ratio: appendRatio,
+      ...(backend === 'memory' ? {} : { target: '>= 0.6x', met: appendRatio >= 0.6 }),
+    })
+    rows.push({
+      scenario: `${backend}: appends, 16 clients (vs bare Bun.serve)`,
+      ringstate: formatRate(http.appendsPerSec),
+      baseline: formatRate(peer.appendsPerSec),
+      ratio: http.appendsPerSec / peer.appendsPerSec,
+    })
+  }
 
   // Reads: fill a second store to READ_EVENTS and page through it.
-  const readStore = await freshStore(backend)
+  const readStore = PARTS.has('reads') ? await freshStore(backend) : undefined
   if (readStore !== undefined) {
     for (let loaded = 0; loaded < READ_EVENTS; loaded += 10_000) {
       const size = Math.min(10_000, READ_EVENTS - loaded)
@@ -321,6 +347,7 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
   }
 
   // SSE fan-out.
+  if (!PARTS.has('sse')) continue
   const fan = await fanOut(store, server.url)
   console.log(
     `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}; ` +
@@ -343,7 +370,7 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
 }
 
 // Single requests: what one HTTP round trip adds to one store call.
-for (const { backend, store, base, bareBase } of micro) {
+for (const { backend, store, base, bareBase } of PARTS.has('single') ? micro : []) {
   group(`${backend}: one 3-event append`, () => {
     summary(() => {
       let i = 0
@@ -353,7 +380,7 @@ for (const { backend, store, base, bareBase } of micro) {
     })
   })
 }
-if (micro.length > 0) await run()
+if (PARTS.has('single') && micro.length > 0) await run()
 
 printSummary(rows)
 for (const step of cleanup) await step()

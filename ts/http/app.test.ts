@@ -161,6 +161,19 @@ for (const [backend, open] of backends) {
       expect(head.headers.get('etag')).toBe('"3"')
     })
 
+    test('every answer, success, problem or unknown route, says X-Content-Type-Options: nosniff', async () => {
+      await using store = disposable(await open())
+      const app = createApp(store, { tokens })
+      const answers = [
+        await client(app, WRITER)('/v1/append', { body: { events: { type: 'A' } } }),
+        await client(app, WRITER)('/v1/append', { body: '{not json' }),
+        await client(app)('/v1/head'),
+        await client(app, READER)('/v1/nothing-here'),
+      ]
+      expect(answers.map((answer) => answer.status)).toEqual([201, 400, 401, 404])
+      for (const answer of answers) expect(answer.headers.get('x-content-type-options')).toBe('nosniff')
+    })
+
     test('append: stored ids again answer 200 with the same body and write nothing', async () => {
       await using store = disposable(await open())
       const call = client(createApp(store, { tokens }), WRITER)

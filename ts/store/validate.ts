@@ -50,7 +50,8 @@ export function isStorableText(text: string): boolean {
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 /** The store options with every default filled in, hooks included. */
-export type ResolvedStoreOptions = Required<StoreOptions> & Required<StoreHooks>
+/** The options with their defaults; `commitDelayMicros` stays unset unless given (the backend's default). */
+export type ResolvedStoreOptions = Required<Omit<StoreOptions, 'commitDelayMicros'>> & Pick<StoreOptions, 'commitDelayMicros'> & Required<StoreHooks>
 
 /** The default `onProjectorError`: the projector's name and the error, on stderr. */
 export function reportProjectorError(error: unknown, name: string): void {
@@ -88,13 +89,21 @@ export function resolveOptions(options?: StoreOptions & StoreHooks): ResolvedSto
     throw new InvalidOptionsError('store option onProjectorError must be a function')
   }
   const resolved: ResolvedStoreOptions = { ...defaultStoreOptions, onProjectorError: hook ?? reportProjectorError }
-  for (const key of Object.keys(defaultStoreOptions) as (keyof StoreOptions)[]) {
+  for (const key of Object.keys(defaultStoreOptions) as (keyof typeof defaultStoreOptions)[]) {
     const value = options[key]
     if (value === undefined) continue
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
       throw new InvalidOptionsError(`store option ${key} must be a positive integer`)
     }
     resolved[key] = value
+  }
+  // 0 turns the wait off.
+  const delay = options.commitDelayMicros
+  if (delay !== undefined) {
+    if (typeof delay !== 'number' || !Number.isSafeInteger(delay) || delay < 0) {
+      throw new InvalidOptionsError('store option commitDelayMicros must be an integer >= 0')
+    }
+    resolved.commitDelayMicros = delay
   }
   return resolved
 }
@@ -109,7 +118,7 @@ export function resolveOptions(options?: StoreOptions & StoreHooks): ResolvedSto
  */
 export function normalizeEvents(
   input: EventInput | readonly EventInput[],
-  options: Required<StoreOptions>,
+  options: Required<Omit<StoreOptions, 'commitDelayMicros'>>,
 ): NormalizedEvent[] {
   const list: readonly EventInput[] = Array.isArray(input) ? input : [input as EventInput]
   if (list.length === 0) throw new InvalidEventError('an append needs at least one event')
@@ -154,7 +163,7 @@ export function normalizeEvents(
 function normalizeEvent(
   event: EventInput,
   index: number,
-  options: Required<StoreOptions>,
+  options: Required<Omit<StoreOptions, 'commitDelayMicros'>>,
 ): NormalizedEvent {
   const where = `event ${index}`
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
@@ -509,7 +518,7 @@ export function prepareAppend(
   events: EventInput | readonly EventInput[],
   condition: AppendCondition | undefined,
   options: AppendOptions | undefined,
-  storeOptions: Required<StoreOptions>,
+  storeOptions: Required<Omit<StoreOptions, 'commitDelayMicros'>>,
 ): PreparedAppend {
   const normalized = normalizeEvents(events, storeOptions)
   validateCondition(condition, storeOptions.maxQueryItems)

@@ -110,6 +110,8 @@ export interface StoreBackend {
   readonly independentAppends: boolean
   /** Most events one batch may carry. */
   readonly maxBatchEvents: number
+  /** `commitDelayMicros` when the caller gave none (see StoreOptions). */
+  readonly defaultCommitDelayMicros: number
   /**
    * Where the next batch may be written now, or undefined when it must wait for one in flight.
    * `pipelined` is false while inline projectors are attached.

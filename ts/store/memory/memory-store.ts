@@ -48,6 +48,8 @@ class MemoryBackend implements StoreBackend {
   readonly kind = 'memory' as const
   readonly independentAppends = false
   readonly maxBatchEvents = Number.POSITIVE_INFINITY
+  /** A batch costs little more than its appends: nothing to gain by waiting. */
+  readonly defaultCommitDelayMicros = 0
   readonly #log: StoredEvent[] = []
   readonly #ids = new Map<string, bigint>()
   readonly #commands: StoredCommand[] = []
