@@ -51,6 +51,8 @@
 //     of the server (autovacuum of the freshly written tables moved single windows by up to 2x).
 //     "Back" is read as >= 0.9x of the control's median.
 // BENCH_PARTS=scenarios,reads,curve,readers picks PostgreSQL parts (default all).
+// For A/B runs of the curve: BENCH_CURVE_CALLERS=256 picks its points, BENCH_CURVE_PROCESSES=4 its
+// process counts, BENCH_PIPELINE_DEPTH=1 the stores' pipelineDepth (default: the store's own).
 // BENCH_SIZE=small shrinks everything to check the file runs in seconds (0.3 s per timed workload,
 // 20,000 events to read); its figures mean nothing. The lead takes the real ones on a quiet machine.
 //
@@ -67,6 +69,7 @@ import { join } from 'node:path'
 import { bench, do_not_optimize, group, run, summary } from 'mitata'
 import postgres, { type Sql } from 'postgres'
 import { openStore, type EventStore, type SequencedEvent } from '../ts/store/index.ts'
+import { storeStats, type InspectableStore } from '../ts/store/core/store.ts'
 import {
   deposits,
   formatMs,
@@ -91,9 +94,22 @@ const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', SMALL ? 20_000 : 1_000_0
 const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'postgres,sqlite,memory').split(',').map((name) => name.trim()))
 /** Which PostgreSQL parts to run, e.g. BENCH_PARTS=curve,readers (default: all). */
 const PARTS = new Set((process.env.BENCH_PARTS || 'scenarios,reads,curve,readers').split(',').map((name) => name.trim()))
-/** Concurrent callers of the append curve (in total, whether in one process or four). */
-const CURVE_CALLERS = [1, 16, 64, 256, 1024] as const
+/**
+ * Concurrent callers of the append curve (in total, whether in one process or four).
+ * BENCH_CURVE_CALLERS=256 (or 64,256) runs only those points, for A/B runs of one point.
+ */
+const CURVE_CALLERS = listOf('BENCH_CURVE_CALLERS', [1, 16, 64, 256, 1024])
 const CURVE_PROCESSES = 4
+/** BENCH_CURVE_PROCESSES=4 (or 1, or 2,4, ...) picks the process counts of each point (default 1 and 4). */
+const CURVE_FORMS = listOf('BENCH_CURVE_PROCESSES', [1, CURVE_PROCESSES])
+/**
+ * BENCH_PIPELINE_DEPTH: the PostgreSQL stores' `pipelineDepth` in the curve (its processes
+ * included), for A/B runs; unset, the store's default.
+ */
+const PIPELINE_DEPTH = process.env.BENCH_PIPELINE_DEPTH ? positiveNumber('BENCH_PIPELINE_DEPTH', 1) : undefined
+const CURVE_STORE_OPTIONS = PIPELINE_DEPTH === undefined ? undefined : { pipelineDepth: PIPELINE_DEPTH }
+/** BENCH_CURVE_STATS=1: each curve process reports its batches and their mean size on stderr. */
+const CURVE_STATS = process.env.BENCH_CURVE_STATS === '1'
 /** Raw baseline connections per process: enough to keep the server busy, within max_connections. */
 const RAW_MAX_CONNECTIONS = 100
 /** UmaDB's published single-event append rate at 1,024 concurrent clients (umadb.io/benchmarks.html). */
@@ -106,6 +122,17 @@ const DRAIN_DEADLINE_MS = 60_000
 const LOAD_BATCH = 10_000
 /** Events per account in the loaded log: `project` folds one account. */
 const PER_ACCOUNT = 1_000
+
+/** A comma-separated list of positive integers from the environment, or `fallback`. */
+function listOf(name: string, fallback: readonly number[]): readonly number[] {
+  const text = process.env[name]
+  if (text === undefined || text === '') return fallback
+  const values = text.split(',').map((item) => Number(item.trim()))
+  if (values.some((value) => !Number.isSafeInteger(value) || value <= 0)) {
+    throw new Error(`${name} must be positive integers separated by commas, got ${JSON.stringify(text)}`)
+  }
+  return values
+}
 
 function positiveNumber(name: string, fallback: number): number {
   const text = process.env[name]
@@ -555,9 +582,21 @@ async function curveWorker(argv: readonly string[]): Promise<void> {
     reader.releaseLock()
   }
   if (kind === 'store') {
-    const store = await openStore(url)
+    const store = await openStore(url, CURVE_STORE_OPTIONS)
+    const stats = () => (store as unknown as InspectableStore)[storeStats]().writer
+    let before = stats()
     try {
-      console.log(JSON.stringify(await timeBoxed(callers, seconds, singleAppend(store, prefix), go)))
+      const rate = await timeBoxed(callers, seconds, singleAppend(store, prefix), async () => {
+        await go()
+        before = stats()
+      })
+      if (CURVE_STATS) {
+        const after = stats()
+        const batches = after.batches - before.batches
+        const appends = after.batchedAppends - before.batchedAppends
+        console.error(`curve worker ${prefix}: ${batches} batches, ${(appends / batches).toFixed(1)} appends each`)
+      }
+      console.log(JSON.stringify(rate))
     } finally {
       await store.close()
     }
@@ -587,10 +626,10 @@ async function* stdoutLines(child: Subprocess<'pipe', 'pipe', 'inherit'>): Async
   if (buffered.length > 0) yield buffered
 }
 
-/** Run `callers` callers spread over CURVE_PROCESSES child processes started together; the summed rate. */
-async function multiProcessRate(kind: 'store' | 'raw', url: string, callers: number, prefix: string): Promise<number> {
-  const each = callers / CURVE_PROCESSES
-  const children = Array.from({ length: CURVE_PROCESSES }, (_, p) =>
+/** Run `callers` callers spread over `processes` child processes started together; the summed rate. */
+async function multiProcessRate(kind: 'store' | 'raw', url: string, callers: number, processes: number, prefix: string): Promise<number> {
+  const each = callers / processes
+  const children = Array.from({ length: processes }, (_, p) =>
     Bun.spawn([process.execPath, import.meta.path, 'curve-worker', kind, url, String(each), String(SECONDS), `${prefix}-p${p}`], {
       stdin: 'pipe',
       stdout: 'pipe',
@@ -627,7 +666,8 @@ async function multiProcessRate(kind: 'store' | 'raw', url: string, callers: num
 /** The append curve: appends/s against concurrent callers, one process and four, with baseline and peer. */
 async function postgresCurve(url: string, rows: SummaryRow[]): Promise<void> {
   console.log(
-    `\n=== postgres: single-event append curve, 1 process and ${CURVE_PROCESSES} processes (timed, ${SECONDS} s each) ===\n` +
+    `\n=== postgres: single-event append curve, ${CURVE_FORMS.join(' and ')} process(es) (timed, ${SECONDS} s each` +
+      `${PIPELINE_DEPTH === undefined ? '' : `, pipelineDepth ${PIPELINE_DEPTH}`}) ===\n` +
       `peer: UmaDB ${formatRate(UMADB_1024_CLIENTS)} at 1,024 clients (published; Apple M4, 14 cores); ` +
       `baseline: raw postgres.js single-row INSERT, min(callers, ${RAW_MAX_CONNECTIONS}) connections per process`,
   )
@@ -641,11 +681,11 @@ async function postgresCurve(url: string, rows: SummaryRow[]): Promise<void> {
   const widths = [7, 9, 12, 12, 7, 13]
   const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ')
   console.log(line(header))
-  const store = await openStore(url)
+  const store = await openStore(url, CURVE_STORE_OPTIONS)
   try {
     for (const callers of CURVE_CALLERS) {
-      for (const processes of [1, CURVE_PROCESSES]) {
-        if (callers < processes) continue
+      for (const processes of CURVE_FORMS) {
+        if (callers < processes || callers % processes !== 0) continue
         const prefix = `curve-${callers}-${processes}-${workloads++}`
         let ringstate: number
         let raw: number
@@ -658,8 +698,8 @@ async function postgresCurve(url: string, rows: SummaryRow[]): Promise<void> {
             await sql.end()
           }
         } else {
-          ringstate = await multiProcessRate('store', url, callers, prefix)
-          raw = await multiProcessRate('raw', url, callers, `${prefix}-raw`)
+          ringstate = await multiProcessRate('store', url, callers, processes, prefix)
+          raw = await multiProcessRate('raw', url, callers, processes, `${prefix}-raw`)
         }
         console.log(
           line([

@@ -43,6 +43,23 @@ async function holdAppendLock(): Promise<{ sql: Sql<any>; waiting(): Promise<voi
   }
 }
 
+/**
+ * Append `count` events in one tick while the append lock is held (tagged `run:<run>`); the sizes
+ * of the transactions they went in.
+ */
+async function batchesOf(store: EventStore, count: number, run: string): Promise<number[]> {
+  const lock = await holdAppendLock()
+  const results = Array.from({ length: count }, () => store.append({ type: 'Split', tags: [`run:${run}`] }))
+  await lock.waiting()
+  await lock.release()
+  await Promise.all(results)
+  const sizes = new Map<number, number>()
+  for (const event of await store.query([{ tags: [`run:${run}`] }])) {
+    sizes.set(event.recordedAt.getTime(), (sizes.get(event.recordedAt.getTime()) ?? 0) + 1)
+  }
+  return [...sizes.values()]
+}
+
 function codeOf(outcome: PromiseSettledResult<unknown>): unknown {
   return outcome.status === 'fulfilled' ? outcome.value : (outcome.reason as { code?: string }).code
 }
@@ -86,24 +103,32 @@ describe('postgres: pipelined group commits', () => {
     await emptyLog()
     const store = await openPostgresStore(db.url)
     try {
-      /** Append `count` events in one tick while the append lock is held; the sizes of the transactions they went in. */
-      const batchesOf = async (count: number): Promise<number[]> => {
-        const lock = await holdAppendLock()
-        const results = Array.from({ length: count }, () => store.append({ type: 'Split', tags: [`count:${count}`] }))
-        await lock.waiting()
-        await lock.release()
-        await Promise.all(results)
-        const sizes = new Map<number, number>()
-        for (const event of await store.query([{ tags: [`count:${count}`] }])) {
-          sizes.set(event.recordedAt.getTime(), (sizes.get(event.recordedAt.getTime()) ?? 0) + 1)
-        }
-        return [...sizes.values()]
-      }
-      expect(await batchesOf(16)).toEqual([16])
-      expect(await batchesOf(63)).toEqual([63])
-      expect(await batchesOf(64)).toEqual([32, 32])
-      expect(await batchesOf(90)).toEqual([45, 45])
+      expect(await batchesOf(store, 16, 'a')).toEqual([16])
+      expect(await batchesOf(store, 63, 'b')).toEqual([63])
+      expect(await batchesOf(store, 64, 'c')).toEqual([32, 32])
+      expect(await batchesOf(store, 90, 'd')).toEqual([45, 45])
     } finally {
+      await store.close()
+    }
+  })
+
+  test('while another store\'s commits keep coming between this store\'s batches, waiting appends are not split', async () => {
+    await emptyLog()
+    const store = await openPostgresStore(db.url)
+    const other = await openPostgresStore(db.url)
+    try {
+      // Another writer commits before each of this store's batches (as stores in other processes
+      // do under load): the split would only add batches, each a turn of the append lock.
+      for (let i = 0; i < 8; i++) {
+        await other.append({ type: 'Elsewhere', tags: ['other'] })
+        await store.append({ type: 'Here', tags: ['here'] })
+      }
+      expect(await batchesOf(store, 64, 'interleaved')).toEqual([64])
+      // Alone again for a while: the split comes back.
+      for (let i = 0; i < 40; i++) await store.append({ type: 'Here', tags: ['here'] })
+      expect(await batchesOf(store, 64, 'alone')).toEqual([32, 32])
+    } finally {
+      await other.close()
       await store.close()
     }
   })
