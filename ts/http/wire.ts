@@ -56,10 +56,12 @@ export function eventJson(event: SequencedEvent): string {
 }
 
 /**
- * The body of a page, `{ events: [...], next? }`: bytes when the store built the page's JSON as
- * bytes (copied once between the few ASCII bytes around them, never decoded), else text.
+ * The body of a page, `{ events: [...], next? }`: the store's own bytes when it built the whole
+ * body (sent as they are), bytes when it built the events' JSON as bytes (copied once between the
+ * few ASCII bytes around them, never decoded), else text.
  */
 export function pageBody(page: EventPage): Uint8Array<ArrayBuffer> | string {
+  if ('body' in page) return page.body
   const tail = page.next === undefined ? ']}' : `],"next":"${page.next}"}`
   if (typeof page.json === 'string') return PAGE_HEAD + page.json + tail
   const body = new Uint8Array(PAGE_HEAD.length + page.json.length + tail.length)

@@ -34,16 +34,16 @@ export interface EventRecord {
 }
 
 /**
- * One page of events as the JSON text the HTTP API sends: `json` is the events' JSON texts (each
- * exactly `recordJson` of its record, ts/store/core/event-json.ts) joined by commas, without the
- * brackets; as UTF-8 bytes when the backend built it, else as a string. `next` is the position of
- * the page's last event when more matching events follow (the cursor of the next page), else
- * undefined.
+ * One page of events as the JSON text the HTTP API sends. Either `json`, the events' JSON texts
+ * (each exactly `recordJson` of its record, ts/store/core/event-json.ts) joined by commas, without
+ * the brackets, as UTF-8 bytes or as a string; or `body`, the whole page `{"events":[...]}` or
+ * `{"events":[...],"next":"N"}` as UTF-8 bytes, when the backend built all of it (SQLite: the
+ * HTTP layer then sends those bytes as they are, with no copy). `next` is the position of the
+ * page's last event when more matching events follow (the cursor of the next page), else undefined.
  */
-export interface EventPage {
-  readonly json: Uint8Array | string
-  readonly next: bigint | undefined
-}
+export type EventPage =
+  | { readonly json: Uint8Array | string; readonly next: bigint | undefined }
+  | { readonly body: Uint8Array<ArrayBuffer>; readonly next: bigint | undefined }
 
 /** The event a caller gets for a record. */
 export function decodeEvent(record: EventRecord): SequencedEvent {

@@ -72,16 +72,28 @@ export function selectEvents(
  * control characters as lowercase \u00xx, everything else as it is; type and id hold no NUL and no
  * lone surrogate); datetime(..., 'subsec') is toISOString's text with a space for the T and no Z for
  * every millisecond of the years 1970 to 9999 (recorded_at is Date.now() of the commit).
+ * One printf rather than a chain of `||`: each `||` makes a new string of everything so far, and
+ * the page's SQL took 0.57 ms instead of 0.64 ms (1,000 events in SQLite's cache, minimum of 45;
+ * development probe).
  */
 const EVENT_JSON =
-  `'{"position":"' || position || '","type":' || json_quote(type) || ',"tags":' || tags || ',"data":' || data ||` +
-  ` ',"metadata":' || metadata || ',"id":' || json_quote(id) ||` +
-  ` ',"recordedAt":"' || replace(datetime(recorded_at / 1000.0, 'unixepoch', 'subsec'), ' ', 'T') || 'Z"}'`
+  `printf('{"position":"%d","type":%s,"tags":%s,"data":%s,"metadata":%s,"id":%s,"recordedAt":"%sZ"}',` +
+  ` position, json_quote(type), tags, data, metadata, json_quote(id),` +
+  ` replace(datetime(recorded_at / 1000.0, 'unixepoch', 'subsec'), ' ', 'T'))`
+
+/** Room left at the end of a page body for its tail: `],"next":"`, a position of up to 19 digits, `"}`. */
+export const PAGE_TAIL_ROOM = 31
 
 /**
- * The events of `selectEvents` as one page of JSON text, in one row: `json` (the events' JSON
- * joined by commas, as a BLOB of UTF-8 so the driver hands over bytes without decoding them; NULL
- * when there is none), `count`, and `last` (the position of the last event in page order).
+ * The events of `selectEvents` as one page body of JSON text, in one row: `body` (as a BLOB of
+ * UTF-8 so the driver hands over bytes without decoding them; NULL when there is no event),
+ * `count` (of events), and `last` (the position of the last event in page order).
+ *
+ * `body` is `{"events":[`, the events' JSON joined by commas, then PAGE_TAIL_ROOM spaces:
+ * `finishPageBody` writes the tail (with or without `next`, which is known only after this
+ * statement) into the room, in place, so the body is sent as SQLite built it. Joining head and
+ * tail here costs SQLite two copies of the page (+0.02 ms); copying the page into a new buffer in
+ * JavaScript cost about 0.1 ms of the server's 1.2 ms per page (development probes).
  *
  * Built in SQL because a page of row objects costs JavaScript more than the text costs SQLite:
  * 1,000-event pages of a 1M-event log, read, made into a body and encoded (`new Response(..)
@@ -91,7 +103,7 @@ const EVENT_JSON =
  * group_concat takes its rows in the order the subquery yields them (a co-routine that SQLite runs
  * to feed the aggregate); an ORDER BY inside group_concat would sort them again (+0.3 ms a page).
  */
-export function selectJsonPage(
+export function selectPageBody(
   query: Query,
   lower: bigint,
   upper: bigint,
@@ -100,10 +112,22 @@ export function selectJsonPage(
 ): Statement {
   const events = selectEvents(query, lower, upper, limit, backwards)
   return {
-    sql: `SELECT CAST(group_concat(${EVENT_JSON}, ',') AS BLOB) AS json, count(*) AS count, ${backwards ? 'min' : 'max'}(position) AS last` +
-      ` FROM (${events.sql})`,
+    sql: `SELECT CAST('{"events":[' || group_concat(${EVENT_JSON}, ',') || '${' '.repeat(PAGE_TAIL_ROOM)}' AS BLOB) AS body,` +
+      ` count(*) AS count, ${backwards ? 'min' : 'max'}(position) AS last FROM (${events.sql})`,
     params: events.params,
   }
+}
+
+/**
+ * A body of `selectPageBody` made into the page `{"events":[...]}` or `{"events":[...],"next":"N"}`
+ * in place: the tail goes into the room, and the result is a view of the same bytes, as long as
+ * the page.
+ */
+export function finishPageBody(body: Uint8Array<ArrayBuffer>, next: bigint | undefined): Uint8Array<ArrayBuffer> {
+  const at = body.length - PAGE_TAIL_ROOM
+  const tail = next === undefined ? ']}' : `],"next":"${next}"}`
+  for (let i = 0; i < tail.length; i++) body[at + i] = tail.charCodeAt(i)
+  return body.subarray(0, at + tail.length)
 }
 
 /**

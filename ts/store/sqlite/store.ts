@@ -60,7 +60,7 @@ import type {
 import { resolveOptions, type ResolvedStoreOptions } from '../validate.ts'
 import { isBusyError, sqliteDriver, type OpenSqlite, type SqliteDatabase, type SqliteStatement } from './driver.ts'
 import { migrate } from './schema.ts'
-import { firstMatch, MAX_POSITION, selectEvents, selectJsonPage, type EventRow } from './sql.ts'
+import { finishPageBody, firstMatch, MAX_POSITION, selectEvents, selectPageBody, type EventRow } from './sql.ts'
 
 /** Options of the SQLite backend: the shared store options plus SQLite's own. */
 export interface SqliteStoreOptions extends StoreOptions, StoreHooks {
@@ -446,17 +446,19 @@ class SqliteBackend implements StoreBackend {
   async readJsonPage(query: Query, after: bigint, before: bigint | undefined, limit: number, backwards: boolean): Promise<EventPage> {
     if (this.#readGate !== undefined) await this.#readGate
     const upper = before ?? MAX_POSITION
-    const page = selectJsonPage(query, after, upper, limit, backwards)
-    const row = this.#reader.query(page.sql).get(...page.params) as { json: Uint8Array | null; count: bigint; last: bigint | null }
-    if (row.json === null) return { json: EMPTY, next: undefined }
-    if (Number(row.count) < limit) return { json: row.json, next: undefined }
-    // A full page: one more event after its last one means a next page. Looked up on its own (the
-    // page's aggregate cannot leave out a limit + 1st row); a commit in between only adds events,
-    // which a next page would show anyway.
-    const last = row.last!
-    const probe = backwards ? selectEvents(query, after, last, 1, true) : selectEvents(query, last, upper, 1, false)
-    const more = this.#reader.query(probe.sql).get(...probe.params) !== null
-    return { json: row.json, next: more ? last : undefined }
+    const page = selectPageBody(query, after, upper, limit, backwards)
+    const row = this.#reader.query(page.sql).get(...page.params) as { body: Uint8Array<ArrayBuffer> | null; count: bigint; last: bigint | null }
+    if (row.body === null || row.last === null) return { json: EMPTY, next: undefined }
+    let next: bigint | undefined
+    if (Number(row.count) >= limit) {
+      // A full page: one more event after its last one means a next page. Looked up on its own (the
+      // page's aggregate cannot leave out a limit + 1st row); a commit in between only adds events,
+      // which a next page would show anyway.
+      const last = row.last
+      const probe = backwards ? selectEvents(query, after, last, 1, true) : selectEvents(query, last, upper, 1, false)
+      if (this.#reader.query(probe.sql).get(...probe.params) !== null) next = last
+    }
+    return { body: finishPageBody(row.body, next), next }
   }
 
   async head(): Promise<bigint> {
