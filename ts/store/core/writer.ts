@@ -228,7 +228,10 @@ export class Writer {
           if (lane === undefined) {
             await Promise.race(inFlight)
           } else {
-            if (inFlight.size === 0) await this.#gather()
+            if (inFlight.size === 0) {
+              const gathering = this.#gather()
+              if (gathering !== undefined) await gathering
+            }
             // Pipelined, the waiting appends are spread over the free places, so that results come
             // back while the next batch is being written instead of all at once; but only into
             // parts of at least MIN_SPLIT_BATCH, as smaller batches cost more per append than they save.
@@ -278,13 +281,18 @@ export class Writer {
    * batch back (PostgreSQL probe, 300 µs applied with a batch in flight: half the waits ran to the
    * bound).
    */
-  async #gather(): Promise<void> {
-    const delayMs = this.#delayMs
+  #gather(): Promise<void> | undefined {
+    // Undefined, not a resolved promise, when there is nothing to wait for: this runs before every
+    // batch, and an await would cost each one a microtask turn.
     const expected = Math.min(this.#lastBatchSize, this.#options.maxAppendBatch)
-    if (delayMs === 0 || this.#queue.length >= expected) return
+    if (this.#delayMs === 0 || this.#queue.length >= expected) return undefined
     const started = performance.now()
-    if (started - this.#lastBatchEnded > RECENT_BATCH_MS) return
-    while (this.#queue.length < expected && this.#queue[0]?.kind === 'append' && performance.now() - started < delayMs) {
+    if (started - this.#lastBatchEnded > RECENT_BATCH_MS) return undefined
+    return this.#waitForCallers(expected, started)
+  }
+
+  async #waitForCallers(expected: number, started: number): Promise<void> {
+    while (this.#queue.length < expected && this.#queue[0]?.kind === 'append' && performance.now() - started < this.#delayMs) {
       await nextTurn()
     }
   }

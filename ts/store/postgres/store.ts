@@ -64,7 +64,9 @@ export interface PostgresStoreOptions extends StoreOptions, StoreHooks {
    * With 2 or more, the writer sends each batch on its connection as soon as it is formed, while
    * earlier ones are still being executed or committed, and spreads the waiting appends over the
    * free places in the pipeline, in parts of at least 32 (256 callers each awaiting its append
-   * form two alternating batches of 128 at depth 2; 16 callers still form one batch of 16).
+   * form two alternating batches of 128 at depth 2; 16 callers still form one batch of 16). It
+   * does not split while other writers' commits keep coming between its own batches (other
+   * processes on the same database): there the extra batches only add turns of the append lock.
    * PostgreSQL runs a connection's statements in the order they were sent, so batches still
    * commit in the order they were made, and the database no longer idles while a result travels
    * back and the callers issue their next appends. Every guarantee is kept: each batch takes the append lock and reads the log anew, so its
