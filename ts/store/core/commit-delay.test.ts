@@ -58,13 +58,18 @@ describe('commit delay (commitDelayMicros)', () => {
 
   test('the writer waits at most the delay for callers that do not come back', async () => {
     await using store = open({ commitDelayMicros: 30_000 })
-    await burst(store, 16)
-    const started = performance.now()
-    await store.append({ type: 'Alone' })
-    const waited = performance.now() - started
-    // It did wait (the previous batch held 16), but not past the bound (plus scheduling slack).
-    expect(waited).toBeGreaterThanOrEqual(29)
-    expect(waited).toBeLessThan(200)
+    // The writer waits only when the lone append comes within 2 ms of the burst's batch (a sign its
+    // callers are on their way back); a loaded machine can stretch that once (seen on CI: no wait),
+    // so a few tries, until one waited. No try may wait past the bound (plus scheduling slack).
+    const waits: number[] = []
+    for (let attempt = 0; attempt < 5 && !waits.some((waited) => waited >= 29); attempt++) {
+      await burst(store, 16)
+      const started = performance.now()
+      await store.append({ type: 'Alone' })
+      waits.push(performance.now() - started)
+    }
+    expect(waits.some((waited) => waited >= 29)).toBe(true)
+    for (const waited of waits) expect(waited).toBeLessThan(200)
   })
 
   test('a lone caller never waits, nor does the first append after a quiet spell', async () => {
