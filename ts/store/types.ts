@@ -311,6 +311,12 @@ export interface EventStore<E extends EventMap = EventMap> {
    * Matching events after `options.after`, then new ones as they commit, until the signal aborts
    * or the store closes. Live subscribers of one store share one tail reader.
    *
+   * Storage errors (STORAGE_ERROR: a lost connection, a restarting server): before the first
+   * caught-up moment the iterator rejects with the error, so a caller learns the store is
+   * unreachable. After it, the subscriber outlasts them: the tail and a subscriber catching up
+   * again by itself retry every `pollIntervalMs` (at most 1 s) until the signal or the close ends
+   * the wait, and no event is lost or repeated.
+   *
    * The data and metadata of every event `subscribe` and `follow` yield are deeply frozen and
    * shared: live readers of one store get the same data, parsed once, so none can change what
    * another sees. Changing them throws a TypeError (in strict code, which modules are); copy what

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import type { FollowBatch, Query, SequencedEvent } from '../types.ts'
+import { StorageError } from '../../errors.ts'
 import { TailReader, type TailSource } from './tail.ts'
 
 /** A log in memory behind the tail, counting the pages the tail reads; `writing` is set by hand. */
@@ -25,7 +26,16 @@ class FakeSource implements TailSource {
       .map((e) => ({ ...e, tags: e.tags.slice(), data: { ...(e.data as object) } }))
   }
 
+  /** Head reads that fail (as a lost connection fails them) before they answer again. */
+  failingHeads = 0
+  failedHeads = 0
+
   async head(): Promise<bigint> {
+    if (this.failingHeads > 0) {
+      this.failingHeads--
+      this.failedHeads++
+      throw new StorageError('fake head failed: the database system is shutting down')
+    }
     return BigInt(this.log.length)
   }
 
@@ -156,6 +166,59 @@ describe('tail reader: commits handed over by the writer', () => {
     expect(reader.seen).toEqual([1n, 2n])
     expect(tail.stats.reads).toBe(2)
     await reader.stop()
+    tail.close()
+  })
+})
+
+describe('tail reader: a follower sent back to catch up alone', () => {
+  /** A follower that joined the tail, then fell behind by more than four pages: it was dropped. */
+  async function droppedFollower() {
+    const source = new FakeSource()
+    const tail = new TailReader(source, 2, 5)
+    const controller = new AbortController()
+    const iterator = tail.follow('all', 0n, 100, controller.signal)[Symbol.asyncIterator]()
+    expect((await iterator.next()).value).toEqual({ events: [], through: 0n, caughtUp: true })
+    source.commit(...Array.from({ length: 12 }, () => 'Later'))
+    source.wake!()
+    await until(() => tail.stats.members === 0)
+    return { source, tail, controller, iterator }
+  }
+
+  test('once live, it retries a storage error of its own catch-up read and delivers every event once', async () => {
+    const { source, tail, controller, iterator } = await droppedFollower()
+    source.failingHeads = 2
+    const seen: bigint[] = []
+    while (seen.length < 12) {
+      const next = await iterator.next()
+      if (next.done) break
+      seen.push(...next.value.events.map((e) => e.position))
+    }
+    expect(seen).toEqual(positions(1, 12))
+    expect(source.failedHeads).toBe(2)
+    controller.abort()
+    expect((await iterator.next()).done).toBe(true)
+    tail.close()
+  })
+
+  test("its wait to retry ends with the store's close, quietly", async () => {
+    const { source, tail, iterator } = await droppedFollower()
+    source.failingHeads = Number.POSITIVE_INFINITY
+    const drained: bigint[] = []
+    const rest = (async () => {
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) drained.push(...next.value.events.map((e) => e.position))
+    })()
+    await until(() => source.failedHeads > 0)
+    tail.close()
+    await rest
+    expect(drained.length).toBeLessThan(12)
+  })
+
+  test('before its first caught-up batch a storage error ends it with that error', async () => {
+    const source = new FakeSource()
+    source.failingHeads = 1
+    const tail = new TailReader(source, 2, 5)
+    const iterator = tail.follow('all', 0n, 100, undefined)[Symbol.asyncIterator]()
+    expect(await iterator.next().then(() => 'no error', (error: { code?: string }) => error.code)).toBe('STORAGE_ERROR')
     tail.close()
   })
 })

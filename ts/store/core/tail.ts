@@ -33,6 +33,7 @@
  * When the store closes, every follow and subscribe ends quietly (the iterator is done; no error),
  * after the events it had already received.
  */
+import { StorageError } from '../../errors.ts'
 import { matchesQuery } from '../match.ts'
 import type { FollowBatch, Query, SequencedEvent } from '../types.ts'
 import { deepFreeze } from './freeze.ts'
@@ -140,6 +141,8 @@ export class TailReader {
    * turn the tail reads whatever is still missing.
    */
   #putOff = false
+  /** Followers waiting to retry a failed catch-up read (see `#pause`): a close ends their wait. */
+  readonly #pauses = new Set<() => void>()
 
   constructor(source: TailSource, pageSize: number, pollMs: number) {
     this.#source = source
@@ -201,6 +204,7 @@ export class TailReader {
       member.notify()
     }
     this.#members.clear()
+    for (const end of this.#pauses) end()
     this.#byTag = undefined
     this.#committed = []
     this.#stopWatching()
@@ -247,7 +251,13 @@ export class TailReader {
             if (!stopped() && head > through) page = await this.#source.readPage(query, through, head + 1n, batchSize, false)
           } catch (error) {
             if (this.#closed) return
-            throw error
+            // Once live, a follower outlasts a lost connection as the tail does: a follower sent
+            // back to catch up alone (dropped for a slow consumer, or overtaken by the tail) tries
+            // again after the poll interval until its signal or the store's close ends it. Before
+            // its first caught-up batch it fails at once, so a caller learns the store is unreachable.
+            if (!caughtUpOnce || !(error instanceof StorageError)) throw error
+            await this.#pause(signal)
+            continue
           }
           if (stopped()) return
           if (head <= through) {
@@ -284,6 +294,22 @@ export class TailReader {
       signal?.removeEventListener('abort', onAbort)
       if (member !== undefined) this.#leave(member)
     }
+  }
+
+  /** Waits the retry interval of a failed read, or less when the store closes or `signal` aborts. */
+  #pause(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.#closed || signal?.aborted) return resolve()
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        this.#pauses.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.min(this.#pollMs, 1000))
+      signal?.addEventListener('abort', done, { once: true })
+      this.#pauses.add(done)
+    })
   }
 
   /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
