@@ -54,8 +54,14 @@ const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'sqlite,postgres,memory'
 /** The parts to run (BENCH_PARTS, comma-separated): appends, reads, sse, single (the mitata micro-ops). */
 const PARTS = new Set((process.env.BENCH_PARTS || 'appends,reads,sse,single').split(',').map((name) => name.trim()))
 const PAGE = 1000
-/** BENCH_COMMIT_DELAY_US: the stores' commitDelayMicros (unset: each backend's default), for A/B runs. */
-const storeOptions = process.env.BENCH_COMMIT_DELAY_US ? { commitDelayMicros: Number(process.env.BENCH_COMMIT_DELAY_US) } : {}
+/**
+ * For A/B runs, the stores' options (unset: each backend's default): BENCH_COMMIT_DELAY_US the
+ * commitDelayMicros, BENCH_PIPELINE_DEPTH the pipelineDepth.
+ */
+const storeOptions = {
+  ...(process.env.BENCH_COMMIT_DELAY_US ? { commitDelayMicros: Number(process.env.BENCH_COMMIT_DELAY_US) } : {}),
+  ...(process.env.BENCH_PIPELINE_DEPTH ? { pipelineDepth: Number(process.env.BENCH_PIPELINE_DEPTH) } : {}),
+}
 const TOKEN = 'bench-token-0123456789abcdef'
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
 const tokens = [{ name: 'bench', token: TOKEN, scopes: ['read', 'append', 'metrics'] as const }]

@@ -104,6 +104,25 @@ describe('sqlite: the file', () => {
     expect(await codeOf(() => openSqliteStore(freshPath(), { streamBatchSize: 0 }))).toBe('INVALID_OPTIONS')
   })
 
+  test("the writer commits with synchronous=FULL by default (an acknowledged append survives power loss) and NORMAL only when asked", async () => {
+    // A SIGKILL test cannot tell FULL from NORMAL (the page cache outlives the process), so the
+    // durability setting of the writer connection itself is what is checked.
+    const synchronousOf = async (store: EventStore) =>
+      (store as EventStore & TransactionalStore)[storeTransaction]((tx) => {
+        if (tx.backend !== 'sqlite') throw new Error('not sqlite')
+        return (tx.db as Database).query('PRAGMA synchronous').get()
+      })
+    const full = await openSqliteStore(freshPath())
+    const normal = await openSqliteStore(freshPath(), { synchronous: 'normal' })
+    try {
+      expect(await synchronousOf(full)).toEqual({ synchronous: 2n })
+      expect(await synchronousOf(normal)).toEqual({ synchronous: 1n })
+    } finally {
+      await full.close()
+      await normal.close()
+    }
+  })
+
   test('synchronous=normal stores and reads back like the default', async () => {
     const path = freshPath()
     const store = await openSqliteStore(path, { synchronous: 'normal' })
