@@ -84,7 +84,13 @@ if (mode === 'read') {
   await Promise.race([ready.promise, Promise.all(streams).then(() => { throw new Error('every stream ended before all were caught up') })])
   await ready.promise
   console.log('ready')
+  // This process's share of the fan-out's wall time on CPU: near 1, the clients could not keep up,
+  // and the latencies include their own backlog (the frames wait in the sockets for this process).
+  const fanOutStarted = performance.now()
+  const cpuAtReady = process.cpuUsage()
   await Promise.all(streams)
+  const fanOutCpu = process.cpuUsage(cpuAtReady)
+  const busy = (fanOutCpu.user + fanOutCpu.system) / 1000 / (performance.now() - fanOutStarted)
   console.log('received')
   const input = await Bun.stdin.text()
   const acks = JSON.parse(input) as number[]
@@ -98,7 +104,7 @@ if (mode === 'read') {
   latencies.sort()
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!
   const cpu = process.cpuUsage()
-  console.log(JSON.stringify({ p50: at(50), p99: at(99), max: latencies[latencies.length - 1], clientCpuMs: (cpu.user + cpu.system) / 1000 }))
+  console.log(JSON.stringify({ p50: at(50), p99: at(99), max: latencies[latencies.length - 1], clientCpuMs: (cpu.user + cpu.system) / 1000, busy }))
 } else {
   throw new Error(`unknown mode ${mode}`)
 }

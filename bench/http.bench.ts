@@ -240,7 +240,7 @@ async function bestRate(expected: number, pass: () => Promise<number>): Promise<
 async function fanOut(
   store: EventStore,
   base: string,
-): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number }> {
+): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number; busy: number }> {
   const head = await store.head()
   const { lines, child } = load(['sse', base, SSE_CLIENTS, String(head), SSE_APPENDS])
   const expectLine = async (text: string) => {
@@ -273,7 +273,7 @@ async function fanOut(
   const stdin = child.stdin as import('bun').FileSink
   stdin.write(JSON.stringify(acks))
   await stdin.end()
-  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number; clientCpuMs: number }
+  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number; clientCpuMs: number; busy: number }
   await child.exited
   return { ...result, readsPerCommit: reads / Math.max(1, commits), serverCpuUsPerFrame }
 }
@@ -390,7 +390,8 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
   const fan = await fanOut(store, server.url)
   console.log(
     `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}; ` +
-      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), load process CPU ${fan.clientCpuMs.toFixed(0)} ms`,
+      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), load process CPU ${fan.clientCpuMs.toFixed(0)} ms, ` +
+      `on CPU ${(fan.busy * 100).toFixed(0)}% of the fan-out${fan.busy > 0.9 ? ' (the clients were the bottleneck: latencies include their backlog)' : ''}`,
   )
   rows.push({
     scenario: `${backend}: SSE ${SSE_CLIENTS} clients, ack->receipt p99`,
