@@ -1,4 +1,4 @@
-/** Timers shared by the parts that wait: the projection runner's backoff and the CLI's retries. */
+/** Timers shared by the parts that wait: the projection runner's backoff, the CLI's retries, a follower's retry of a failed read. */
 
 /**
  * Resolves after `ms`, or as soon as `signal` aborts (never rejects: the caller checks the signal),

@@ -33,6 +33,7 @@
  * When the store closes, every follow and subscribe ends quietly (the iterator is done; no error),
  * after the events it had already received.
  */
+import { abortableDelay } from '../../delay.ts'
 import { StorageError } from '../../errors.ts'
 import { matchesQuery } from '../match.ts'
 import type { FollowBatch, Query, SequencedEvent } from '../types.ts'
@@ -141,8 +142,8 @@ export class TailReader {
    * turn the tail reads whatever is still missing.
    */
   #putOff = false
-  /** Followers waiting to retry a failed catch-up read (see `#pause`): a close ends their wait. */
-  readonly #pauses = new Set<() => void>()
+  /** Aborted by `close`: ends the wait of every follower retrying a failed catch-up read. */
+  readonly #closing = new AbortController()
 
   constructor(source: TailSource, pageSize: number, pollMs: number) {
     this.#source = source
@@ -204,7 +205,7 @@ export class TailReader {
       member.notify()
     }
     this.#members.clear()
-    for (const end of this.#pauses) end()
+    this.#closing.abort()
     this.#byTag = undefined
     this.#committed = []
     this.#stopWatching()
@@ -256,7 +257,8 @@ export class TailReader {
             // again after the poll interval until its signal or the store's close ends it. Before
             // its first caught-up batch it fails at once, so a caller learns the store is unreachable.
             if (!caughtUpOnce || !(error instanceof StorageError)) throw error
-            await this.#pause(signal)
+            const retryMs = Math.min(this.#pollMs, 1000)
+            await abortableDelay(retryMs, signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]))
             continue
           }
           if (stopped()) return
@@ -294,22 +296,6 @@ export class TailReader {
       signal?.removeEventListener('abort', onAbort)
       if (member !== undefined) this.#leave(member)
     }
-  }
-
-  /** Waits the retry interval of a failed read, or less when the store closes or `signal` aborts. */
-  #pause(signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (this.#closed || signal?.aborted) return resolve()
-      const done = () => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', done)
-        this.#pauses.delete(done)
-        resolve()
-      }
-      const timer = setTimeout(done, Math.min(this.#pollMs, 1000))
-      signal?.addEventListener('abort', done, { once: true })
-      this.#pauses.add(done)
-    })
   }
 
   /** Make a member at `from` if the tail has not read past it; undefined otherwise (catch up more). */
