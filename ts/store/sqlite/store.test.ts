@@ -5,8 +5,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { storeTransaction, type EventStore, type InlineProjector, type SequencedEvent, type TransactionalStore } from '../types.ts'
+import { sqliteDriver, type SqliteDatabase } from './driver.ts'
 import { openSqliteStore } from './index.ts'
 import { SCHEMA_VERSION } from './schema.ts'
+import { SqliteStore } from './store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-sqlite-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -77,6 +79,32 @@ describe('sqlite: the file', () => {
       )
     } finally {
       raw.close()
+    }
+  })
+
+  test('a switch to WAL mode that SQLite answers with SQLITE_BUSY at once is retried, not a failed open', async () => {
+    // SQLite skips the busy timeout where waiting could deadlock: processes opening a new file
+    // together read it in rollback mode, then all ask to switch it to WAL; all but one get BUSY.
+    const open = await sqliteDriver()
+    let refused = 0
+    const busyTwice = (path: string, create: boolean): SqliteDatabase => {
+      const db = open(path, create)
+      const exec = db.exec.bind(db)
+      db.exec = (sql: string) => {
+        if (sql === 'PRAGMA journal_mode = WAL' && refused < 2) {
+          refused++
+          throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+        }
+        return exec(sql)
+      }
+      return db
+    }
+    const store = new SqliteStore(freshPath(), {}, busyTwice)
+    try {
+      expect(refused).toBe(2)
+      expect(await store.append({ type: 'A' })).toMatchObject({ position: 1n })
+    } finally {
+      await store.close()
     }
   })
 

@@ -181,6 +181,26 @@ function toRecord(row: EventRow): EventRecord {
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))
 
+/**
+ * `PRAGMA journal_mode = WAL`, retried while SQLite answers SQLITE_BUSY, until OPEN_BUSY_TIMEOUT_MS.
+ * The busy timeout does not cover it: SQLite does not wait where waiting could deadlock, and
+ * processes opening a new file at once each read it in rollback-journal mode and then ask to switch
+ * it, so all but one get SQLITE_BUSY at once (CI saw one of four processes fail to open this way).
+ * The retry blocks the thread between tries, as SQLite's own busy handler does while opening.
+ */
+function enterWalMode(db: SqliteDatabase): void {
+  const deadline = performance.now() + OPEN_BUSY_TIMEOUT_MS
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL')
+      return
+    } catch (error) {
+      if (!isBusyError(error) || performance.now() + wait > deadline) throw error
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait)
+    }
+  }
+}
+
 const ONE_LANE: Lane = { via: undefined, free: 1 }
 
 const EMPTY = new Uint8Array(0)
@@ -238,7 +258,7 @@ class SqliteBackend implements StoreBackend {
       this.#writer.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
       // Only takes effect while the file is still empty: before WAL mode writes its first page.
       this.#writer.exec(`PRAGMA page_size = ${PAGE_SIZE}`)
-      this.#writer.exec('PRAGMA journal_mode = WAL')
+      enterWalMode(this.#writer)
       this.#writer.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`)
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
