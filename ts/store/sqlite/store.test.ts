@@ -108,6 +108,29 @@ describe('sqlite: the file', () => {
     }
   })
 
+  test('an open that fails after both connections are open closes both', async () => {
+    const open = await sqliteDriver()
+    const connections: { create: boolean; closed: boolean }[] = []
+    const readerCannotPrepare = (path: string, create: boolean): SqliteDatabase => {
+      const db = open(path, create)
+      const seen = { create, closed: false }
+      connections.push(seen)
+      const close = db.close.bind(db)
+      db.close = () => {
+        seen.closed = true
+        close()
+      }
+      if (!create) {
+        db.prepare = () => {
+          throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' })
+        }
+      }
+      return db
+    }
+    expect(() => new SqliteStore(freshPath(), {}, readerCannotPrepare)).toThrow('disk I/O error')
+    expect(connections).toEqual([{ create: true, closed: true }, { create: false, closed: true }])
+  })
+
   test('several stores on one file in one process append through each other', async () => {
     const path = freshPath()
     const stores = await Promise.all(Array.from({ length: 4 }, () => openSqliteStore(path)))

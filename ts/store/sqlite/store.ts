@@ -254,6 +254,7 @@ class SqliteBackend implements StoreBackend {
     this.#shared = path === ':memory:'
 
     this.#writer = open(path, true)
+    let reader: SqliteDatabase | undefined
     try {
       this.#writer.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
       // Only takes effect while the file is still empty: before WAL mode writes its first page.
@@ -263,27 +264,29 @@ class SqliteBackend implements StoreBackend {
       this.#writer.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`)
       migrate(this.#writer)
       this.#writer.exec(`PRAGMA busy_timeout = ${busy}`)
-      this.#reader = this.#shared ? this.#writer : open(path, false)
+      reader = this.#reader = this.#shared ? this.#writer : open(path, false)
+      // Readers in WAL mode wait only while a checkpoint restarts the log: rare and short.
+      if (!this.#shared) this.#reader.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
+
+      this.#headStmt = this.#writer.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
+      this.#findIdStmt = this.#writer.prepare('SELECT position FROM events WHERE id = ?')
+      this.#eventRows = new RowInserter(this.#writer, 'events', ['position', 'type', 'tags', 'data', 'metadata', 'id', 'recorded_at'])
+      this.#tagRows = new RowInserter(this.#writer, 'event_tags', ['tag', 'position'])
+      this.#insertCommandStmt = this.#writer.prepare(
+        'INSERT INTO commands (type, data, metadata, position, recorded_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      this.#upsertCheckpointStmt = this.#writer.prepare(
+        'INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) ' +
+          'ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at',
+      )
+      this.#readerHeadStmt = this.#reader.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
+      this.#dataVersionStmt = this.#reader.prepare('PRAGMA data_version')
     } catch (error) {
+      // A failed open leaves no connection behind (the store was never handed out to close it).
+      if (reader !== undefined && reader !== this.#writer) reader.close()
       this.#writer.close()
       throw error
     }
-    // Readers in WAL mode wait only while a checkpoint restarts the log: rare and short.
-    if (!this.#shared) this.#reader.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`)
-
-    this.#headStmt = this.#writer.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
-    this.#findIdStmt = this.#writer.prepare('SELECT position FROM events WHERE id = ?')
-    this.#eventRows = new RowInserter(this.#writer, 'events', ['position', 'type', 'tags', 'data', 'metadata', 'id', 'recorded_at'])
-    this.#tagRows = new RowInserter(this.#writer, 'event_tags', ['tag', 'position'])
-    this.#insertCommandStmt = this.#writer.prepare(
-      'INSERT INTO commands (type, data, metadata, position, recorded_at) VALUES (?, ?, ?, ?, ?)',
-    )
-    this.#upsertCheckpointStmt = this.#writer.prepare(
-      'INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) ' +
-        'ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at',
-    )
-    this.#readerHeadStmt = this.#reader.prepare('SELECT coalesce(max(position), 0) AS p FROM events')
-    this.#dataVersionStmt = this.#reader.prepare('PRAGMA data_version')
   }
 
   /** SQLite has one writer by nature: one batch at a time. */
