@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freshDatabase } from '../testing/postgres.ts'
-import { crashRounds } from './crash.case.ts'
+import { crashRounds, MIN_KILLS } from './crash.case.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ringstate-runtime-crash-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -18,7 +18,7 @@ describe('a fromStore worker killed with SIGKILL while it works', () => {
     console.log(`sqlite crash rounds, seed ${seed}`)
     const outcome = await crashRounds(`sqlite:${join(dir, 'crash.db')}`, join(dir, 'sqlite-side.log'), 80, seed)
     console.log(`sqlite: ${outcome.lives} lives, ${outcome.selfKills} self-kills, ${outcome.parentKills} parent kills`)
-    expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(5)
+    expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(MIN_KILLS)
   })
 
   test('on PostgreSQL: every input has exactly one output and no command ran again at or below the checkpoint', async () => {
@@ -27,6 +27,6 @@ describe('a fromStore worker killed with SIGKILL while it works', () => {
     console.log(`postgres crash rounds, seed ${seed}`)
     const outcome = await crashRounds(db.url, join(dir, 'postgres-side.log'), 80, seed)
     console.log(`postgres: ${outcome.lives} lives, ${outcome.selfKills} self-kills, ${outcome.parentKills} parent kills`)
-    expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(5)
+    expect(outcome.selfKills + outcome.parentKills).toBeGreaterThanOrEqual(MIN_KILLS)
   })
 })
