@@ -71,14 +71,22 @@ function lastNumber(out, pattern) {
   return all.length ? Number(all[all.length - 1][1]) : 0
 }
 
+// The names of failed tests, repeated in the summary: CI keeps only the end of a long log, and a
+// flaky test must be identifiable from it. Bun prints "(fail) name", node --test "not ok N - name".
+function failureNames(out) {
+  const names = [...out.matchAll(/^\(fail\) (.+)$/gm), ...out.matchAll(/^\s*not ok \d+ - (.+)$/gm)].map((m) => m[1].trim())
+  return [...new Set(names)]
+}
+
 const steps = []
 async function step(label, kind, command, args, env) {
   const { code, output } = await run(label, command, args, env)
   // Colour codes would split the numbers from their words; strip them before counting.
-  let [passed, failed] = counters[kind](output.replace(/\x1b\[[0-9;]*m/g, ''))
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '')
+  let [passed, failed] = counters[kind](plain)
   if (code !== 0 && failed === 0) failed = 1
   if (kind === 'exit' && code !== 0) passed = 0
-  steps.push({ label, code, passed, failed })
+  steps.push({ label, code, passed, failed, failures: failureNames(plain) })
 }
 
 let cluster
@@ -122,6 +130,7 @@ let passed = 0, failed = 0
 for (const s of steps) {
   passed += s.passed; failed += s.failed
   console.log(`${s.code === 0 ? 'ok  ' : 'FAIL'} ${s.label}: ${s.passed} passed, ${s.failed} failed`)
+  for (const name of s.failures.slice(0, 20)) console.log(`       failed: ${name}`)
 }
 console.log(`tests: ${passed} passed, ${failed} failed`)
 process.exit(failed === 0 && steps.every((s) => s.code === 0) ? 0 : 1)
