@@ -24,7 +24,9 @@
 // answer is 201 with "count":3. Why not Bun's fetch: on this bench's 2 cores the load generator's
 // CPU is taken from the server, and fetch spent about 50 µs of CPU per request (wrk about 20);
 // client CPU is what the fetch client measured, not what the server does. The reads and the SSE
-// clients are bench/http-load.ts (Bun; reads follow the `next` cursor, which wrk cannot).
+// clients are bench/http-load.ts (Bun; reads follow the `next` cursor, which wrk cannot); the SSE
+// clients are split over BENCH_SSE_PROCESSES (default 2) such processes, each printing its longest
+// pause beside the server's, so a p99 made by a stalled client shows as such.
 // Single requests (1 client) are micro-ops: mitata measures them and prints its report.
 //
 // PostgreSQL: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres; fresh databases
@@ -43,13 +45,15 @@ import { pageBody } from '../ts/http/wire.ts'
 import { readJsonPage, storeStats, type InspectableStore, type JsonPageReader } from '../ts/store/core/index.ts'
 import { openStore } from '../ts/store/index.ts'
 import type { EventInput, EventStore } from '../ts/store/types.ts'
-import { formatRate, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
+import { formatRate, pauseWatch, printSummary, timeBoxed, type SummaryRow } from './store-workloads.ts'
 
 const CLIENTS = 16
 const SECONDS = positiveNumber('BENCH_SECONDS', 2)
 const READ_EVENTS = positiveNumber('BENCH_READ_EVENTS', 1_000_000)
 const SSE_CLIENTS = positiveNumber('BENCH_SSE_CLIENTS', 1000)
 const SSE_APPENDS = positiveNumber('BENCH_SSE_APPENDS', 2000)
+/** The load processes the SSE clients are split over (BENCH_SSE_PROCESSES, default 2). */
+const SSE_PROCESSES = Math.ceil(positiveNumber('BENCH_SSE_PROCESSES', 2))
 const BACKENDS = new Set((process.env.BENCH_BACKENDS || 'sqlite,postgres,memory').split(',').map((name) => name.trim()))
 /** The parts to run (BENCH_PARTS, comma-separated): appends, reads, sse, single (the mitata micro-ops). */
 const PARTS = new Set((process.env.BENCH_PARTS || 'appends,reads,sse,single').split(',').map((name) => name.trim()))
@@ -236,25 +240,33 @@ async function bestRate(expected: number, pass: () => Promise<number>): Promise<
   return best
 }
 
-/** SSE fan-out: every client must see every event; latency from acknowledgement to receipt. */
+/**
+ * SSE fan-out: every client must see every event; latency from acknowledgement to receipt. The
+ * clients are split over SSE_PROCESSES load processes: one process reading 1,000 sockets was on
+ * CPU for 80-92% of the fan-out on memory, so its own backlog made much of the p99.
+ */
 async function fanOut(
   store: EventStore,
   base: string,
-): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number; busy: number }> {
+): Promise<{ p50: number; p99: number; readsPerCommit: number; serverCpuUsPerFrame: number; clientCpuMs: number; busy: number; pauseMs: number; serverPauseMs: number }> {
   const head = await store.head()
-  const { lines, child } = load(['sse', base, SSE_CLIENTS, String(head), SSE_APPENDS])
-  const expectLine = async (text: string) => {
+  const shares = Array.from({ length: SSE_PROCESSES }, (_, k) => Math.floor(SSE_CLIENTS / SSE_PROCESSES) + (k < SSE_CLIENTS % SSE_PROCESSES ? 1 : 0))
+  const loads = shares.map((clients, k) => {
+    const file = join(tmp, `sse-receipts-${k}.f64`)
+    return { clients, file, ...load(['sse', base, clients, String(head), SSE_APPENDS, file]) }
+  })
+  for (const { lines } of loads) {
     const line = await lines.next()
-    if (line.done || line.value !== text) throw new Error(`http-load sse: expected ${text}, got ${String(line.value)}`)
+    if (line.done || line.value !== 'ready') throw new Error(`http-load sse: expected ready, got ${String(line.value)}`)
   }
-  await expectLine('ready')
   const tail = () => (store as unknown as InspectableStore)[storeStats]().tail
   // Group commit puts several appends in one commit: an inline projector's promote runs once per commit.
   let commits = 0
   const detach = store.attach({ name: 'bench-commits', apply() {}, promote: () => void commits++, discard() {} })
   const readsBefore = tail().reads
   const cpuBefore = process.cpuUsage()
-  const acks = new Array<number>(SSE_APPENDS)
+  const pauses = pauseWatch()
+  const acks = new Float64Array(SSE_APPENDS)
   let issued = 0
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
@@ -265,17 +277,39 @@ async function fanOut(
       }
     }),
   )
-  await expectLine('received')
+  const results = await Promise.all(
+    loads.map(async ({ lines, child }) => {
+      const line = await lines.next()
+      if ((await child.exited) !== 0 || line.done) throw new Error('http-load sse failed')
+      return JSON.parse(line.value) as { clientCpuMs: number; busy: number; pauseMs: number }
+    }),
+  )
+  const serverPauseMs = pauses.stop()
   const cpu = process.cpuUsage(cpuBefore)
   const serverCpuUsPerFrame = (cpu.user + cpu.system) / (SSE_APPENDS * SSE_CLIENTS)
   const reads = tail().reads - readsBefore
   detach()
-  const stdin = child.stdin as import('bun').FileSink
-  stdin.write(JSON.stringify(acks))
-  await stdin.end()
-  const result = JSON.parse((await lines.next()).value as string) as { p50: number; p99: number; clientCpuMs: number; busy: number }
-  await child.exited
-  return { ...result, readsPerCommit: reads / Math.max(1, commits), serverCpuUsPerFrame }
+  const latencies = new Float64Array(SSE_CLIENTS * SSE_APPENDS)
+  let at = 0
+  for (const { clients, file } of loads) {
+    const receipts = new Float64Array(await Bun.file(file).arrayBuffer())
+    if (receipts.length !== clients * SSE_APPENDS) throw new Error(`${file}: ${receipts.length} receipts, expected ${clients * SSE_APPENDS}`)
+    // A receipt before the append's acknowledgement reached its caller counts as zero.
+    for (let i = 0; i < receipts.length; i++) latencies[at++] = Math.max(0, receipts[i]! - acks[i % SSE_APPENDS]!)
+    rmSync(file)
+  }
+  latencies.sort()
+  const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!
+  return {
+    p50: percentile(50),
+    p99: percentile(99),
+    readsPerCommit: reads / Math.max(1, commits),
+    serverCpuUsPerFrame,
+    clientCpuMs: results.reduce((sum, r) => sum + r.clientCpuMs, 0),
+    busy: Math.max(...results.map((r) => r.busy)),
+    pauseMs: Math.max(...results.map((r) => r.pauseMs)),
+    serverPauseMs,
+  }
 }
 
 const rows: SummaryRow[] = []
@@ -390,8 +424,9 @@ for (const backend of ['sqlite', 'postgres', 'memory']) {
   const fan = await fanOut(store, server.url)
   console.log(
     `${backend} SSE: ${SSE_CLIENTS} clients x ${SSE_APPENDS} events: ack->receipt p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms; store reads per commit ${fan.readsPerCommit.toFixed(3)}; ` +
-      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), load process CPU ${fan.clientCpuMs.toFixed(0)} ms, ` +
-      `on CPU ${(fan.busy * 100).toFixed(0)}% of the fan-out${fan.busy > 0.9 ? ' (the clients were the bottleneck: latencies include their backlog)' : ''}`,
+      `server CPU ${fan.serverCpuUsPerFrame.toFixed(1)} µs per delivered event (appenders included), ${SSE_PROCESSES === 1 ? 'the load process' : `${SSE_PROCESSES} load processes'`} CPU during the fan-out ${fan.clientCpuMs.toFixed(0)} ms, ` +
+      `the busiest on CPU ${(fan.busy * 100).toFixed(0)}% of the fan-out${fan.busy > 0.9 ? ' (the clients were the bottleneck: latencies include their backlog)' : ''}; ` +
+      `longest pause: server ${fan.serverPauseMs.toFixed(0)} ms, load processes ${fan.pauseMs.toFixed(0)} ms`,
   )
   rows.push({
     scenario: `${backend}: SSE ${SSE_CLIENTS} clients, ack->receipt p99`,

@@ -125,3 +125,26 @@ export function printSummary(rows: readonly SummaryRow[]): void {
   console.log(`|${widths.map((width, column) => (column === 0 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`)).join('|')}|`)
   for (const cell of cells) console.log(line(cell))
 }
+
+/**
+ * Watches this process's event loop from now on: `stop()` gives the longest gap (ms) between two
+ * turns of a 5 ms timer, beyond the 5 ms. A long gap is a collection or a long stretch of callbacks
+ * during which nothing else here ran; the SSE bench prints the server's and the load process's, so
+ * a p99 can be told apart from a pause of the process that measured it.
+ */
+export function pauseWatch(): { stop(): number } {
+  const every = 5
+  let last = performance.now()
+  let longest = 0
+  const timer = setInterval(() => {
+    const now = performance.now()
+    longest = Math.max(longest, now - last - every)
+    last = now
+  }, every)
+  return {
+    stop() {
+      clearInterval(timer)
+      return Math.max(longest, performance.now() - last - every, 0)
+    },
+  }
+}
