@@ -255,60 +255,65 @@ async function fanOut(
     const file = join(tmp, `sse-receipts-${k}.f64`)
     return { clients, file, ...load(['sse', base, clients, String(head), SSE_APPENDS, file]) }
   })
-  for (const { lines } of loads) {
-    const line = await lines.next()
-    if (line.done || line.value !== 'ready') throw new Error(`http-load sse: expected ready, got ${String(line.value)}`)
-  }
-  const tail = () => (store as unknown as InspectableStore)[storeStats]().tail
-  // Group commit puts several appends in one commit: an inline projector's promote runs once per commit.
-  let commits = 0
-  const detach = store.attach({ name: 'bench-commits', apply() {}, promote: () => void commits++, discard() {} })
-  const readsBefore = tail().reads
-  const cpuBefore = process.cpuUsage()
-  const pauses = pauseWatch()
-  const acks = new Float64Array(SSE_APPENDS)
-  let issued = 0
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (issued < SSE_APPENDS) {
-        issued++
-        const { position } = await store.append({ type: 'Fanned', data: { at: Date.now() } })
-        acks[Number(position - head - 1n)] = performance.timeOrigin + performance.now()
-      }
-    }),
-  )
-  const results = await Promise.all(
-    loads.map(async ({ lines, child }) => {
+  // A load process left running after a failure would keep its streams open: end every one.
+  try {
+    for (const { lines } of loads) {
       const line = await lines.next()
-      if ((await child.exited) !== 0 || line.done) throw new Error('http-load sse failed')
-      return JSON.parse(line.value) as { clientCpuMs: number; busy: number; pauseMs: number }
-    }),
-  )
-  const serverPauseMs = pauses.stop()
-  const cpu = process.cpuUsage(cpuBefore)
-  const serverCpuUsPerFrame = (cpu.user + cpu.system) / (SSE_APPENDS * SSE_CLIENTS)
-  const reads = tail().reads - readsBefore
-  detach()
-  const latencies = new Float64Array(SSE_CLIENTS * SSE_APPENDS)
-  let at = 0
-  for (const { clients, file } of loads) {
-    const receipts = new Float64Array(await Bun.file(file).arrayBuffer())
-    if (receipts.length !== clients * SSE_APPENDS) throw new Error(`${file}: ${receipts.length} receipts, expected ${clients * SSE_APPENDS}`)
-    // A receipt before the append's acknowledgement reached its caller counts as zero.
-    for (let i = 0; i < receipts.length; i++) latencies[at++] = Math.max(0, receipts[i]! - acks[i % SSE_APPENDS]!)
-    rmSync(file)
-  }
-  latencies.sort()
-  const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!
-  return {
-    p50: percentile(50),
-    p99: percentile(99),
-    readsPerCommit: reads / Math.max(1, commits),
-    serverCpuUsPerFrame,
-    clientCpuMs: results.reduce((sum, r) => sum + r.clientCpuMs, 0),
-    busy: Math.max(...results.map((r) => r.busy)),
-    pauseMs: Math.max(...results.map((r) => r.pauseMs)),
-    serverPauseMs,
+      if (line.done || line.value !== 'ready') throw new Error(`http-load sse: expected ready, got ${String(line.value)}`)
+    }
+    const tail = () => (store as unknown as InspectableStore)[storeStats]().tail
+    // Group commit puts several appends in one commit: an inline projector's promote runs once per commit.
+    let commits = 0
+    const detach = store.attach({ name: 'bench-commits', apply() {}, promote: () => void commits++, discard() {} })
+    const readsBefore = tail().reads
+    const cpuBefore = process.cpuUsage()
+    const pauses = pauseWatch()
+    const acks = new Float64Array(SSE_APPENDS)
+    let issued = 0
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (issued < SSE_APPENDS) {
+          issued++
+          const { position } = await store.append({ type: 'Fanned', data: { at: Date.now() } })
+          acks[Number(position - head - 1n)] = performance.timeOrigin + performance.now()
+        }
+      }),
+    )
+    const results = await Promise.all(
+      loads.map(async ({ lines, child }) => {
+        const line = await lines.next()
+        if ((await child.exited) !== 0 || line.done) throw new Error('http-load sse failed')
+        return JSON.parse(line.value) as { clientCpuMs: number; busy: number; pauseMs: number }
+      }),
+    )
+    const serverPauseMs = pauses.stop()
+    const cpu = process.cpuUsage(cpuBefore)
+    const serverCpuUsPerFrame = (cpu.user + cpu.system) / (SSE_APPENDS * SSE_CLIENTS)
+    const reads = tail().reads - readsBefore
+    detach()
+    const latencies = new Float64Array(SSE_CLIENTS * SSE_APPENDS)
+    let at = 0
+    for (const { clients, file } of loads) {
+      const receipts = new Float64Array(await Bun.file(file).arrayBuffer())
+      if (receipts.length !== clients * SSE_APPENDS) throw new Error(`${file}: ${receipts.length} receipts, expected ${clients * SSE_APPENDS}`)
+      // A receipt before the append's acknowledgement reached its caller counts as zero.
+      for (let i = 0; i < receipts.length; i++) latencies[at++] = Math.max(0, receipts[i]! - acks[i % SSE_APPENDS]!)
+      rmSync(file)
+    }
+    latencies.sort()
+    const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!
+    return {
+      p50: percentile(50),
+      p99: percentile(99),
+      readsPerCommit: reads / Math.max(1, commits),
+      serverCpuUsPerFrame,
+      clientCpuMs: results.reduce((sum, r) => sum + r.clientCpuMs, 0),
+      busy: Math.max(...results.map((r) => r.busy)),
+      pauseMs: Math.max(...results.map((r) => r.pauseMs)),
+      serverPauseMs,
+    }
+  } finally {
+    for (const { child } of loads) if (child.exitCode === null) child.kill()
   }
 }
 
